@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Set up a virtual environment in .venv with nasforge and its test tools.
+# Usage: bash scripts/setup.sh      (idempotent; safe to run again)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+# The CPU build of PyTorch first: asking for plain "torch" could pull a multi-GB CUDA build.
+.venv/bin/pip install -q --disable-pip-version-check "torch==2.13.0"
+.venv/bin/pip install -q --disable-pip-version-check -e ".[dev]"
+echo "nasforge is installed in .venv: run '.venv/bin/nasforge --help' or 'source .venv/bin/activate'."

@@ -1,0 +1,1 @@
+"""nasforge: neural architecture search for your own data."""

@@ -1,0 +1,135 @@
+"""The validated configuration of a search: from a TOML file, flags, or Python keywords.
+
+Every value is checked by pydantic; an error names the key and what is allowed, in one line.
+The whole configuration is stored with the run, so ``nasforge resume`` needs nothing else.
+"""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import NasforgeError
+from .evaluator import MeasureSettings
+from .objectives import Objective
+from .train import TrainSettings
+
+LEARNING_RULES = ("backprop", "fa", "usf", "brsf", "frsf")
+
+
+class DataSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dataset: Optional[str] = None
+    csv: Optional[str] = None
+    target: Optional[str] = None
+    drop: list[str] = Field(default_factory=list)
+    val_fraction: float = Field(default=0.2, gt=0, lt=1)
+    test_fraction: float = Field(default=0.2, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DataSettings":
+        if self.dataset is None and self.csv is None:
+            self.dataset = "digits"
+        if self.dataset is not None and self.csv is not None:
+            raise ValueError("give either a dataset or a csv, not both")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.dataset or Path(self.csv or "data").stem
+
+
+class SpaceSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    min_layers: int = Field(default=1, ge=0, le=64)
+    max_layers: int = Field(default=4, ge=0, le=64)
+    min_units: int = Field(default=8, ge=1, le=65536)
+    max_units: int = Field(default=256, ge=1, le=65536)
+    activations: list[str] = Field(default_factory=lambda: ["relu", "tanh", "gelu", "elu", "leaky_relu", "silu"])
+    dropouts: list[float] = Field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.5])
+    max_params: Optional[int] = Field(default=None, ge=1)
+    learning_rules: list[str] = Field(default_factory=lambda: ["backprop"])
+
+    @field_validator("learning_rules")
+    @classmethod
+    def _known_rules(cls, rules: list[str]) -> list[str]:
+        unknown = [r for r in rules if r not in LEARNING_RULES]
+        if unknown or not rules:
+            raise ValueError(f"unknown learning rules {unknown}; choose from {', '.join(LEARNING_RULES)}")
+        return rules
+
+    @field_validator("dropouts")
+    @classmethod
+    def _dropout_range(cls, values: list[float]) -> list[float]:
+        if not values or any(not 0 <= v < 1 for v in values):
+            raise ValueError("dropout rates must be in [0, 1)")
+        return values
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "SpaceSettings":
+        if self.min_layers > self.max_layers:
+            raise ValueError(f"min_layers ({self.min_layers}) is above max_layers ({self.max_layers})")
+        if self.min_units > self.max_units:
+            raise ValueError(f"min_units ({self.min_units}) is above max_units ({self.max_units})")
+        return self
+
+
+class StrategySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = "evolution"
+    population_size: Optional[int] = Field(default=None, ge=2, le=100000)
+    sample_size: Optional[int] = Field(default=None, ge=1, le=100000)
+
+
+class SearchConfig(BaseModel):
+    """Everything that defines a search. ``budget`` counts evaluations (finished trials)."""
+
+    model_config = ConfigDict(extra="forbid")
+    data: DataSettings = Field(default_factory=DataSettings)
+    space: SpaceSettings = Field(default_factory=SpaceSettings)
+    strategy: StrategySettings = Field(default_factory=StrategySettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    measure: MeasureSettings = Field(default_factory=MeasureSettings)
+    objective: Objective = Field(default_factory=Objective)
+    budget: int = Field(default=40, ge=1, le=10_000_000)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    threads: int = Field(default=1, ge=1, le=1024, description="torch threads per evaluation")
+
+    def identity(self) -> dict[str, Any]:
+        """What must match for a run to be continued (the budget may grow)."""
+        return self.model_dump(mode="json", exclude={"budget"})
+
+
+def validation_message(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "config"
+    value = first.get("input")
+    shown = f" (got {value!r})" if not isinstance(value, dict) else ""
+    return f"config {key}: {first['msg']}{shown}"
+
+
+def build_config(data: dict[str, Any]) -> SearchConfig:
+    try:
+        return SearchConfig.model_validate(data)
+    except ValidationError as exc:
+        raise NasforgeError(validation_message(exc)) from None
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise NasforgeError(f"config file not found: {path}")
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise NasforgeError(f"{path} is not valid TOML: {exc}") from None
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Nested dict merge: values in ``override`` win (flags over file)."""
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out

@@ -1,0 +1,133 @@
+"""A classification task: split, preprocessed tensors ready for fast in-memory training.
+
+Rules (documented in the README):
+- Split: stratified train/validation/test (default 60/20/20) with a seed.
+- Preprocessing is fitted on the training split only: numeric columns get their missing
+  values replaced by the training median, then standardised with training mean and sd;
+  categorical columns are one-hot encoded with the categories seen in training (a missing
+  value is its own category, unseen categories encode as all zeros).
+- Labels of any type are turned into class indices in sorted order of their text form.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from ..errors import NasforgeError
+
+
+@dataclass
+class Task:
+    """Everything the evaluator needs; tensors stay in memory (small data, no DataLoader)."""
+
+    name: str
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_val: torch.Tensor
+    y_val: torch.Tensor
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+    classes: list[str]
+    feature_names: list[str] = field(default_factory=list)
+    preprocessor: Any = None
+    spec: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.X_train.shape[1:])
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def describe(self) -> str:
+        sizes = f"{len(self.y_train)}/{len(self.y_val)}/{len(self.y_test)}"
+        return f"{self.name}: {self.n_classes} classes, input {self.input_shape}, train/val/test {sizes}"
+
+
+def encode_labels(y: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Class indices in sorted order of the labels' text; at least two classes."""
+    text = y.astype(str)
+    classes = sorted(text.unique())
+    if len(classes) < 2:
+        raise NasforgeError(f"the target has {len(classes)} class ({classes}); a classifier needs at least 2")
+    index = {c: i for i, c in enumerate(classes)}
+    return text.map(index).to_numpy(np.int64), classes
+
+
+def stratified_split(
+    y: np.ndarray, val_fraction: float, test_fraction: float, seed: int, classes: list[str] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices of train/val/test, stratified by class."""
+    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise NasforgeError(f"split fractions val={val_fraction}, test={test_fraction} must be in (0,1) and sum below 1")
+    counts = np.bincount(y)
+    rare = np.flatnonzero(counts < 3)
+    if len(rare):
+        name = classes[rare[0]] if classes else str(rare[0])
+        raise NasforgeError(
+            f"class {name!r} has {counts[rare[0]]} row(s); every class needs at least 3 for a train/validation/test split"
+        )
+    idx = np.arange(len(y))
+    rest, test = train_test_split(idx, test_size=test_fraction, stratify=y, random_state=seed)
+    val_share = val_fraction / (1 - test_fraction)
+    train, val = train_test_split(rest, test_size=val_share, stratify=y[rest], random_state=seed)
+    return train, val, test
+
+
+def make_preprocessor(frame: pd.DataFrame) -> ColumnTransformer:
+    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
+    categorical = [c for c in frame.columns if c not in numeric]
+    return ColumnTransformer(
+        [
+            ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
+            (
+                "categorical",
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value="<missing>"),
+                    OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                ),
+                categorical,
+            ),
+        ],
+        verbose_feature_names_out=False,
+    )
+
+
+def tabular_task(
+    name: str,
+    features: pd.DataFrame,
+    target: pd.Series,
+    *,
+    seed: int = 0,
+    val_fraction: float = 0.2,
+    test_fraction: float = 0.2,
+    spec: dict[str, Any] | None = None,
+) -> Task:
+    """Split a feature table and its labels, fit preprocessing on train, return tensors."""
+    if features.shape[1] == 0:
+        raise NasforgeError(f"{name}: no feature columns left besides the target")
+    y, classes = encode_labels(target)
+    train, val, test = stratified_split(y, val_fraction, test_fraction, seed, classes)
+    pre = make_preprocessor(features)
+    with np.errstate(all="ignore"):
+        parts = [pre.fit_transform(features.iloc[train])] + [pre.transform(features.iloc[i]) for i in (val, test)]
+    X = [torch.as_tensor(np.asarray(p, dtype=np.float32)) for p in parts]
+    Y = [torch.as_tensor(y[i]) for i in (train, val, test)]
+    return Task(
+        name=name,
+        X_train=X[0], y_train=Y[0], X_val=X[1], y_val=Y[1], X_test=X[2], y_test=Y[2],
+        classes=classes,
+        feature_names=[str(c) for c in pre.get_feature_names_out()],
+        preprocessor=pre,
+        spec={**(spec or {}), "seed": seed, "val_fraction": val_fraction, "test_fraction": test_fraction},
+    )

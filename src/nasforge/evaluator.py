@@ -1,0 +1,90 @@
+"""Turns a genome into measured metrics; never knows which strategy asked.
+
+One evaluation: build the network under a seed, train it (early stopping on validation
+loss), then measure accuracy and macro-F1 on every split, parameters, FLOPs, serialised
+size, single-sample and batch latency, FPS and energy. Test metrics are recorded for the
+report only; nothing in nasforge selects on them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from sklearn.metrics import f1_score
+
+from . import measure
+from .data import Task
+from .errors import TrialFailed
+from .spaces import Genome
+from .train import TrainSettings, predict_logits, train
+
+
+class MeasureSettings(BaseModel):
+    """How latency is measured (warm-up runs, timed repeats, batch size)."""
+
+    model_config = ConfigDict(extra="forbid")
+    batch_size: int = Field(default=64, ge=1, le=100000)
+    warmup: int = Field(default=5, ge=0, le=1000)
+    repeats: int = Field(default=30, ge=1, le=10000)
+    power: measure.PowerSettings = Field(default_factory=measure.PowerSettings)
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, Any]
+    state_dict: dict[str, torch.Tensor] = field(repr=False)
+
+
+def _accuracy_f1(logits: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    pred = logits.argmax(1)
+    acc = float((pred == y).float().mean()) if len(y) else float("nan")
+    f1 = float(f1_score(y.numpy(), pred.numpy(), average="macro", zero_division=0)) if len(y) else float("nan")
+    return acc, f1
+
+
+class Evaluator:
+    def __init__(self, task: Task, train_settings: TrainSettings | None = None, measure_settings: MeasureSettings | None = None):
+        self.task = task
+        self.train_settings = train_settings or TrainSettings()
+        self.measure_settings = measure_settings or MeasureSettings()
+
+    def build(self, genome: Genome, seed: int) -> torch.nn.Module:
+        torch.manual_seed(seed)
+        try:
+            return genome.build(self.task.input_shape, self.task.n_classes)
+        except (RuntimeError, ValueError) as exc:
+            raise TrialFailed(f"network does not build: {exc}") from exc
+
+    def evaluate(self, genome: Genome, seed: int) -> Evaluation:
+        """Train and measure; raises TrialFailed for a candidate that cannot be trained."""
+        task, ms = self.task, self.measure_settings
+        model = self.build(genome, seed)
+        generator = torch.Generator().manual_seed(seed)
+        with measure.energy_meter(ms.power) as train_energy:
+            result = train(model, task.X_train, task.y_train, task.X_val, task.y_val, self.train_settings, generator)
+        metrics: dict[str, Any] = {}
+        for split, X, y in (("train", task.X_train, task.y_train), ("val", task.X_val, task.y_val), ("test", task.X_test, task.y_test)):
+            metrics[f"{split}_acc"], metrics[f"{split}_f1"] = _accuracy_f1(predict_logits(model, X), y)
+        with measure.energy_meter(ms.power) as infer_energy:
+            predict_logits(model, task.X_val)
+        single = measure.latency_seconds(model, task.X_val[:1], ms.warmup, ms.repeats)
+        batch_x = task.X_val[: ms.batch_size]
+        batch = measure.latency_seconds(model, batch_x, ms.warmup, ms.repeats)
+        metrics.update(
+            val_loss=result.best_val_loss,
+            params=measure.count_params(model),
+            flops=measure.count_flops(model, task.input_shape),
+            size_bytes=measure.model_size_bytes(model),
+            latency_ms=single * 1e3,
+            batch_latency_ms=batch * 1e3,
+            fps=len(batch_x) / batch if batch > 0 else float("inf"),
+            train_seconds=result.seconds,
+            epochs=result.epochs,
+            best_epoch=result.best_epoch,
+            train_energy_kwh=train_energy.kwh,
+            infer_energy_kwh=infer_energy.kwh,
+            energy_source=train_energy.source,
+        )
+        return Evaluation(metrics, {k: v.detach().clone() for k, v in model.state_dict().items()})

@@ -1,0 +1,104 @@
+"""From metrics to fitness: validation accuracy, or LEMONADE's combined metric (CM).
+
+``CM = W_A (TAcc + VAcc) + W_F NF - W_E (TNE + VNE) - W_S NS``  (LEMONADE Eq. 1, plus a size
+term of ours). TAcc is training accuracy and VAcc validation accuracy, as in the paper.
+Normalisation (ours, documented in the README): a quantity ``x`` with a reference ``r``
+becomes ``x / (x + r)``, a number in [0, 1) that is 0.5 at the reference and grows with x,
+so weights compare like with like whatever the units:
+- NF: FPS with reference ``fps_ref`` (default 14,000, LEMONADE's target TF);
+- TNE: training energy (kWh) with reference ``train_energy_ref`` (default 1e-3, TT_E);
+- VNE: energy of inference on the validation set with reference ``val_energy_ref`` (1e-5, TV_E);
+- NS: parameter count with reference ``params_ref`` (default 100,000).
+Test metrics never enter a fitness.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import NasforgeError
+
+
+def normalise(value: float, reference: float) -> float:
+    if not math.isfinite(value):
+        return 1.0 if value > 0 else 0.0
+    value = max(value, 0.0)
+    return value / (value + reference)
+
+
+class Objective(BaseModel):
+    """Fitness to maximise. With no weights given, fitness is validation accuracy."""
+
+    model_config = ConfigDict(extra="forbid")
+    accuracy: float = Field(default=0.0, ge=0)
+    fps: float = Field(default=0.0, ge=0)
+    energy: float = Field(default=0.0, ge=0)
+    size: float = Field(default=0.0, ge=0)
+    fps_ref: float = Field(default=14000.0, gt=0)
+    train_energy_ref: float = Field(default=1e-3, gt=0)
+    val_energy_ref: float = Field(default=1e-5, gt=0)
+    params_ref: float = Field(default=100_000.0, gt=0)
+
+    @property
+    def combined(self) -> bool:
+        return any((self.accuracy, self.fps, self.energy, self.size))
+
+    def describe(self) -> str:
+        if not self.combined:
+            return "validation accuracy"
+        parts = [f"{k}={getattr(self, k):g}" for k in ("accuracy", "fps", "energy", "size") if getattr(self, k)]
+        return "combined metric CM (" + ", ".join(parts) + ")"
+
+    def fitness(self, m: Mapping[str, Any]) -> float:
+        if not self.combined:
+            return float(m["val_acc"])
+        return (
+            self.accuracy * (m["train_acc"] + m["val_acc"])
+            + self.fps * normalise(m["fps"], self.fps_ref)
+            - self.energy * (normalise(m["train_energy_kwh"], self.train_energy_ref)
+                             + normalise(m["infer_energy_kwh"], self.val_energy_ref))
+            - self.size * normalise(m["params"], self.params_ref)
+        )
+
+
+def parse_weights(text: str) -> dict[str, float]:
+    """``"accuracy=0.7,fps=0.2,energy=0.1"`` -> dict; unknown names are a one-line error."""
+    allowed = ("accuracy", "fps", "energy", "size")
+    weights: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or name not in allowed:
+            raise NasforgeError(f"--weights takes NAME=VALUE pairs with NAME in {', '.join(allowed)}; got {item!r}")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise NasforgeError(f"--weights {name}={value!r} is not a number") from None
+        if not (math.isfinite(weights[name]) and weights[name] >= 0):
+            raise NasforgeError(f"--weights {name} must be a finite number >= 0, got {value}")
+    return weights
+
+
+def pareto_front(points: Sequence[Sequence[float]]) -> list[int]:
+    """Indices of the points no other point dominates (every coordinate maximised)."""
+    front = []
+    for i, p in enumerate(points):
+        dominated = any(
+            all(a >= b for a, b in zip(q, p)) and any(a > b for a, b in zip(q, p)) for j, q in enumerate(points) if j != i
+        )
+        if not dominated:
+            front.append(i)
+    return front
+
+
+def hypervolume_2d(points: Sequence[tuple[float, float]], reference: tuple[float, float]) -> float:
+    """Area dominated by ``points`` (both coordinates maximised) above ``reference``."""
+    pts = sorted({(x, y) for x, y in points if x > reference[0] and y > reference[1]}, reverse=True)
+    area, best_y = 0.0, reference[1]
+    for x, y in pts:
+        if y > best_y:
+            area += (x - reference[0]) * (y - best_y)
+            best_y = y
+    return area

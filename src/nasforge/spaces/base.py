@@ -1,0 +1,111 @@
+"""What every genome family and search space shares.
+
+A genome is an immutable pydantic model: its canonical JSON (sorted keys, no spaces) is the
+identity of an architecture, its id a short hash of that JSON. Pydantic gives validation
+with readable reasons and a JSON Schema for free (the schema is what an LLM designer writes).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..errors import InvalidGenome
+
+
+class Genome(BaseModel):
+    """An architecture description: immutable, hashable, JSON round-trippable."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    family: ClassVar[str] = "base"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"family": self.family, **self.model_dump(mode="json")}
+
+    def to_json(self) -> str:
+        """Canonical JSON: equal architectures give equal strings."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def id(self) -> str:
+        return hashlib.sha1(self.to_json().encode()).hexdigest()[:12]
+
+    def build(self, input_shape: tuple[int, ...], n_classes: int) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def summary(self) -> str:
+        """One short line for tables."""
+        raise NotImplementedError
+
+
+def parse_genome(cls: type[Genome], data: dict[str, Any] | str) -> Genome:
+    """Build a genome of ``cls`` from a dict or JSON text; invalid input raises InvalidGenome."""
+    try:
+        if isinstance(data, str):
+            data = json.loads(data)
+        data = dict(data)
+    except (json.JSONDecodeError, TypeError, ValueError) as exc:
+        raise InvalidGenome(f"genome is not a JSON object: {exc}") from None
+    family = data.pop("family", cls.family)
+    if family != cls.family:
+        raise InvalidGenome(f"genome family is {family!r}, expected {cls.family!r}")
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "genome"
+        raise InvalidGenome(f"{where}: {first['msg']}") from None
+
+
+class SearchSpace(ABC):
+    """Samples, mutates and checks genomes of one family under user bounds."""
+
+    genome_type: ClassVar[type[Genome]]
+    max_tries: ClassVar[int] = 200
+
+    @abstractmethod
+    def random_genome(self, rng: np.random.Generator) -> Genome:
+        """A genome drawn from the space (may still break bounds; sample() checks)."""
+
+    @abstractmethod
+    def mutation_operators(self) -> dict[str, Any]:
+        """name -> callable(genome, rng) -> genome or None when it does not apply."""
+
+    @abstractmethod
+    def check(self, genome: Genome) -> None:
+        """Raise InvalidGenome with the reason if the genome is outside the space."""
+
+    def parse(self, data: dict[str, Any] | str) -> Genome:
+        genome = parse_genome(self.genome_type, data)
+        self.check(genome)
+        return genome
+
+    def is_valid(self, genome: Genome) -> bool:
+        try:
+            self.check(genome)
+        except InvalidGenome:
+            return False
+        return True
+
+    def sample(self, rng: np.random.Generator) -> Genome:
+        for _ in range(self.max_tries):
+            genome = self.random_genome(rng)
+            if self.is_valid(genome):
+                return genome
+        raise InvalidGenome("could not sample a valid genome: the space's bounds are too tight")
+
+    def mutate(self, genome: Genome, rng: np.random.Generator) -> tuple[Genome, str]:
+        """A valid child that differs from ``genome``, and the operator that made it."""
+        ops = self.mutation_operators()
+        names = sorted(ops)
+        for _ in range(self.max_tries):
+            name = names[int(rng.integers(len(names)))]
+            child = ops[name](genome, rng)
+            if child is not None and child != genome and self.is_valid(child):
+                return child, name
+        raise InvalidGenome(f"no mutation of {genome.summary()} stays inside the space")

@@ -1,0 +1,217 @@
+"""The ``mlp`` genome family: fully connected networks for tabular data.
+
+A genome is a list of hidden layers (units, activation, learning rule) plus one dropout
+rate after every hidden layer and the learning rule of the output layer.
+"""
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from ..errors import InvalidGenome
+from .base import Genome, SearchSpace
+
+ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
+    "relu": torch.nn.ReLU,
+    "tanh": torch.nn.Tanh,
+    "sigmoid": torch.nn.Sigmoid,
+    "gelu": torch.nn.GELU,
+    "elu": torch.nn.ELU,
+    "leaky_relu": torch.nn.LeakyReLU,
+    "silu": torch.nn.SiLU,
+}
+Activation = Literal["relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu", "silu"]
+Rule = Literal["backprop", "fa", "usf", "brsf", "frsf"]
+
+
+def linear_layer(n_in: int, n_out: int, rule: str) -> torch.nn.Linear:
+    """A Linear layer trained with ``rule`` (plain nn.Linear for backprop)."""
+    if rule == "backprop":
+        return torch.nn.Linear(n_in, n_out)
+    from ..learning_rules import RuleLinear
+
+    return RuleLinear(n_in, n_out, rule=rule)
+
+
+class Dense(Genome):
+    units: int = Field(ge=1, le=65536)
+    activation: Activation = "relu"
+    rule: Rule = "backprop"
+
+
+class MLPGenome(Genome):
+    family = "mlp"
+    layers: tuple[Dense, ...] = Field(default=(), max_length=64)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    output_rule: Rule = "backprop"
+
+    def build(self, input_shape: tuple[int, ...], n_classes: int) -> torch.nn.Module:
+        modules: list[torch.nn.Module] = [torch.nn.Flatten()]
+        width = math.prod(input_shape)
+        for layer in self.layers:
+            modules += [linear_layer(width, layer.units, layer.rule), ACTIVATIONS[layer.activation]()]
+            if self.dropout > 0:
+                modules.append(torch.nn.Dropout(self.dropout))
+            width = layer.units
+        modules.append(linear_layer(width, n_classes, self.output_rule))
+        return torch.nn.Sequential(*modules)
+
+    def n_params(self, input_dim: int, n_classes: int) -> int:
+        widths = [input_dim, *(layer.units for layer in self.layers), n_classes]
+        return sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+
+    def rules(self) -> list[str]:
+        return [layer.rule for layer in self.layers] + [self.output_rule]
+
+    def summary(self) -> str:
+        body = "-".join(f"{layer.units}{layer.activation[:4]}" for layer in self.layers) or "linear"
+        if self.dropout:
+            body += f" d{self.dropout:g}"
+        rules = self.rules()
+        if any(rule != "backprop" for rule in rules):
+            body += " [" + ",".join(rules) + "]"
+        return body
+
+
+def _replace_layer(genome: MLPGenome, index: int, **changes: Any) -> MLPGenome:
+    layers = list(genome.layers)
+    layers[index] = layers[index].model_copy(update=changes)
+    return genome.model_copy(update={"layers": tuple(layers)})
+
+
+class MLPSpace(SearchSpace):
+    """MLPs with ``min_layers..max_layers`` hidden layers of widths from a geometric grid."""
+
+    genome_type = MLPGenome
+
+    def __init__(
+        self,
+        input_dim: int,
+        n_classes: int,
+        *,
+        min_layers: int = 1,
+        max_layers: int = 4,
+        min_units: int = 8,
+        max_units: int = 256,
+        activations: tuple[str, ...] = ("relu", "tanh", "gelu", "elu", "leaky_relu", "silu"),
+        dropouts: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5),
+        rules: tuple[str, ...] = ("backprop",),
+        max_params: int | None = None,
+    ):
+        if not 0 <= min_layers <= max_layers:
+            raise InvalidGenome(f"need 0 <= min_layers <= max_layers, got {min_layers}..{max_layers}")
+        if not 1 <= min_units <= max_units:
+            raise InvalidGenome(f"need 1 <= min_units <= max_units, got {min_units}..{max_units}")
+        unknown = set(activations) - set(ACTIVATIONS)
+        if unknown or not activations:
+            raise InvalidGenome(f"unknown activations {sorted(unknown)}; choose from {sorted(ACTIVATIONS)}")
+        self.input_dim, self.n_classes = input_dim, n_classes
+        self.min_layers, self.max_layers = min_layers, max_layers
+        self.widths = self._grid(min_units, max_units)
+        self.activations, self.dropouts, self.rules = tuple(activations), tuple(dropouts), tuple(rules)
+        self.max_params = max_params
+
+    @staticmethod
+    def _grid(lo: int, hi: int) -> tuple[int, ...]:
+        """Powers of two between the bounds, plus the bounds themselves."""
+        grid = {lo, hi} | {2**k for k in range(31) if lo <= 2**k <= hi}
+        return tuple(sorted(grid))
+
+    def _layer(self, rng: np.random.Generator) -> Dense:
+        return Dense(
+            units=self.widths[int(rng.integers(len(self.widths)))],
+            activation=self.activations[int(rng.integers(len(self.activations)))],
+            rule=self.rules[int(rng.integers(len(self.rules)))],
+        )
+
+    def random_genome(self, rng: np.random.Generator) -> MLPGenome:
+        depth = int(rng.integers(self.min_layers, self.max_layers + 1))
+        return MLPGenome(
+            layers=tuple(self._layer(rng) for _ in range(depth)),
+            dropout=self.dropouts[int(rng.integers(len(self.dropouts)))],
+            output_rule=self.rules[int(rng.integers(len(self.rules)))],
+        )
+
+    def check(self, genome: Genome) -> None:
+        if not isinstance(genome, MLPGenome):
+            raise InvalidGenome(f"expected an mlp genome, got {genome.family!r}")
+        depth = len(genome.layers)
+        if not self.min_layers <= depth <= self.max_layers:
+            raise InvalidGenome(f"{depth} hidden layers, the space allows {self.min_layers}..{self.max_layers}")
+        for i, layer in enumerate(genome.layers):
+            if not self.widths[0] <= layer.units <= self.widths[-1]:
+                raise InvalidGenome(f"layer {i} has {layer.units} units, allowed {self.widths[0]}..{self.widths[-1]}")
+            if layer.activation not in self.activations:
+                raise InvalidGenome(f"layer {i} activation {layer.activation!r} is not in {list(self.activations)}")
+        bad_rules = set(genome.rules()) - set(self.rules)
+        if bad_rules:
+            raise InvalidGenome(f"learning rules {sorted(bad_rules)} are not in {list(self.rules)}")
+        if self.max_params is not None:
+            n = genome.n_params(self.input_dim, self.n_classes)
+            if n > self.max_params:
+                raise InvalidGenome(f"{n} parameters exceed the budget of {self.max_params}")
+
+    # --- mutation operators: each returns a new genome, or None when it does not apply ---
+    def add_layer(self, g: MLPGenome, rng: np.random.Generator) -> MLPGenome | None:
+        if len(g.layers) >= self.max_layers:
+            return None
+        at = int(rng.integers(len(g.layers) + 1))
+        return g.model_copy(update={"layers": g.layers[:at] + (self._layer(rng),) + g.layers[at:]})
+
+    def remove_layer(self, g: MLPGenome, rng: np.random.Generator) -> MLPGenome | None:
+        if len(g.layers) <= self.min_layers:
+            return None
+        at = int(rng.integers(len(g.layers)))
+        return g.model_copy(update={"layers": g.layers[:at] + g.layers[at + 1 :]})
+
+    def change_width(self, g: MLPGenome, rng: np.random.Generator, step: int = 0) -> MLPGenome | None:
+        """Move one layer's width one grid step up or down (``step`` fixes the direction)."""
+        if not g.layers:
+            return None
+        at = int(rng.integers(len(g.layers)))
+        pos = int(np.searchsorted(self.widths, g.layers[at].units))
+        step = step or int(rng.choice([-1, 1]))
+        pos = min(max(pos + step, 0), len(self.widths) - 1)
+        return _replace_layer(g, at, units=self.widths[pos])
+
+    def change_activation(self, g: MLPGenome, rng: np.random.Generator) -> MLPGenome | None:
+        if not g.layers or len(self.activations) < 2:
+            return None
+        at = int(rng.integers(len(g.layers)))
+        others = [a for a in self.activations if a != g.layers[at].activation]
+        return _replace_layer(g, at, activation=others[int(rng.integers(len(others)))])
+
+    def change_dropout(self, g: MLPGenome, rng: np.random.Generator) -> MLPGenome | None:
+        others = [d for d in self.dropouts if d != g.dropout]
+        if not g.layers or not others:
+            return None
+        return g.model_copy(update={"dropout": others[int(rng.integers(len(others)))]})
+
+    def change_rule(self, g: MLPGenome, rng: np.random.Generator) -> MLPGenome | None:
+        """Give one learnable layer (hidden or output) another learning rule."""
+        if len(self.rules) < 2:
+            return None
+        at = int(rng.integers(len(g.layers) + 1))
+        current = g.rules()[at]
+        others = [r for r in self.rules if r != current]
+        rule = others[int(rng.integers(len(others)))]
+        if at == len(g.layers):
+            return g.model_copy(update={"output_rule": rule})
+        return _replace_layer(g, at, rule=rule)
+
+    def mutation_operators(self) -> dict[str, Any]:
+        ops = {
+            "add_layer": self.add_layer,
+            "remove_layer": self.remove_layer,
+            "change_width": self.change_width,
+            "change_activation": self.change_activation,
+            "change_dropout": self.change_dropout,
+        }
+        if len(self.rules) > 1:
+            ops["change_rule"] = self.change_rule
+        return ops

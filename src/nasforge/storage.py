@@ -1,0 +1,128 @@
+"""The trial store: Optuna's RDB storage (SQLite file by default, any SQLAlchemy URL).
+
+One nasforge run is one Optuna study named "nasforge"; one evaluation is one Optuna trial
+whose value is the fitness and whose user attributes hold the genome, the metrics and the
+bookkeeping resume needs (``ask_index``: the order of asks; ``asked_after``: how many tells
+had happened when it was asked; ``told_seq``: the order of tells). Optuna gives crash-safe
+commits and lets ``optuna-dashboard`` open our runs unchanged.
+
+The study's process is the only writer (workers return results to it), so SQLite is safe.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from .errors import NasforgeError
+
+STUDY_NAME = "nasforge"
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def sqlite_url(out: Path) -> str:
+    return f"sqlite:///{(out / 'study.db').resolve()}"
+
+
+@dataclass
+class TrialRecord:
+    """One evaluation as stored, in plain Python types."""
+
+    number: int
+    state: str  # "complete", "failed", "running"
+    genome: dict[str, Any]
+    fitness: float | None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    parents: list[int] = field(default_factory=list)
+    operator: str = "random"
+    info: dict[str, Any] = field(default_factory=dict)
+    ask_index: int = 0
+    asked_after: int = 0
+    told_seq: int | None = None
+    error: str | None = None
+    interrupted: bool = False
+
+    @property
+    def finished(self) -> bool:
+        """Counts against the budget: complete or failed, but not cut off by a stop."""
+        return self.state in ("complete", "failed") and not self.interrupted
+
+
+_STATES = {TrialState.COMPLETE: "complete", TrialState.FAIL: "failed", TrialState.RUNNING: "running",
+           TrialState.WAITING: "running", TrialState.PRUNED: "failed"}
+
+
+class RunStore:
+    def __init__(self, url: str, create: bool):
+        try:
+            storage = optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        except Exception as exc:  # bad URL, driver missing, server down
+            raise NasforgeError(f"cannot open storage {url}: {str(exc).splitlines()[0]}") from None
+        self.url = url
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        if STUDY_NAME not in names and not create:
+            raise NasforgeError(f"no nasforge run in {url}")
+        self.study = optuna.create_study(storage=storage, study_name=STUDY_NAME, direction="maximize", load_if_exists=True)
+        self._open: dict[int, optuna.Trial] = {}
+
+    # --- run-level attributes ---
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.study.user_attrs.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self.study.set_user_attr(key, value)
+
+    # --- trials ---
+    def start(self, genome: dict, parents: tuple[int, ...], operator: str, info: dict, ask_index: int, asked_after: int) -> int:
+        trial = self.study.ask()
+        for key, value in dict(genome=genome, parents=list(parents), operator=operator, info=info,
+                               ask_index=ask_index, asked_after=asked_after).items():
+            trial.set_user_attr(key, value)
+        self._open[trial.number] = trial
+        return trial.number
+
+    def finish(self, number: int, fitness: float, metrics: dict[str, Any], told_seq: int) -> None:
+        trial = self._open.pop(number)
+        trial.set_user_attr("metrics", _json_safe(metrics))
+        trial.set_user_attr("told_seq", told_seq)
+        value = fitness if math.isfinite(fitness) else -1e308
+        self.study.tell(trial, value)
+
+    def fail(self, number: int, error: str, told_seq: int | None, interrupted: bool = False) -> None:
+        """Record a failed trial; also closes a trial left running by a process that died."""
+        trial = self._open.pop(number, None)
+        if trial is None:
+            frozen = next(t for t in self.study.get_trials(deepcopy=False) if t.number == number)
+            trial = optuna.trial.Trial(self.study, frozen._trial_id)
+        trial.set_user_attr("error", error)
+        trial.set_user_attr("interrupted", interrupted)
+        if told_seq is not None:
+            trial.set_user_attr("told_seq", told_seq)
+        self.study.tell(trial, state=TrialState.FAIL)
+
+    def records(self) -> list[TrialRecord]:
+        out = []
+        for t in self.study.get_trials(deepcopy=False):
+            a = t.user_attrs
+            out.append(TrialRecord(
+                number=t.number, state=_STATES.get(t.state, "failed"), genome=a.get("genome", {}),
+                fitness=t.value if t.state == TrialState.COMPLETE else None, metrics=a.get("metrics", {}),
+                parents=a.get("parents", []), operator=a.get("operator", "random"), info=a.get("info", {}),
+                ask_index=a.get("ask_index", t.number), asked_after=a.get("asked_after", 0),
+                told_seq=a.get("told_seq"), error=a.get("error"), interrupted=a.get("interrupted", False),
+            ))
+        return out
+
+
+def _json_safe(metrics: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no NaN/inf: store them as strings so nothing is lost or rejected."""
+    return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
+
+
+def load_json(path: Path) -> Any:
+    return json.loads(path.read_text())

@@ -1,0 +1,26 @@
+"""Search strategies, by the name users type."""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+
+from ..errors import NasforgeError
+from ..spaces import SearchSpace
+from .base import Proposal, Strategy
+from .evolution import RegularizedEvolution
+from .random import RandomSearch
+
+STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (RandomSearch, RegularizedEvolution)}
+
+
+def make_strategy(name: str, space: SearchSpace, rng: np.random.Generator, budget: int, **options: Any) -> Strategy:
+    if name not in STRATEGIES:
+        raise NasforgeError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
+    cls = STRATEGIES[name]
+    accepted = inspect.signature(cls.__init__).parameters
+    return cls(space, rng, budget, **{k: v for k, v in options.items() if k in accepted and v is not None})
+
+
+__all__ = ["Proposal", "Strategy", "STRATEGIES", "make_strategy", "RandomSearch", "RegularizedEvolution"]

@@ -1,0 +1,41 @@
+"""The ask/tell contract every search strategy follows.
+
+A strategy proposes genomes and learns from their fitness; it never trains anything and
+holds no state that cannot be rebuilt by replaying the same asks and tells under the same
+seed. That is how a killed search resumes exactly (see study.py).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..spaces import Genome, SearchSpace
+
+
+@dataclass
+class Proposal:
+    genome: Genome
+    parents: tuple[int, ...] = ()  # trial numbers of the parents
+    operator: str = "random"  # how the genome was made
+    info: dict[str, Any] = field(default_factory=dict)  # strategy-specific (stage, generation, ...)
+    trial: int | None = None  # set by the study once stored
+
+
+class Strategy(ABC):
+    name: str = "base"
+
+    def __init__(self, space: SearchSpace, rng: np.random.Generator, budget: int):
+        self.space, self.rng, self.budget = space, rng, budget
+
+    @abstractmethod
+    def ask(self) -> Proposal:
+        """The next genome to evaluate."""
+
+    def tell(self, proposal: Proposal, fitness: float | None) -> None:
+        """The result of an evaluation; ``None`` means the trial failed."""
+
+    def describe(self) -> str:
+        return self.name

@@ -1,0 +1,71 @@
+"""Regularized (aging) evolution, Real et al. 2019 (SPEC §1).
+
+Fill a population of P random genomes; then repeatedly sample S members uniformly, mutate
+the fittest of the sample, add the child and remove the OLDEST member (not the worst).
+Aging keeps the search moving away from lucky early evaluations.
+
+In the asynchronous form (several workers), asks may run ahead of tells: while the first P
+random proposals are out, further asks are random too if nobody has been told yet.
+A failed trial joins nothing; a failed initial genome is replaced by another random one.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..spaces import Genome, SearchSpace
+from .base import Proposal, Strategy
+
+
+@dataclass(frozen=True)
+class Member:
+    trial: int
+    genome: Genome
+    fitness: float
+
+
+def default_population(budget: int) -> int:
+    """A quarter of the budget, between 5 and 100 (the paper's P=100 for long runs)."""
+    return int(min(100, max(5, budget // 4)))
+
+
+def default_sample(population: int) -> int:
+    """A quarter of the population, at least 2 (the paper's 25 of 100)."""
+    return max(2, math.ceil(population / 4))
+
+
+class RegularizedEvolution(Strategy):
+    name = "evolution"
+
+    def __init__(self, space: SearchSpace, rng: np.random.Generator, budget: int,
+                 population_size: int | None = None, sample_size: int | None = None):
+        super().__init__(space, rng, budget)
+        self.population_size = population_size or default_population(budget)
+        self.sample_size = min(sample_size or default_sample(self.population_size), self.population_size)
+        self.population: deque[Member] = deque()
+        self.initial_open = 0  # random proposals that are out or joined the population
+
+    def ask(self) -> Proposal:
+        if self.initial_open < self.population_size or not self.population:
+            self.initial_open += 1
+            return Proposal(self.space.sample(self.rng), info={"initial": True})
+        picks = self.rng.choice(len(self.population), size=min(self.sample_size, len(self.population)), replace=False)
+        parent = max((self.population[int(i)] for i in picks), key=lambda m: m.fitness)
+        child, operator = self.space.mutate(parent.genome, self.rng)
+        return Proposal(child, parents=(parent.trial,), operator=operator)
+
+    def tell(self, proposal: Proposal, fitness: float | None) -> None:
+        if fitness is None or not math.isfinite(fitness):
+            if proposal.info.get("initial"):
+                self.initial_open -= 1
+            return
+        assert proposal.trial is not None, "the study numbers a proposal before telling it"
+        self.population.append(Member(proposal.trial, proposal.genome, fitness))
+        if len(self.population) > self.population_size:
+            self.population.popleft()
+
+    def describe(self) -> str:
+        return f"regularized evolution (P={self.population_size}, S={self.sample_size})"

@@ -1,0 +1,245 @@
+"""A search run: the loop, its storage, and exact resume.
+
+Resume works by replay. The strategy is rebuilt from the configuration and seed, then is
+shown the stored asks and tells in their original order (``ask_index``, ``asked_after``,
+``told_seq``), so its state after resume is the state it would have had. A trial that was
+running when the process died is marked failed with ``interrupted`` and its ask is
+evaluated again under the same seed: nothing finished is lost or evaluated twice.
+Each evaluation's seed comes from the run seed and its ask index, so a re-run of an
+interrupted ask gives what the uninterrupted run would have given.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pickle
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .config import SearchConfig, build_config
+from .data import Task, load_task, reload_task
+from .errors import NasforgeError, TrialFailed
+from .evaluator import Evaluator
+from .spaces import Genome, MLPSpace, SearchSpace, genome_from_dict
+from .storage import RunStore, TrialRecord, sqlite_url
+from .strategies import Proposal, Strategy, make_strategy
+
+Callback = Callable[[TrialRecord, "Study"], None]
+
+
+def trial_seed(seed: int, ask_index: int) -> int:
+    return (seed * 1_000_003 + ask_index * 7919) % (2**31 - 1)
+
+
+def make_space(config: SearchConfig, task: Task) -> SearchSpace:
+    s = config.space
+    return MLPSpace(
+        int(np.prod(task.input_shape)), task.n_classes, min_layers=s.min_layers, max_layers=s.max_layers,
+        min_units=s.min_units, max_units=s.max_units, activations=tuple(s.activations),
+        dropouts=tuple(s.dropouts), rules=tuple(s.learning_rules), max_params=s.max_params,
+    )
+
+
+@dataclass
+class _Pending:
+    ask_index: int
+    asked_after: int
+    proposal: Proposal
+
+
+class Study:
+    """Create a run in ``out`` (or continue the one there) and run it."""
+
+    def __init__(self, out: str | Path, config: SearchConfig | None = None, storage: str | None = None, task: Task | None = None):
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock_run(self.out)
+        meta_path = self.out / "run.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        url = storage or meta.get("storage") or sqlite_url(self.out)
+        self.store = RunStore(url, create=config is not None)
+        stored = self.store.get("config")
+        if config is None:
+            if stored is None:
+                raise NasforgeError(f"{self.out} holds no nasforge run; start one with 'nasforge search'")
+            config = build_config(stored)
+        elif stored is not None:
+            _check_same_run(build_config(stored), config, self.out)
+        self.config = config
+        if stored is None or self.store.get("budget") != config.budget:
+            self.store.set("config", config.model_dump(mode="json"))
+            self.store.set("budget", config.budget)
+        meta_path.write_text(json.dumps({"storage": url}, indent=1))
+        self.task = task or (reload_task(self.store.get("task")) if self.store.get("task") else self._new_task())
+        self.space = make_space(config, self.task)
+        self.evaluator = Evaluator(self.task, config.train, config.measure)
+        _save_task_info(self.out, self.task)
+
+    def _new_task(self) -> Task:
+        d = self.config.data
+        task = load_task(d.dataset, csv=d.csv, target=d.target, drop=tuple(d.drop), seed=self.config.seed,
+                         val_fraction=d.val_fraction, test_fraction=d.test_fraction)
+        self.store.set("task", task.spec)
+        return task
+
+    # --- reading ---
+    def trials(self) -> list[TrialRecord]:
+        return self.store.records()
+
+    def finished(self) -> list[TrialRecord]:
+        return [t for t in self.trials() if t.finished]
+
+    def best(self) -> TrialRecord | None:
+        return best_trial(self.trials())
+
+    def genome(self, record: TrialRecord) -> Genome:
+        return genome_from_dict(record.genome)
+
+    # --- the loop ---
+    def _replay(self, strategy: Strategy, records: list[TrialRecord]) -> tuple[list[_Pending], int, int]:
+        """Bring a fresh strategy to the stored state; return asks still to evaluate."""
+        by_ask: dict[int, TrialRecord] = {}
+        for r in records:  # a finished record of an ask wins over its interrupted attempts
+            if r.finished or r.ask_index not in by_ask:
+                by_ask[r.ask_index] = r
+        pending: dict[int, _Pending] = {}
+        next_ask = tells = 0
+
+        def ask_up_to(n_tells: int) -> None:
+            nonlocal next_ask
+            while next_ask in by_ask and by_ask[next_ask].asked_after <= n_tells:
+                record = by_ask[next_ask]
+                proposal = strategy.ask()
+                if proposal.genome.to_dict() != genome_from_dict(record.genome).to_dict():
+                    raise NasforgeError(
+                        f"cannot resume {self.out}: replay proposed another genome at ask {next_ask} "
+                        "(was the run made by another nasforge version?)"
+                    )
+                pending[next_ask] = _Pending(next_ask, record.asked_after, proposal)
+                next_ask += 1
+
+        for record in sorted((r for r in by_ask.values() if r.finished), key=lambda r: r.told_seq or 0):
+            ask_up_to(tells)
+            item = pending.pop(record.ask_index)
+            item.proposal.trial = record.number
+            strategy.tell(item.proposal, record.fitness)
+            tells += 1
+        ask_up_to(tells)
+        return sorted(pending.values(), key=lambda p: p.ask_index), next_ask, tells
+
+    def run(self, callback: Callback | None = None) -> TrialRecord | None:
+        """Evaluate until the budget of finished trials is spent; return the best trial."""
+        cfg = self.config
+        torch.set_num_threads(cfg.threads)
+        for record in self.trials():
+            if record.state == "running":
+                self.store.fail(record.number, "interrupted: the search process stopped; the ask is evaluated again",
+                                told_seq=None, interrupted=True)
+        records = self.trials()
+        strategy = make_strategy(cfg.strategy.name, self.space, np.random.default_rng(cfg.seed), cfg.budget,
+                                 population_size=cfg.strategy.population_size, sample_size=cfg.strategy.sample_size)
+        self.strategy = strategy
+        pending, next_ask, tells = self._replay(strategy, records)
+        done = sum(r.finished for r in records)
+        while done < cfg.budget:
+            if pending:
+                item = pending.pop(0)
+            else:
+                item = _Pending(next_ask, tells, strategy.ask())
+                next_ask += 1
+            record = self._evaluate(item, told_seq=tells)
+            strategy.tell(item.proposal, record.fitness)
+            tells += 1
+            done += 1
+            if callback:
+                callback(record, self)
+        best = self.best()
+        if best is not None:
+            self._save_best(best)
+        return best
+
+    def _evaluate(self, item: _Pending, told_seq: int) -> TrialRecord:
+        p = item.proposal
+        number = self.store.start(p.genome.to_dict(), p.parents, p.operator, p.info, item.ask_index, item.asked_after)
+        p.trial = number
+        try:
+            evaluation = self.evaluator.evaluate(p.genome, trial_seed(self.config.seed, item.ask_index))
+            fitness = self.config.objective.fitness(evaluation.metrics)
+            _atomic_save(evaluation.state_dict, self.model_path(number))
+            self.store.finish(number, fitness, evaluation.metrics, told_seq)
+        except KeyboardInterrupt:
+            self.store.fail(number, "interrupted by the user; the ask is evaluated again on resume", None, interrupted=True)
+            raise
+        except TrialFailed as exc:
+            self.store.fail(number, str(exc), told_seq)
+        except Exception as exc:  # a candidate that raises must not end the search
+            self.store.fail(number, f"{type(exc).__name__}: {exc}", told_seq)
+        return next(r for r in self.trials() if r.number == number)
+
+    # --- files ---
+    def model_path(self, number: int) -> Path:
+        return self.out / "models" / f"trial-{number:05d}.pt"
+
+    def _save_best(self, best: TrialRecord) -> None:
+        folder = self.out / "best"
+        folder.mkdir(exist_ok=True)
+        (folder / "genome.json").write_text(json.dumps(best.genome, indent=2, sort_keys=True))
+        (folder / "metrics.json").write_text(json.dumps({"trial": best.number, "fitness": best.fitness, **best.metrics}, indent=2))
+        shutil.copyfile(self.model_path(best.number), folder / "model.pt")
+
+    def close(self) -> None:
+        self._lock.close()
+
+
+def best_trial(records: list[TrialRecord]) -> TrialRecord | None:
+    """Highest fitness; ties go to fewer parameters, then to the earlier trial."""
+    done = [r for r in records if r.state == "complete" and r.fitness is not None]
+    return max(done, key=lambda r: (r.fitness, -r.metrics.get("params", 0), -r.number), default=None)
+
+
+def _check_same_run(stored: SearchConfig, new: SearchConfig, out: Path) -> None:
+    a, b = stored.identity(), new.identity()
+    if a != b:
+        diff = sorted(_diff_keys(a, b))
+        raise NasforgeError(
+            f"{out} holds a run with other settings ({', '.join(diff[:4])}); use another --out, or 'nasforge resume {out}'"
+        )
+
+
+def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [k for key in set(a) | set(b) for k in _diff_keys(a.get(key), b.get(key), f"{prefix}{key}.")]
+    return [prefix.rstrip(".")] if a != b else []
+
+
+def _lock_run(out: Path):
+    handle = open(out / ".lock", "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise NasforgeError(f"another nasforge process is running the search in {out}") from None
+    return handle
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _save_task_info(out: Path, task: Task) -> None:
+    """What a saved model needs to predict on raw rows: classes, input shape, preprocessing."""
+    info = {"name": task.name, "classes": task.classes, "input_shape": task.input_shape,
+            "feature_names": task.feature_names, "preprocessor": task.preprocessor}
+    tmp = out / "task.pkl.tmp"
+    tmp.write_bytes(pickle.dumps(info))
+    os.replace(tmp, out / "task.pkl")

@@ -1,0 +1,98 @@
+"""Gradient training on in-memory tensors.
+
+Batches come from indexing a permutation of the training tensors: on small data this is
+faster than a DataLoader (DESIGN.md), and the evaluator's overhead is measured against a
+bare loop in benchmarks/overhead.py. Early stopping watches validation loss and restores
+the best weights, so the reported model is the one selection saw.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import TrialFailed
+
+
+class TrainSettings(BaseModel):
+    """How each candidate is trained (all of it configurable, defaults tuned for small data)."""
+
+    model_config = ConfigDict(extra="forbid")
+    optimizer: str = Field(default="adam", pattern="^(adam|adamw|sgd)$")
+    lr: float = Field(default=3e-3, gt=0, le=10)
+    weight_decay: float = Field(default=0.0, ge=0, le=1)
+    epochs: int = Field(default=40, ge=1, le=100000)
+    batch_size: int = Field(default=64, ge=1, le=1_000_000)
+    patience: int = Field(default=6, ge=0, le=100000, description="epochs without validation improvement; 0 = off")
+
+
+@dataclass
+class TrainResult:
+    epochs: int
+    best_epoch: int
+    best_val_loss: float
+    seconds: float
+    history: list[tuple[float, float]] = field(default_factory=list)  # (train loss, val loss) per epoch
+
+
+def make_optimizer(model: torch.nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if s.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=s.lr, momentum=0.9, weight_decay=s.weight_decay)
+    cls = torch.optim.AdamW if s.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=s.lr, weight_decay=s.weight_decay)
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, X: torch.Tensor, batch: int = 4096) -> torch.Tensor:
+    model.eval()
+    return torch.cat([model(X[i : i + batch]) for i in range(0, len(X), batch)]) if len(X) else X.new_zeros(0)
+
+
+def train(
+    model: torch.nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    X_val: torch.Tensor,
+    y_val: torch.Tensor,
+    settings: TrainSettings,
+    generator: torch.Generator,
+) -> TrainResult:
+    """Train in place; raise TrialFailed if the loss stops being finite."""
+    opt = make_optimizer(model, settings)
+    n, bs = len(X), settings.batch_size
+    best_val, best_epoch, best_state, wait = math.inf, 0, None, 0
+    history: list[tuple[float, float]] = []
+    start = time.perf_counter()
+    epoch = 0
+    for epoch in range(1, settings.epochs + 1):
+        model.train()
+        order = torch.randperm(n, generator=generator)
+        total = torch.zeros(())
+        for i in range(0, n, bs):
+            idx = order[i : i + bs]
+            loss = F.cross_entropy(model(X[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach() * len(idx)
+        train_loss = float(total) / n
+        val_loss = float(F.cross_entropy(predict_logits(model, X_val), y_val))
+        history.append((train_loss, val_loss))
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+            raise TrialFailed(f"loss became {train_loss if not math.isfinite(train_loss) else val_loss} at epoch {epoch}")
+        if val_loss < best_val:
+            best_val, best_epoch, wait = val_loss, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            wait += 1
+            if settings.patience and wait >= settings.patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return TrainResult(epoch, best_epoch, best_val, time.perf_counter() - start, history)
