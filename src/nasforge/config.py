@@ -82,6 +82,15 @@ class StrategySettings(BaseModel):
     population_size: Optional[int] = Field(default=None, ge=2, le=100000)
     sample_size: Optional[int] = Field(default=None, ge=1, le=100000)
 
+    @field_validator("name")
+    @classmethod
+    def _known_strategy(cls, name: str) -> str:
+        from .strategies import STRATEGIES
+
+        if name not in STRATEGIES:
+            raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
+        return name
+
 
 class SearchConfig(BaseModel):
     """Everything that defines a search. ``budget`` counts evaluations (finished trials)."""

@@ -1,6 +1,7 @@
 """The trial store: Optuna's RDB storage (SQLite file by default, any SQLAlchemy URL).
 
-One nasforge run is one Optuna study named "nasforge"; one evaluation is one Optuna trial
+One nasforge run is one Optuna study (named after the run directory, so many runs can share
+one PostgreSQL database); one evaluation is one Optuna trial
 whose value is the fitness and whose user attributes hold the genome, the metrics and the
 bookkeeping resume needs (``ask_index``: the order of asks; ``asked_after``: how many tells
 had happened when it was asked; ``told_seq``: the order of tells). Optuna gives crash-safe
@@ -21,7 +22,6 @@ from optuna.trial import TrialState
 
 from .errors import NasforgeError
 
-STUDY_NAME = "nasforge"
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
@@ -58,16 +58,16 @@ _STATES = {TrialState.COMPLETE: "complete", TrialState.FAIL: "failed", TrialStat
 
 
 class RunStore:
-    def __init__(self, url: str, create: bool):
+    def __init__(self, url: str, name: str, create: bool):
         try:
             storage = optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
         except Exception as exc:  # bad URL, driver missing, server down
             raise NasforgeError(f"cannot open storage {url}: {str(exc).splitlines()[0]}") from None
         self.url = url
         names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
-        if STUDY_NAME not in names and not create:
-            raise NasforgeError(f"no nasforge run in {url}")
-        self.study = optuna.create_study(storage=storage, study_name=STUDY_NAME, direction="maximize", load_if_exists=True)
+        if name not in names and not create:
+            raise NasforgeError(f"no nasforge run named {name!r} in {url}")
+        self.study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True)
         self._open: dict[int, optuna.Trial] = {}
 
     # --- run-level attributes ---

@@ -59,12 +59,17 @@ class Study:
 
     def __init__(self, out: str | Path, config: SearchConfig | None = None, storage: str | None = None, task: Task | None = None):
         self.out = Path(out)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self._lock = _lock_run(self.out)
         meta_path = self.out / "run.json"
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        if config is None and not meta and storage is None:
+            raise NasforgeError(f"{self.out} holds no nasforge run; start one with 'nasforge search'")
+        if config is not None and not meta and task is None:
+            task = _load_configured_task(config)  # bad data fails before anything is written
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock_run(self.out) if config is not None else None
         url = storage or meta.get("storage") or sqlite_url(self.out)
-        self.store = RunStore(url, create=config is not None)
+        name = meta.get("study") or self.out.resolve().name
+        self.store = RunStore(url, name, create=config is not None)
         stored = self.store.get("config")
         if config is None:
             if stored is None:
@@ -76,18 +81,15 @@ class Study:
         if stored is None or self.store.get("budget") != config.budget:
             self.store.set("config", config.model_dump(mode="json"))
             self.store.set("budget", config.budget)
-        meta_path.write_text(json.dumps({"storage": url}, indent=1))
-        self.task = task or (reload_task(self.store.get("task")) if self.store.get("task") else self._new_task())
+        if self.store.get("task") is None:
+            task = task or _load_configured_task(config)
+            self.store.set("task", task.spec)
+        meta_path.write_text(json.dumps({"storage": url, "study": name}, indent=1))
+        self.task = task or reload_task(self.store.get("task"))
         self.space = make_space(config, self.task)
         self.evaluator = Evaluator(self.task, config.train, config.measure)
-        _save_task_info(self.out, self.task)
-
-    def _new_task(self) -> Task:
-        d = self.config.data
-        task = load_task(d.dataset, csv=d.csv, target=d.target, drop=tuple(d.drop), seed=self.config.seed,
-                         val_fraction=d.val_fraction, test_fraction=d.test_fraction)
-        self.store.set("task", task.spec)
-        return task
+        if self._lock is not None:
+            _save_task_info(self.out, self.task)
 
     # --- reading ---
     def trials(self) -> list[TrialRecord]:
@@ -137,6 +139,8 @@ class Study:
     def run(self, callback: Callback | None = None) -> TrialRecord | None:
         """Evaluate until the budget of finished trials is spent; return the best trial."""
         cfg = self.config
+        if self._lock is None:
+            self._lock = _lock_run(self.out)
         torch.set_num_threads(cfg.threads)
         for record in self.trials():
             if record.state == "running":
@@ -195,7 +199,31 @@ class Study:
         shutil.copyfile(self.model_path(best.number), folder / "model.pt")
 
     def close(self) -> None:
-        self._lock.close()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+
+def _run_meta(out: Path) -> tuple[str, str]:
+    """The storage URL and study name a run directory points to (run.json)."""
+    meta = out / "run.json"
+    data = json.loads(meta.read_text()) if meta.is_file() else {}
+    return data.get("storage") or sqlite_url(out), data.get("study") or out.resolve().name
+
+
+def read_trials(out: str | Path, storage: str | None = None) -> list[TrialRecord]:
+    """A run's trials, read without taking the run's lock (safe while it is running)."""
+    out = Path(out)
+    if storage is None and not (out / "run.json").is_file():
+        raise NasforgeError(f"{out} holds no nasforge run")
+    url, name = _run_meta(out)
+    return RunStore(storage or url, name, create=False).records()
+
+
+def _load_configured_task(config: SearchConfig) -> Task:
+    d = config.data
+    return load_task(d.dataset, csv=d.csv, target=d.target, drop=tuple(d.drop), seed=config.seed,
+                     val_fraction=d.val_fraction, test_fraction=d.test_fraction)
 
 
 def best_trial(records: list[TrialRecord]) -> TrialRecord | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..errors import NasforgeError
@@ -56,4 +57,5 @@ def _typed_column(col: pd.Series, file: str, max_categories: int) -> pd.Series:
             f"{file}: column {col.name!r} has {present.nunique()} distinct text values (an id or free text?); "
             f"leave it out with --drop {col.name!r}"
         )
-    return col.astype("object").where(col.notna(), None)
+    text = col.astype("object").where(col.notna(), np.nan)
+    return text.map(lambda v: v.strip() if isinstance(v, str) else v).replace("", np.nan)

@@ -1,0 +1,119 @@
+"""The Python face of nasforge: run a search, read a run, load its best model."""
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .config import build_config, load_toml, merge
+from .errors import NasforgeError
+from .spaces import Genome, genome_from_dict
+from .storage import TrialRecord
+from .study import Study, best_trial, read_trials
+
+
+@dataclass
+class SearchResult:
+    out: Path
+    best: TrialRecord | None
+    trials: list[TrialRecord]
+
+    @property
+    def best_genome(self) -> Genome | None:
+        return genome_from_dict(self.best.genome) if self.best else None
+
+    def load_model(self, trial: int | None = None) -> "TrainedModel":
+        return load_model(self.out, trial)
+
+
+def default_out(dataset: str | None, csv: str | None, strategy: str, seed: int) -> Path:
+    name = dataset or Path(csv or "data").stem
+    return Path("runs") / f"{name}-{strategy}-seed{seed}"
+
+
+def search(
+    dataset: str | None = None,
+    *,
+    csv: str | None = None,
+    target: str | None = None,
+    strategy: str = "evolution",
+    budget: int = 40,
+    seed: int = 0,
+    out: str | Path | None = None,
+    storage: str | None = None,
+    config: str | Path | dict[str, Any] | None = None,
+    callback: Callable[[TrialRecord, Study], None] | None = None,
+    **settings: Any,
+) -> SearchResult:
+    """Run (or continue) a search and return its best trial.
+
+    ``settings`` are sections of the configuration, e.g. ``train={"epochs": 20}``,
+    ``space={"max_layers": 3}``, ``objective={"accuracy": 1, "fps": 0.5}``.
+    """
+    base = load_toml(config) if isinstance(config, (str, Path)) else dict(config or {})
+    data = {k: v for k, v in dict(dataset=dataset, csv=csv, target=target).items() if v is not None}
+    flags: dict[str, Any] = {"budget": budget, "seed": seed, "strategy": {"name": strategy}, **settings}
+    if data:
+        flags["data"] = data
+    cfg = build_config(merge(base, flags))
+    out = Path(out) if out else default_out(cfg.data.dataset, cfg.data.csv, cfg.strategy.name, cfg.seed)
+    study = Study(out, cfg, storage=storage)
+    try:
+        best = study.run(callback)
+        return SearchResult(out, best, study.trials())
+    finally:
+        study.close()
+
+
+def open_run(out: str | Path, storage: str | None = None) -> SearchResult:
+    """Read a run's trials without running anything."""
+    trials = read_trials(out, storage)
+    return SearchResult(Path(out), best_trial(trials), trials)
+
+
+class TrainedModel:
+    """A trained network with what it needs to predict on raw inputs."""
+
+    def __init__(self, module: torch.nn.Module, genome: Genome, info: dict[str, Any]):
+        self.module, self.genome = module.eval(), genome
+        self.classes: list[str] = info["classes"]
+        self.preprocessor = info.get("preprocessor")
+        self.feature_names: list[str] = info.get("feature_names", [])
+
+    def _inputs(self, X: Any) -> torch.Tensor:
+        if self.preprocessor is not None and isinstance(X, pd.DataFrame):
+            X = self.preprocessor.transform(X)
+        return torch.as_tensor(np.asarray(X, dtype=np.float32))
+
+    @torch.no_grad()
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities; ``X`` is a DataFrame of raw columns or preprocessed numbers."""
+        return torch.softmax(self.module(self._inputs(X)), dim=1).numpy()
+
+    def predict(self, X: Any) -> list[str]:
+        return [self.classes[i] for i in self.predict_proba(X).argmax(1)]
+
+
+def load_model(out: str | Path, trial: int | None = None) -> TrainedModel:
+    """The best (or a given) trial's trained network: ``nasforge.load_model("runs/digits")``."""
+    out = Path(out)
+    info_path = out / "task.pkl"
+    if not info_path.is_file():
+        raise NasforgeError(f"{out} holds no nasforge run (no task.pkl)")
+    info = pickle.loads(info_path.read_bytes())  # written by nasforge itself for this run
+    run = open_run(out)
+    record = run.best if trial is None else next((t for t in run.trials if t.number == trial), None)
+    if record is None or record.state != "complete":
+        raise NasforgeError(f"no completed trial {'' if trial is None else trial} in {out}")
+    weights = out / "models" / f"trial-{record.number:05d}.pt"
+    if not weights.is_file():
+        raise NasforgeError(f"the weights of trial {record.number} are missing: {weights}")
+    genome = genome_from_dict(record.genome)
+    module = genome.build(tuple(info["input_shape"]), len(info["classes"]))
+    module.load_state_dict(torch.load(weights, weights_only=True))
+    return TrainedModel(module, genome, info)

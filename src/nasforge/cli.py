@@ -1,0 +1,247 @@
+"""`nasforge search|resume|show|datasets`: a thin face on the Study.
+
+User errors (bad data, flags, config values) print one line on stderr and exit with 2;
+Ctrl-C prints how to resume and exits with 130.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from .api import default_out, open_run
+from .config import SearchConfig, build_config, load_toml, merge
+from .data import BUILTINS
+from .errors import NasforgeError
+from .objectives import parse_weights
+from .progress import ProgressReporter
+from .spaces import genome_from_dict
+from .storage import TrialRecord
+from .strategies import STRATEGIES
+from .study import Study, best_trial
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like every other user error
+        raise NasforgeError(f"{self.prog}: {message}")
+
+
+def _csv_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+# flag -> (config path, type, help); one table so flags, config keys and docs agree
+SEARCH_FLAGS: list[tuple[str, str, Any, str]] = [
+    ("--dataset", "data.dataset", str, f"built-in dataset: {', '.join(sorted(BUILTINS))} (default digits)"),
+    ("--csv", "data.csv", str, "your own CSV file (needs --target)"),
+    ("--target", "data.target", str, "the CSV column holding the class labels"),
+    ("--drop", "data.drop", _csv_list, "CSV columns to leave out, comma-separated"),
+    ("--strategy", "strategy.name", str, f"search strategy: {', '.join(STRATEGIES)} (default evolution)"),
+    ("--budget", "budget", int, "number of evaluations (trained candidates), default 40"),
+    ("--seed", "seed", int, "seed of the split, the strategy and every training run (default 0)"),
+    ("--population", "strategy.population_size", int, "evolution: population size P (default budget/4, 5..100)"),
+    ("--sample", "strategy.sample_size", int, "evolution: tournament sample size S (default P/4, at least 2)"),
+    ("--epochs", "train.epochs", int, "maximum training epochs per candidate (default 40)"),
+    ("--patience", "train.patience", int, "early stopping: epochs without validation improvement (default 6)"),
+    ("--lr", "train.lr", float, "learning rate (default 3e-3)"),
+    ("--batch-size", "train.batch_size", int, "mini-batch size (default 64)"),
+    ("--optimizer", "train.optimizer", str, "adam, adamw or sgd (default adam)"),
+    ("--weight-decay", "train.weight_decay", float, "weight decay (default 0)"),
+    ("--min-layers", "space.min_layers", int, "fewest hidden layers (default 1)"),
+    ("--max-layers", "space.max_layers", int, "most hidden layers (default 4)"),
+    ("--min-units", "space.min_units", int, "narrowest layer (default 8)"),
+    ("--max-units", "space.max_units", int, "widest layer (default 256)"),
+    ("--max-params", "space.max_params", int, "parameter budget: larger candidates are never trained"),
+    ("--activations", "space.activations", _csv_list, "activations to search, comma-separated"),
+    ("--learning-rules", "space.learning_rules", _csv_list,
+     "learning rules to search per layer: backprop,fa,usf,brsf,frsf (one name fixes it; default backprop)"),
+    ("--threads", "threads", int, "torch threads per evaluation (default 1: fastest for small models)"),
+]
+
+
+def _set(tree: dict[str, Any], path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    for key in parents:
+        tree = tree.setdefault(key, {})
+    tree[leaf] = value
+
+
+def _add_output_flags(p: argparse.ArgumentParser) -> None:
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quiet", action="store_true", help="no progress output")
+    mode.add_argument("--jsonl", action="store_true", help="one JSON line per finished trial on stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="nasforge", description="Neural architecture search for your own data.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("search", help="run a search (the same command again continues it)")
+    for flag, path, kind, text in SEARCH_FLAGS:
+        s.add_argument(flag, dest=path, type=kind, default=None, help=text)
+    s.add_argument("--weights", dest="weights", default=None,
+                   help="fitness = combined metric CM with these weights, e.g. accuracy=0.7,fps=0.2,energy=0.1 "
+                        "(default: validation accuracy)")
+    s.add_argument("--config", default=None, help="TOML file with any of the settings (flags override it)")
+    s.add_argument("--out", default=None, help="run directory (default runs/DATASET-STRATEGY-seedSEED)")
+    s.add_argument("--storage", default=None, help="SQLAlchemy URL for the trial database (default: OUT/study.db)")
+    _add_output_flags(s)
+
+    r = sub.add_parser("resume", help="continue a stopped search")
+    r.add_argument("run", help="run directory")
+    r.add_argument("--budget", type=int, default=None, help="raise the budget of evaluations")
+    _add_output_flags(r)
+
+    sh = sub.add_parser("show", help="list a run's trials")
+    sh.add_argument("run", help="run directory")
+    sh.add_argument("--json", action="store_true", help="print the trials as JSON")
+    sh.add_argument("--top", type=int, default=None, help="only the N best trials")
+
+    sub.add_parser("datasets", help="list the built-in datasets")
+    return parser
+
+
+def _search_config(args: argparse.Namespace) -> SearchConfig:
+    tree: dict[str, Any] = load_toml(args.config) if args.config else {}
+    flags: dict[str, Any] = {}
+    for _, path, _, _ in SEARCH_FLAGS:
+        value = getattr(args, path)
+        if value is not None:
+            _set(flags, path, value)
+    if args.weights is not None:
+        flags["objective"] = parse_weights(args.weights)
+    if "csv" in flags.get("data", {}) and "dataset" not in flags.get("data", {}):
+        tree.get("data", {}).pop("dataset", None)
+    return build_config(merge(tree, flags))
+
+
+def _run(study: Study, mode: str) -> None:
+    done = len(study.finished())
+    best = study.best()
+    with ProgressReporter(mode, study.config.budget, done, best.fitness if best else None) as reporter:
+        try:
+            study.run(reporter)
+        except KeyboardInterrupt:
+            raise NasforgeError(f"interrupted; continue with: nasforge resume {study.out}") from None
+        finally:
+            study.close()
+
+
+def _mode(args: argparse.Namespace) -> str:
+    return "quiet" if args.quiet else "jsonl" if args.jsonl else "bar"
+
+
+def cmd_search(args: argparse.Namespace) -> None:
+    cfg = _search_config(args)
+    out = Path(args.out) if args.out else default_out(cfg.data.dataset, cfg.data.csv, cfg.strategy.name, cfg.seed)
+    study = Study(out, cfg, storage=args.storage)
+    console = Console(stderr=True)
+    if args.jsonl is False and not args.quiet:
+        console.print(f"{study.task.describe()}\nstrategy: {cfg.strategy.name}, budget {cfg.budget}, "
+                      f"fitness: {cfg.objective.describe()}, run: {out}")
+    _run(study, _mode(args))
+    _print_best(out, quiet=args.jsonl)
+
+
+def cmd_resume(args: argparse.Namespace) -> None:
+    study = Study(args.run)
+    if args.budget is not None:
+        cfg = build_config({**study.config.model_dump(mode="json"), "budget": args.budget})
+        study.close()
+        study = Study(args.run, cfg)
+    _run(study, _mode(args))
+    _print_best(Path(args.run), quiet=args.jsonl)
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _genome_text(record: TrialRecord) -> str:
+    try:
+        return genome_from_dict(record.genome).summary()
+    except NasforgeError:
+        return json.dumps(record.genome)
+
+
+def _print_best(out: Path, quiet: bool = False) -> None:
+    run = open_run(out)
+    if quiet:
+        return
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    if run.best is None:
+        failed = [t for t in run.trials if t.state == "failed"]
+        first = failed[0].error if failed else "no trials"
+        console.print(f"no candidate trained successfully in {out}; first error: {first}")
+        return
+    b, m = run.best, run.best.metrics
+    console.print(f"\nbest: trial {b.number}  {_genome_text(b)}")
+    console.print(f"  validation accuracy {_fmt(m.get('val_acc'))}   test accuracy {_fmt(m.get('test_acc'))}   "
+                  f"test macro-F1 {_fmt(m.get('test_f1'))}")
+    console.print(f"  {m.get('params')} parameters, {m.get('flops')} FLOPs, latency {_fmt(m.get('latency_ms'), 3)} ms, "
+                  f"{_fmt(m.get('fps'), 0)} samples/s, trained in {_fmt(m.get('train_seconds'), 2)} s")
+    failed = sum(t.state == "failed" and not t.interrupted for t in run.trials)
+    console.print(f"  {sum(t.finished for t in run.trials)} evaluations ({failed} failed); "
+                  f"saved to {out}/best/; in Python: nasforge.load_model({str(out)!r})")
+
+
+COLUMNS = [("val_acc", "val acc"), ("test_acc", "test acc"), ("test_f1", "test F1"), ("params", "params"),
+           ("flops", "FLOPs"), ("latency_ms", "latency ms"), ("train_seconds", "train s")]
+
+
+def cmd_show(args: argparse.Namespace) -> None:
+    run = open_run(args.run)
+    trials = sorted(run.trials, key=lambda t: t.number)
+    if args.top:
+        trials = sorted((t for t in trials if t.fitness is not None), key=lambda t: -t.fitness)[: args.top]
+    if args.json:
+        print(json.dumps([t.__dict__ for t in trials], indent=1, default=str))
+        return
+    table = Table(title=f"{args.run}: {len(run.trials)} trials")
+    for name in ["#", "status", "genome", "fitness", *(label for _, label in COLUMNS), "parent", "operator"]:
+        table.add_column(name, overflow="fold")
+    best = run.best.number if run.best else None
+    for t in trials:
+        status = t.state + (" (interrupted)" if t.interrupted else "") + (" *best*" if t.number == best else "")
+        cells = [_fmt(t.metrics.get(key), 3 if key == "latency_ms" else 2 if key == "train_seconds" else 4) for key, _ in COLUMNS]
+        table.add_row(str(t.number), status, _genome_text(t), _fmt(t.fitness), *cells,
+                      ",".join(map(str, t.parents)) or "-", t.operator)
+        if t.error:
+            table.add_row("", "", f"[red]{t.error}[/red]", *[""] * (len(COLUMNS) + 3))
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+
+
+def cmd_datasets(args: argparse.Namespace) -> None:
+    for name in sorted(BUILTINS):
+        print(f"{name:10s} {BUILTINS[name].description}")
+    print("your own:  --csv FILE --target COLUMN")
+
+
+COMMANDS = {"search": cmd_search, "resume": cmd_resume, "show": cmd_show, "datasets": cmd_datasets}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        COMMANDS[args.command](args)
+        return 0
+    except NasforgeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 130 if "interrupted;" in str(exc) else 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Live progress of a search: a rich bar on stderr, JSON lines for scripts, or nothing."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .storage import TrialRecord
+
+if TYPE_CHECKING:
+    from .study import Study
+
+
+class ProgressReporter:
+    """Call as the study's callback; use as a context manager around ``study.run``."""
+
+    def __init__(self, mode: str, total: int, done: int, best: float | None = None):
+        self.mode, self.total, self.best = mode, total, best
+        self.progress: Progress | None = None
+        if mode == "bar":
+            self.progress = Progress(
+                TextColumn("[bold]searching"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+                console=Console(stderr=True), transient=False,
+            )
+            self.task_id = self.progress.add_task(self._label(), total=total, completed=done)
+
+    def _label(self) -> str:
+        return f"best {self.best:.4f}" if self.best is not None else "best -"
+
+    def __enter__(self) -> "ProgressReporter":
+        if self.progress:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress:
+            self.progress.stop()
+
+    def __call__(self, record: TrialRecord, study: "Study") -> None:
+        if record.fitness is not None and math.isfinite(record.fitness):
+            self.best = record.fitness if self.best is None else max(self.best, record.fitness)
+        if self.progress:
+            self.progress.update(self.task_id, advance=1, description=self._label())
+        elif self.mode == "jsonl":
+            line = {"trial": record.number, "state": record.state, "fitness": record.fitness, "best": self.best,
+                    "genome": record.genome, "parents": record.parents, "error": record.error,
+                    **{k: record.metrics.get(k) for k in ("val_acc", "test_acc", "params", "train_seconds")}}
+            print(json.dumps(line), file=sys.stdout, flush=True)

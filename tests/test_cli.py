@@ -1,0 +1,93 @@
+import json
+import signal
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from conftest import nasforge_cmd
+
+FAST = ["--epochs", "4", "--patience", "0", "--max-layers", "2", "--max-units", "32"]
+
+
+def cli(*args, env=None, timeout=300):
+    return subprocess.run([*nasforge_cmd(), *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_search_writes_sqlite_and_show_lists_trials(tmp_path):
+    out = tmp_path / "digits"
+    r = cli("search", "--dataset", "digits", "--strategy", "evolution", "--budget", 6, "--seed", 0, "--out", out, *FAST)
+    assert r.returncode == 0, r.stderr
+    assert "best: trial" in r.stdout and "test accuracy" in r.stdout
+    with sqlite3.connect(out / "study.db") as db:
+        states = [s for (s,) in db.execute("select state from trials")]
+    assert states == ["COMPLETE"] * 6
+    shown = cli("show", out)
+    assert shown.returncode == 0 and "*best*" in shown.stdout
+    trials = json.loads(cli("show", out, "--json").stdout)
+    assert len(trials) == 6 and {"val_acc", "test_acc", "test_f1", "params", "flops", "latency_ms",
+                                 "train_seconds"} <= set(trials[0]["metrics"])
+
+
+@pytest.mark.slow
+def test_sigkill_mid_search_then_resume_loses_and_repeats_nothing(tmp_path):
+    out = tmp_path / "killed"
+    args = ["search", "--dataset", "wdbc", "--budget", 10, "--seed", 3, "--out", out, "--jsonl", *FAST]
+    proc = subprocess.Popen([*nasforge_cmd(), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    deadline = time.time() + 240
+    while len(lines) < 4 and time.time() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith("{"):
+            lines.append(json.loads(line))
+    time.sleep(0.05)  # land somewhere inside the next evaluation
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert len(lines) == 4
+    r = cli("resume", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    trials = json.loads(cli("show", out, "--json").stdout)
+    finished = [t for t in trials if t["state"] in ("complete", "failed") and not t["interrupted"]]
+    assert len(finished) == 10
+    assert not [t for t in trials if t["state"] == "running"]
+    asks = [t["ask_index"] for t in finished]
+    assert sorted(asks) == list(range(10))  # every ask evaluated exactly once
+    # the first four results survived the kill unchanged
+    before = {l["trial"]: l["fitness"] for l in lines}
+    assert all(next(t for t in trials if t["number"] == n)["fitness"] == f for n, f in before.items())
+    # and the whole run equals an uninterrupted one with the same settings
+    ref = tmp_path / "ref"
+    assert cli("search", "--dataset", "wdbc", "--budget", 10, "--seed", 3, "--out", ref, "--quiet", *FAST).returncode == 0
+    ref_trials = json.loads(cli("show", ref, "--json").stdout)
+    key = lambda ts: sorted((t["ask_index"], json.dumps(t["genome"], sort_keys=True), t["fitness"])
+                            for t in ts if t["state"] == "complete" and not t["interrupted"])
+    assert key(trials) == key(ref_trials)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["search", "--dataset", "nope"], "unknown dataset"),
+    (["search", "--budget", "0"], "budget"),
+    (["search", "--budget", "-3"], "budget"),
+    (["search", "--strategy", "annealing"], "unknown strategy"),
+    (["search", "--csv", "/no/such.csv", "--target", "y"], "not found"),
+    (["search", "--csv", "DATA", "--target", "nope"], "target column"),
+    (["search", "--lr", "-1"], "train.lr"),
+    (["search", "--weights", "speed=1"], "--weights"),
+    (["show", "/no/such/run"], "no nasforge run"),
+    (["search", "--frobnicate"], "unrecognized"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, needle):
+    data = tmp_path / "d.csv"
+    data.write_text("a,b,y\n1,2,x\n3,4,z\n5,6,x\n")
+    args = [str(data) if a == "DATA" else a for a in args]
+    r = cli(*args, "--out", tmp_path / "o") if args[0] == "search" else cli(*args)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and needle in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o").exists()  # nothing written for a run that never started
+
+
+def test_datasets_lists_builtins():
+    r = cli("datasets")
+    assert r.returncode == 0 and all(n in r.stdout for n in ("digits", "wdbc", "iris", "wine"))

@@ -1,0 +1,49 @@
+import math
+
+import pytest
+import torch
+
+from nasforge.data import load_task
+from nasforge.errors import TrialFailed
+from nasforge.evaluator import Evaluator
+from nasforge.spaces import MLPGenome
+from nasforge.spaces.mlp import Dense
+from nasforge.train import TrainSettings
+
+GENOME = MLPGenome(layers=(Dense(units=16),))
+
+
+def test_metrics_are_measured_and_plausible():
+    task = load_task("iris", seed=0)
+    ev = Evaluator(task, TrainSettings(epochs=30, patience=0)).evaluate(GENOME, seed=1)
+    m = ev.metrics
+    assert m["val_acc"] > 0.8 and m["train_acc"] > 0.8 and 0 <= m["test_acc"] <= 1
+    assert 0 <= m["test_f1"] <= 1
+    assert m["params"] == (4 + 1) * 16 + (16 + 1) * 3
+    assert m["flops"] == 2 * (4 * 16 + 16 * 3)  # torch counts a multiply-add as 2 FLOPs
+    assert m["size_bytes"] > 4 * m["params"]
+    assert 0 < m["latency_ms"] <= m["batch_latency_ms"] * 10 and m["fps"] > 0
+    assert m["epochs"] == 30 and m["train_seconds"] > 0
+    assert m["energy_source"] in ("measured", "estimated") and m["train_energy_kwh"] > 0
+    assert set(ev.state_dict) == {"1.weight", "1.bias", "3.weight", "3.bias"}
+
+
+def test_same_seed_same_result():
+    task = load_task("wine", seed=0)
+    evaluator = Evaluator(task, TrainSettings(epochs=5))
+    a, b = evaluator.evaluate(GENOME, 3), evaluator.evaluate(GENOME, 3)
+    assert a.metrics["val_loss"] == b.metrics["val_loss"]
+    assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
+
+
+def test_early_stopping_restores_best_epoch():
+    task = load_task("iris", seed=0)
+    m = Evaluator(task, TrainSettings(epochs=200, patience=3, lr=0.05)).evaluate(GENOME, 0).metrics
+    assert m["epochs"] < 200 and m["epochs"] - m["best_epoch"] == 3
+
+
+def test_nan_loss_is_a_trial_failure():
+    task = load_task("iris", seed=0)
+    task.X_train[0, 0] = math.nan
+    with pytest.raises(TrialFailed, match="nan"):
+        Evaluator(task, TrainSettings(epochs=3)).evaluate(GENOME, 0)
