@@ -49,14 +49,14 @@ def test_trial_left_running_is_marked_interrupted_and_its_ask_rerun(tmp_path):
     run(tmp_path / "cut", cfg(budget=5))
     # simulate a process killed during trial 5: the ask is stored as running, never told
     study = Study(tmp_path / "cut", cfg(budget=8))
-    strategy_state = study._replay  # noqa: F841 (replay is exercised by run below)
     from nasforge.strategies import make_strategy
     import numpy as np
 
     strategy = make_strategy("evolution", study.space, np.random.default_rng(0), 8)
     pending, next_ask, tells = study._replay(strategy, study.trials())
     proposal = strategy.ask()
-    study.store.start(proposal.genome.to_dict(), proposal.parents, proposal.operator, proposal.info, next_ask, tells)
+    study.store.start({"genome": proposal.genome.to_dict(), "parents": list(proposal.parents),
+                       "operator": proposal.operator, "info": proposal.info, "ask_index": next_ask, "asked_after": tells})
     study.store._open.clear()  # the process "dies" here
     study.close()
     trials = run(tmp_path / "cut", cfg(budget=8))

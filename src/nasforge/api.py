@@ -31,9 +31,8 @@ class SearchResult:
         return load_model(self.out, trial)
 
 
-def default_out(dataset: str | None, csv: str | None, strategy: str, seed: int) -> Path:
-    name = dataset or Path(csv or "data").stem
-    return Path("runs") / f"{name}-{strategy}-seed{seed}"
+def default_out(data_label: str, strategy: str, seed: int) -> Path:
+    return Path("runs") / f"{data_label}-{strategy}-seed{seed}"
 
 
 def search(
@@ -41,6 +40,7 @@ def search(
     *,
     csv: str | None = None,
     target: str | None = None,
+    path: str | None = None,
     strategy: str = "evolution",
     budget: int = 40,
     seed: int = 0,
@@ -56,12 +56,12 @@ def search(
     ``space={"max_layers": 3}``, ``objective={"accuracy": 1, "fps": 0.5}``.
     """
     base = load_toml(config) if isinstance(config, (str, Path)) else dict(config or {})
-    data = {k: v for k, v in dict(dataset=dataset, csv=csv, target=target).items() if v is not None}
+    data = {k: v for k, v in dict(dataset=dataset, csv=csv, target=target, path=path).items() if v is not None}
     flags: dict[str, Any] = {"budget": budget, "seed": seed, "strategy": {"name": strategy}, **settings}
     if data:
         flags["data"] = data
     cfg = build_config(merge(base, flags))
-    out = Path(out) if out else default_out(cfg.data.dataset, cfg.data.csv, cfg.strategy.name, cfg.seed)
+    out = Path(out) if out else default_out(cfg.data.label, cfg.strategy.name, cfg.seed)
     study = Study(out, cfg, storage=storage)
     try:
         best = study.run(callback)

@@ -36,12 +36,27 @@ def _csv_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def _size(text: str) -> list[int]:
+    try:
+        h, _, w = text.lower().partition("x")
+        return [int(h), int(w or h)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"image size must look like 32x32, got {text!r}") from None
+
+
 # flag -> (config path, type, help); one table so flags, config keys and docs agree
 SEARCH_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--dataset", "data.dataset", str, f"built-in dataset: {', '.join(sorted(BUILTINS))} (default digits)"),
     ("--csv", "data.csv", str, "your own CSV file (needs --target)"),
     ("--target", "data.target", str, "the CSV column holding the class labels"),
     ("--drop", "data.drop", _csv_list, "CSV columns to leave out, comma-separated"),
+    ("--data", "data.path", str, "image data: a folder of class folders, IDX files or CIFAR batches (detected)"),
+    ("--images", "data.path", str, "a folder with one subfolder of images per class"),
+    ("--idx", "data.path", str, "a folder with IDX files (MNIST / Fashion-MNIST / KMNIST format)"),
+    ("--cifar", "data.path", str, "a folder with CIFAR-10 or CIFAR-100 python batches"),
+    ("--image-size", "data.image_size", _size, "resize images to HxW, e.g. 32x32 (folders of images)"),
+    ("--channels", "data.channels", int, "1 (grayscale) or 3 (RGB) for folders of images (default: detected)"),
+    ("--color-features", "data.color_features", str, "colors dataset inputs: rgb, hsv, lab or a mix like rgb+lab"),
     ("--strategy", "strategy.name", str, f"search strategy: {', '.join(STRATEGIES)} (default evolution)"),
     ("--budget", "budget", int, "number of evaluations (trained candidates), default 40"),
     ("--seed", "seed", int, "seed of the split, the strategy and every training run (default 0)"),
@@ -65,6 +80,9 @@ SEARCH_FLAGS: list[tuple[str, str, Any, str]] = [
 ]
 
 
+FORMAT_FLAGS = {"--data": "auto", "--images": "images", "--idx": "idx", "--cifar": "cifar"}
+
+
 def _set(tree: dict[str, Any], path: str, value: Any) -> None:
     *parents, leaf = path.split(".")
     for key in parents:
@@ -84,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("search", help="run a search (the same command again continues it)")
     for flag, path, kind, text in SEARCH_FLAGS:
-        s.add_argument(flag, dest=path, type=kind, default=None, help=text)
+        s.add_argument(flag, dest=path if flag not in FORMAT_FLAGS else flag[2:], type=kind, default=None, help=text)
     s.add_argument("--weights", dest="weights", default=None,
                    help="fitness = combined metric CM with these weights, e.g. accuracy=0.7,fps=0.2,energy=0.1 "
                         "(default: validation accuracy)")
@@ -110,14 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
 def _search_config(args: argparse.Namespace) -> SearchConfig:
     tree: dict[str, Any] = load_toml(args.config) if args.config else {}
     flags: dict[str, Any] = {}
-    for _, path, _, _ in SEARCH_FLAGS:
-        value = getattr(args, path)
+    for flag, path, _, _ in SEARCH_FLAGS:
+        value = getattr(args, path if flag not in FORMAT_FLAGS else flag[2:])
         if value is not None:
             _set(flags, path, value)
+            if flag in FORMAT_FLAGS:
+                _set(flags, "data.format", FORMAT_FLAGS[flag])
     if args.weights is not None:
         flags["objective"] = parse_weights(args.weights)
-    if "csv" in flags.get("data", {}) and "dataset" not in flags.get("data", {}):
-        tree.get("data", {}).pop("dataset", None)
+    given = flags.get("data", {})
+    if any(k in given for k in ("dataset", "csv", "path")):  # a source flag replaces the file's source
+        for key in {"dataset", "csv", "path"} - set(given):
+            tree.get("data", {}).pop(key, None)
     return build_config(merge(tree, flags))
 
 
@@ -139,7 +161,7 @@ def _mode(args: argparse.Namespace) -> str:
 
 def cmd_search(args: argparse.Namespace) -> None:
     cfg = _search_config(args)
-    out = Path(args.out) if args.out else default_out(cfg.data.dataset, cfg.data.csv, cfg.strategy.name, cfg.seed)
+    out = Path(args.out) if args.out else default_out(cfg.data.label, cfg.strategy.name, cfg.seed)
     study = Study(out, cfg, storage=args.storage)
     console = Console(stderr=True)
     if args.jsonl is False and not args.quiet:

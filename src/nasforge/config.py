@@ -25,20 +25,33 @@ class DataSettings(BaseModel):
     csv: Optional[str] = None
     target: Optional[str] = None
     drop: list[str] = Field(default_factory=list)
+    path: Optional[str] = Field(default=None, description="image data: a folder of class folders, IDX files or CIFAR batches")
+    format: str = Field(default="auto", pattern="^(auto|images|idx|cifar)$")
+    image_size: Optional[list[int]] = Field(default=None, min_length=2, max_length=2)
+    channels: Optional[int] = Field(default=None, ge=1, le=4)
+    color_features: Optional[str] = None
     val_fraction: float = Field(default=0.2, gt=0, lt=1)
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _one_source(self) -> "DataSettings":
-        if self.dataset is None and self.csv is None:
+        given = [name for name in ("dataset", "csv", "path") if getattr(self, name) is not None]
+        if not given:
             self.dataset = "digits"
-        if self.dataset is not None and self.csv is not None:
-            raise ValueError("give either a dataset or a csv, not both")
+        elif len(given) > 1:
+            raise ValueError(f"give one data source, not {' and '.join(given)}")
+        if self.image_size is not None and any(n < 1 or n > 4096 for n in self.image_size):
+            raise ValueError("image_size must be two numbers between 1 and 4096")
         return self
 
     @property
     def label(self) -> str:
-        return self.dataset or Path(self.csv or "data").stem
+        return self.dataset or Path(self.csv or self.path or "data").stem
+
+    def load_args(self) -> dict[str, Any]:
+        """The keyword arguments of ``load_task`` for these settings."""
+        return self.model_dump(exclude={"val_fraction", "test_fraction"}, exclude_none=True) | {
+            "val_fraction": self.val_fraction, "test_fraction": self.test_fraction}
 
 
 class SpaceSettings(BaseModel):

@@ -2,9 +2,9 @@
 
 One nasforge run is one Optuna study (named after the run directory, so many runs can share
 one PostgreSQL database); one evaluation is one Optuna trial
-whose value is the fitness and whose user attributes hold the genome, the metrics and the
-bookkeeping resume needs (``ask_index``: the order of asks; ``asked_after``: how many tells
-had happened when it was asked; ``told_seq``: the order of tells). Optuna gives crash-safe
+whose value is the fitness and whose two user attributes hold the proposal (genome,
+parents, operator, and the bookkeeping resume needs (``ask_index``: the order of asks; ``asked_after``: how many tells
+had happened when it was asked; ``told_seq``: the order of tells) and the result (metrics or error). Optuna gives crash-safe
 commits and lets ``optuna-dashboard`` open our runs unchanged.
 
 The study's process is the only writer (workers return results to it), so SQLite is safe.
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 from optuna.trial import TrialState
 
 from .errors import NasforgeError
@@ -64,6 +65,8 @@ class RunStore:
         except Exception as exc:  # bad URL, driver missing, server down
             raise NasforgeError(f"cannot open storage {url}: {str(exc).splitlines()[0]}") from None
         self.url = url
+        if url.startswith("sqlite"):
+            _fast_durable_sqlite(storage)
         names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
         if name not in names and not create:
             raise NasforgeError(f"no nasforge run named {name!r} in {url}")
@@ -78,20 +81,17 @@ class RunStore:
         self.study.set_user_attr(key, value)
 
     # --- trials ---
-    def start(self, genome: dict, parents: tuple[int, ...], operator: str, info: dict, ask_index: int, asked_after: int) -> int:
+    def start(self, proposal: dict[str, Any]) -> int:
+        """Store an ask as a running trial (one attribute, so one write)."""
         trial = self.study.ask()
-        for key, value in dict(genome=genome, parents=list(parents), operator=operator, info=info,
-                               ask_index=ask_index, asked_after=asked_after).items():
-            trial.set_user_attr(key, value)
+        trial.set_user_attr("proposal", proposal)
         self._open[trial.number] = trial
         return trial.number
 
     def finish(self, number: int, fitness: float, metrics: dict[str, Any], told_seq: int) -> None:
         trial = self._open.pop(number)
-        trial.set_user_attr("metrics", _json_safe(metrics))
-        trial.set_user_attr("told_seq", told_seq)
-        value = fitness if math.isfinite(fitness) else -1e308
-        self.study.tell(trial, value)
+        trial.set_user_attr("result", {"metrics": _json_safe(metrics), "told_seq": told_seq})
+        self.study.tell(trial, fitness if math.isfinite(fitness) else -1e308)
 
     def fail(self, number: int, error: str, told_seq: int | None, interrupted: bool = False) -> None:
         """Record a failed trial; also closes a trial left running by a process that died."""
@@ -99,24 +99,35 @@ class RunStore:
         if trial is None:
             frozen = next(t for t in self.study.get_trials(deepcopy=False) if t.number == number)
             trial = optuna.trial.Trial(self.study, frozen._trial_id)
-        trial.set_user_attr("error", error)
-        trial.set_user_attr("interrupted", interrupted)
-        if told_seq is not None:
-            trial.set_user_attr("told_seq", told_seq)
+        trial.set_user_attr("result", {"error": error, "interrupted": interrupted, "told_seq": told_seq})
         self.study.tell(trial, state=TrialState.FAIL)
 
     def records(self) -> list[TrialRecord]:
-        out = []
-        for t in self.study.get_trials(deepcopy=False):
-            a = t.user_attrs
-            out.append(TrialRecord(
-                number=t.number, state=_STATES.get(t.state, "failed"), genome=a.get("genome", {}),
-                fitness=t.value if t.state == TrialState.COMPLETE else None, metrics=a.get("metrics", {}),
-                parents=a.get("parents", []), operator=a.get("operator", "random"), info=a.get("info", {}),
-                ask_index=a.get("ask_index", t.number), asked_after=a.get("asked_after", 0),
-                told_seq=a.get("told_seq"), error=a.get("error"), interrupted=a.get("interrupted", False),
-            ))
-        return out
+        return [self._record(t) for t in self.study.get_trials(deepcopy=False)]
+
+    @staticmethod
+    def _record(t: optuna.trial.FrozenTrial) -> TrialRecord:
+        p, r = t.user_attrs.get("proposal", {}), t.user_attrs.get("result", {})
+        return TrialRecord(
+            number=t.number, state=_STATES.get(t.state, "failed"), genome=p.get("genome", {}),
+            fitness=t.value if t.state == TrialState.COMPLETE else None, metrics=r.get("metrics", {}),
+            parents=p.get("parents", []), operator=p.get("operator", "random"), info=p.get("info", {}),
+            ask_index=p.get("ask_index", t.number), asked_after=p.get("asked_after", 0),
+            told_seq=r.get("told_seq"), error=r.get("error"), interrupted=r.get("interrupted", False),
+        )
+
+
+def _fast_durable_sqlite(storage: optuna.storages.RDBStorage) -> None:
+    """WAL journal with synchronous=NORMAL: a commit survives a killed process (what resume
+    needs) without an fsync per write; only a power cut can lose the last commits."""
+    def on_connect(connection: Any, _record: Any) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    sqlalchemy.event.listen(storage.engine, "connect", on_connect)
+    storage.engine.dispose()
 
 
 def _json_safe(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -171,21 +171,30 @@ class Study:
 
     def _evaluate(self, item: _Pending, told_seq: int) -> TrialRecord:
         p = item.proposal
-        number = self.store.start(p.genome.to_dict(), p.parents, p.operator, p.info, item.ask_index, item.asked_after)
-        p.trial = number
+        record = TrialRecord(number=-1, state="running", genome=p.genome.to_dict(), fitness=None,
+                             parents=list(p.parents), operator=p.operator, info=p.info,
+                             ask_index=item.ask_index, asked_after=item.asked_after)
+        record.number = p.trial = self.store.start(
+            {k: getattr(record, k) for k in ("genome", "parents", "operator", "info", "ask_index", "asked_after")})
+        record.told_seq, record.state = told_seq, "failed"
         try:
             evaluation = self.evaluator.evaluate(p.genome, trial_seed(self.config.seed, item.ask_index))
             fitness = self.config.objective.fitness(evaluation.metrics)
-            _atomic_save(evaluation.state_dict, self.model_path(number))
-            self.store.finish(number, fitness, evaluation.metrics, told_seq)
+            if evaluation.state_dict:
+                _atomic_save(evaluation.state_dict, self.model_path(record.number))
+            self.store.finish(record.number, fitness, evaluation.metrics, told_seq)
+            record.state, record.fitness, record.metrics = "complete", fitness, evaluation.metrics
         except KeyboardInterrupt:
-            self.store.fail(number, "interrupted by the user; the ask is evaluated again on resume", None, interrupted=True)
+            self.store.fail(record.number, "interrupted by the user; the ask is evaluated again on resume", None,
+                            interrupted=True)
             raise
         except TrialFailed as exc:
-            self.store.fail(number, str(exc), told_seq)
+            record.error = str(exc)
         except Exception as exc:  # a candidate that raises must not end the search
-            self.store.fail(number, f"{type(exc).__name__}: {exc}", told_seq)
-        return next(r for r in self.trials() if r.number == number)
+            record.error = f"{type(exc).__name__}: {exc}"
+        if record.error is not None:
+            self.store.fail(record.number, record.error, told_seq)
+        return record
 
     # --- files ---
     def model_path(self, number: int) -> Path:
@@ -221,9 +230,7 @@ def read_trials(out: str | Path, storage: str | None = None) -> list[TrialRecord
 
 
 def _load_configured_task(config: SearchConfig) -> Task:
-    d = config.data
-    return load_task(d.dataset, csv=d.csv, target=d.target, drop=tuple(d.drop), seed=config.seed,
-                     val_fraction=d.val_fraction, test_fraction=d.test_fraction)
+    return load_task(**config.data.load_args(), seed=config.seed)
 
 
 def best_trial(records: list[TrialRecord]) -> TrialRecord | None:

