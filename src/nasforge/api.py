@@ -61,7 +61,7 @@ def search(
     if data:
         flags["data"] = data
     cfg = build_config(merge(base, flags))
-    out = Path(out) if out else default_out(cfg.data.label, cfg.strategy.name, cfg.seed)
+    out = Path(out) if out else default_out(cfg.label, cfg.strategy.name, cfg.seed)
     study = Study(out, cfg, storage=storage)
     try:
         best = study.run(callback)

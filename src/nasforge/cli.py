@@ -76,6 +76,11 @@ SEARCH_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--activations", "space.activations", _csv_list, "activations to search, comma-separated"),
     ("--learning-rules", "space.learning_rules", _csv_list,
      "learning rules to search per layer: backprop,fa,usf,brsf,frsf (one name fixes it; default backprop)"),
+    ("--space", "space.family", str, "genome family: mlp (default), net (conv/pool/dense layers with skips) or nb201 (NAS-Bench-201 cell)"),
+    ("--benchmark", "benchmark.name", str, "tabular benchmark mode: nb201 (accuracies looked up, not trained)"),
+    ("--bench-file", "benchmark.file", str, "the benchmark table, e.g. ../shared/data/nb201_12epoch.csv"),
+    ("--bench-dataset", "benchmark.dataset", str, "cifar10, cifar100 or imagenet16-120 (default cifar10)"),
+    ("--bench-seconds", "benchmark.seconds_per_query", float, "simulated training seconds per query (default 0)"),
     ("--threads", "threads", int, "torch threads per evaluation (default 1: fastest for small models)"),
 ]
 
@@ -161,12 +166,13 @@ def _mode(args: argparse.Namespace) -> str:
 
 def cmd_search(args: argparse.Namespace) -> None:
     cfg = _search_config(args)
-    out = Path(args.out) if args.out else default_out(cfg.data.label, cfg.strategy.name, cfg.seed)
+    out = Path(args.out) if args.out else default_out(cfg.label, cfg.strategy.name, cfg.seed)
     study = Study(out, cfg, storage=args.storage)
     console = Console(stderr=True)
     if args.jsonl is False and not args.quiet:
-        console.print(f"{study.task.describe()}\nstrategy: {cfg.strategy.name}, budget {cfg.budget}, "
-                      f"fitness: {cfg.objective.describe()}, run: {out}")
+        data = study.task.describe() if study.task else f"tabular benchmark {cfg.label} ({cfg.benchmark.file})"
+        console.print(f"{data}\nstrategy: {study.strategy_description()}, budget {cfg.budget}, "
+                      f"fitness: {cfg.objective.describe()}, run: {out}", soft_wrap=True)
     _run(study, _mode(args))
     _print_best(out, quiet=args.jsonl)
 
@@ -200,7 +206,7 @@ def _print_best(out: Path, quiet: bool = False) -> None:
     run = open_run(out)
     if quiet:
         return
-    console = Console(width=None if sys.stdout.isatty() else 120)
+    console = Console(soft_wrap=True)
     if run.best is None:
         failed = [t for t in run.trials if t.state == "failed"]
         first = failed[0].error if failed else "no trials"
@@ -208,13 +214,16 @@ def _print_best(out: Path, quiet: bool = False) -> None:
         return
     b, m = run.best, run.best.metrics
     console.print(f"\nbest: trial {b.number}  {_genome_text(b)}")
-    console.print(f"  validation accuracy {_fmt(m.get('val_acc'))}   test accuracy {_fmt(m.get('test_acc'))}   "
-                  f"test macro-F1 {_fmt(m.get('test_f1'))}")
-    console.print(f"  {m.get('params')} parameters, {m.get('flops')} FLOPs, latency {_fmt(m.get('latency_ms'), 3)} ms, "
-                  f"{_fmt(m.get('fps'), 0)} samples/s, trained in {_fmt(m.get('train_seconds'), 2)} s")
+    accuracy = [f"{label} {_fmt(m[key])}" for key, label in
+                (("val_acc", "validation accuracy"), ("test_acc", "test accuracy"), ("test_f1", "test macro-F1")) if key in m]
+    console.print("  " + "   ".join(accuracy))
+    if "latency_ms" in m:
+        console.print(f"  {m['params']} parameters, {m['flops']} FLOPs, latency {_fmt(m['latency_ms'], 3)} ms, "
+                      f"{_fmt(m['fps'], 0)} samples/s, trained in {_fmt(m['train_seconds'], 2)} s")
     failed = sum(t.state == "failed" and not t.interrupted for t in run.trials)
-    console.print(f"  {sum(t.finished for t in run.trials)} evaluations ({failed} failed); "
-                  f"saved to {out}/best/; in Python: nasforge.load_model({str(out)!r})")
+    saved = f"saved to {out}/best/" + (f"; in Python: nasforge.load_model({str(out)!r})"
+                                        if (out / "best" / "model.pt").is_file() else "")
+    console.print(f"  {sum(t.finished for t in run.trials)} evaluations ({failed} failed); {saved}")
 
 
 COLUMNS = [("val_acc", "val acc"), ("test_acc", "test acc"), ("test_f1", "test F1"), ("params", "params"),

@@ -56,6 +56,7 @@ class DataSettings(BaseModel):
 
 class SpaceSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    family: str = Field(default="mlp", pattern="^(mlp|net|nb201)$", description="genome family searched")
     min_layers: int = Field(default=1, ge=0, le=64)
     max_layers: int = Field(default=4, ge=0, le=64)
     min_units: int = Field(default=8, ge=1, le=65536)
@@ -105,6 +106,16 @@ class StrategySettings(BaseModel):
         return name
 
 
+class BenchmarkSettings(BaseModel):
+    """Tabular benchmark mode: accuracies are looked up instead of trained (NAS-Bench-201)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(default="nb201", pattern="^nb201$")
+    file: str
+    dataset: str = "cifar10"
+    seconds_per_query: float = Field(default=0.0, ge=0, description="simulated training time per query")
+
+
 class SearchConfig(BaseModel):
     """Everything that defines a search. ``budget`` counts evaluations (finished trials)."""
 
@@ -118,6 +129,20 @@ class SearchConfig(BaseModel):
     budget: int = Field(default=40, ge=1, le=10_000_000)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     threads: int = Field(default=1, ge=1, le=1024, description="torch threads per evaluation")
+    benchmark: Optional[BenchmarkSettings] = None
+
+    @model_validator(mode="after")
+    def _benchmark_mode(self) -> "SearchConfig":
+        if self.benchmark is not None:
+            if self.objective.combined:
+                raise ValueError("a tabular benchmark records validation and test accuracy only: leave out --weights")
+            self.space.family = "nb201"
+        return self
+
+    @property
+    def label(self) -> str:
+        """A short name for the data searched, used in default run directory names."""
+        return f"{self.benchmark.name}-{self.benchmark.dataset}" if self.benchmark else self.data.label
 
     def identity(self) -> dict[str, Any]:
         """What must match for a run to be continued (the budget may grow)."""

@@ -7,6 +7,8 @@ report only; nothing in nasforge selects on them.
 """
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +20,7 @@ from . import measure
 from .data import Task
 from .errors import TrialFailed
 from .spaces import Genome
-from .train import TrainSettings, predict_logits, train
+from .train import TrainResult, TrainSettings, predict_logits, train
 
 
 class MeasureSettings(BaseModel):
@@ -57,13 +59,40 @@ class Evaluator:
         except (RuntimeError, ValueError) as exc:
             raise TrialFailed(f"network does not build: {exc}") from exc
 
+    def _train(self, model: torch.nn.Module, s: TrainSettings, generator: torch.Generator, seed: int) -> TrainResult:
+        """Gradient descent, differential evolution of the weights (EB-LNAST's lower level), or both."""
+        task = self.task
+        if s.method == "gradient":
+            return train(model, task.X_train, task.y_train, task.X_val, task.y_val, s, generator)
+        from .train.evolve_weights import DEConfig, evolve_weights
+
+        config = DEConfig(population=s.de_population, generations=s.de_generations, F=s.de_f, CR=s.de_cr, seed=seed,
+                          patience=s.patience or None)
+        start = time.perf_counter()
+        try:
+            de = evolve_weights(model, task.X_train, task.y_train, task.X_val, task.y_val, config, generator)
+        except TypeError as exc:  # a layer DE cannot batch (conv, batch norm)
+            raise TrialFailed(f"differential evolution needs an MLP: {exc}") from None
+        if not math.isfinite(de.best_loss):
+            raise TrialFailed("differential evolution found no finite loss")
+        de_seconds = time.perf_counter() - start
+        if s.method == "de":
+            return TrainResult(de.generations_run, de.generations_run, float(de.best_val_loss or de.best_loss), de_seconds)
+        refined = train(model, task.X_train, task.y_train, task.X_val, task.y_val, s, generator)
+        refined.seconds += de_seconds
+        return refined
+
     def evaluate(self, genome: Genome, seed: int) -> Evaluation:
         """Train and measure; raises TrialFailed for a candidate that cannot be trained."""
         task, ms = self.task, self.measure_settings
         model = self.build(genome, seed)
         generator = torch.Generator().manual_seed(seed)
+        settings = self.train_settings
+        genome_decay = float(getattr(genome, "weight_decay", 0.0) or 0.0)  # the net family's regularisation gene
+        if genome_decay:
+            settings = settings.model_copy(update={"weight_decay": settings.weight_decay + genome_decay})
         with measure.energy_meter(ms.power) as train_energy:
-            result = train(model, task.X_train, task.y_train, task.X_val, task.y_val, self.train_settings, generator)
+            result = self._train(model, settings, generator, seed)
         metrics: dict[str, Any] = {}
         for split, X, y in (("train", task.X_train, task.y_train), ("val", task.X_val, task.y_val), ("test", task.X_test, task.y_test)):
             metrics[f"{split}_acc"], metrics[f"{split}_f1"] = _accuracy_f1(predict_logits(model, X), y)

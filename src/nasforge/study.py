@@ -27,7 +27,8 @@ from .config import SearchConfig, build_config
 from .data import Task, load_task, reload_task
 from .errors import NasforgeError, TrialFailed
 from .evaluator import Evaluator
-from .spaces import Genome, MLPSpace, SearchSpace, genome_from_dict
+from .spaces import Genome, MLPSpace, NB201Space, NetSpace, SearchSpace, genome_from_dict
+from .tabular import NB201Table, TabularEvaluator
 from .storage import RunStore, TrialRecord, sqlite_url
 from .strategies import Proposal, Strategy, make_strategy
 
@@ -38,8 +39,16 @@ def trial_seed(seed: int, ask_index: int) -> int:
     return (seed * 1_000_003 + ask_index * 7919) % (2**31 - 1)
 
 
-def make_space(config: SearchConfig, task: Task) -> SearchSpace:
+def make_space(config: SearchConfig, task: Task | None) -> SearchSpace:
     s = config.space
+    if s.family == "net":
+        assert task is not None, "the net space is sized by the task"
+        return NetSpace(task.input_shape, task.n_classes, rules=tuple(s.learning_rules), max_params=s.max_params)
+    if s.family == "nb201":
+        if task is not None and len(task.input_shape) != 3:
+            raise NasforgeError(f"the nb201 space needs images; {task.name} has flat features (use --space mlp)")
+        return NB201Space()
+    assert task is not None, "the mlp space is sized by the task"
     return MLPSpace(
         int(np.prod(task.input_shape)), task.n_classes, min_layers=s.min_layers, max_layers=s.max_layers,
         min_units=s.min_units, max_units=s.max_units, activations=tuple(s.activations),
@@ -63,7 +72,7 @@ class Study:
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
         if config is None and not meta and storage is None:
             raise NasforgeError(f"{self.out} holds no nasforge run; start one with 'nasforge search'")
-        if config is not None and not meta and task is None:
+        if config is not None and not meta and task is None and config.benchmark is None:
             task = _load_configured_task(config)  # bad data fails before anything is written
         self.out.mkdir(parents=True, exist_ok=True)
         self._lock = _lock_run(self.out) if config is not None else None
@@ -81,15 +90,28 @@ class Study:
         if stored is None or self.store.get("budget") != config.budget:
             self.store.set("config", config.model_dump(mode="json"))
             self.store.set("budget", config.budget)
-        if self.store.get("task") is None:
-            task = task or _load_configured_task(config)
-            self.store.set("task", task.spec)
         meta_path.write_text(json.dumps({"storage": url, "study": name}, indent=1))
-        self.task = task or reload_task(self.store.get("task"))
+        self.task: Task | None = None
+        if config.benchmark is not None:
+            bench = config.benchmark
+            self.evaluator: Any = TabularEvaluator(NB201Table(bench.file), bench.dataset, bench.seconds_per_query)
+        else:
+            if self.store.get("task") is None:
+                task = task or _load_configured_task(config)
+                self.store.set("task", task.spec)
+            self.task = task or reload_task(self.store.get("task"))
+            self.evaluator = Evaluator(self.task, config.train, config.measure)
+            if self._lock is not None:
+                _save_task_info(self.out, self.task)
         self.space = make_space(config, self.task)
-        self.evaluator = Evaluator(self.task, config.train, config.measure)
-        if self._lock is not None:
-            _save_task_info(self.out, self.task)
+
+    def _make_strategy(self) -> Strategy:
+        cfg = self.config
+        return make_strategy(cfg.strategy.name, self.space, np.random.default_rng(cfg.seed), cfg.budget,
+                             population_size=cfg.strategy.population_size, sample_size=cfg.strategy.sample_size)
+
+    def strategy_description(self) -> str:
+        return self._make_strategy().describe()
 
     # --- reading ---
     def trials(self) -> list[TrialRecord]:
@@ -131,7 +153,7 @@ class Study:
             ask_up_to(tells)
             item = pending.pop(record.ask_index)
             item.proposal.trial = record.number
-            strategy.tell(item.proposal, record.fitness)
+            strategy.tell(item.proposal, record.fitness, record.metrics)
             tells += 1
         ask_up_to(tells)
         return sorted(pending.values(), key=lambda p: p.ask_index), next_ask, tells
@@ -147,9 +169,7 @@ class Study:
                 self.store.fail(record.number, "interrupted: the search process stopped; the ask is evaluated again",
                                 told_seq=None, interrupted=True)
         records = self.trials()
-        strategy = make_strategy(cfg.strategy.name, self.space, np.random.default_rng(cfg.seed), cfg.budget,
-                                 population_size=cfg.strategy.population_size, sample_size=cfg.strategy.sample_size)
-        self.strategy = strategy
+        strategy = self._make_strategy()
         pending, next_ask, tells = self._replay(strategy, records)
         done = sum(r.finished for r in records)
         while done < cfg.budget:
@@ -159,7 +179,7 @@ class Study:
                 item = _Pending(next_ask, tells, strategy.ask())
                 next_ask += 1
             record = self._evaluate(item, told_seq=tells)
-            strategy.tell(item.proposal, record.fitness)
+            strategy.tell(item.proposal, record.fitness, record.metrics)
             tells += 1
             done += 1
             if callback:
@@ -205,7 +225,8 @@ class Study:
         folder.mkdir(exist_ok=True)
         (folder / "genome.json").write_text(json.dumps(best.genome, indent=2, sort_keys=True))
         (folder / "metrics.json").write_text(json.dumps({"trial": best.number, "fitness": best.fitness, **best.metrics}, indent=2))
-        shutil.copyfile(self.model_path(best.number), folder / "model.pt")
+        if self.model_path(best.number).is_file():  # tabular benchmarks train nothing
+            shutil.copyfile(self.model_path(best.number), folder / "model.pt")
 
     def close(self) -> None:
         if self._lock is not None:

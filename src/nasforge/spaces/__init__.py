@@ -1,8 +1,11 @@
 """Genome families and their search spaces."""
 from .base import Genome, SearchSpace, parse_genome
 from .mlp import MLPGenome, MLPSpace
+from .nb201 import NB201Genome, NB201Space
+from .net import NetGenome
+from .net_space import NetSpace
 
-GENOME_TYPES: dict[str, type[Genome]] = {MLPGenome.family: MLPGenome}
+GENOME_TYPES: dict[str, type[Genome]] = {g.family: g for g in (MLPGenome, NetGenome, NB201Genome)}
 
 
 def genome_from_dict(data: dict) -> Genome:
@@ -15,4 +18,4 @@ def genome_from_dict(data: dict) -> Genome:
     return parse_genome(GENOME_TYPES[family], data)
 
 
-__all__ = ["Genome", "SearchSpace", "MLPGenome", "MLPSpace", "GENOME_TYPES", "genome_from_dict", "parse_genome"]
+__all__ = ["Genome", "SearchSpace", "MLPGenome", "MLPSpace", "NB201Genome", "NB201Space", "NetGenome", "NetSpace", "GENOME_TYPES", "genome_from_dict", "parse_genome"]

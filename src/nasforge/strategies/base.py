@@ -34,8 +34,9 @@ class Strategy(ABC):
     def ask(self) -> Proposal:
         """The next genome to evaluate."""
 
-    def tell(self, proposal: Proposal, fitness: float | None) -> None:
-        """The result of an evaluation; ``None`` means the trial failed."""
+    def tell(self, proposal: Proposal, fitness: float | None, metrics: dict[str, Any] | None = None) -> None:
+        """The result of an evaluation: its fitness (``None``: the trial failed) and its metrics,
+        for strategies whose selection needs more than one number (bi-level, expert system)."""
 
     def describe(self) -> str:
         return self.name

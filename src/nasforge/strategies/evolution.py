@@ -57,7 +57,7 @@ class RegularizedEvolution(Strategy):
         child, operator = self.space.mutate(parent.genome, self.rng)
         return Proposal(child, parents=(parent.trial,), operator=operator)
 
-    def tell(self, proposal: Proposal, fitness: float | None) -> None:
+    def tell(self, proposal: Proposal, fitness: float | None, metrics: dict | None = None) -> None:
         if fitness is None or not math.isfinite(fitness):
             if proposal.info.get("initial"):
                 self.initial_open -= 1

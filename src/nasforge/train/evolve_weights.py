@@ -23,7 +23,7 @@ __all__ = ["BatchedMLP", "DEConfig", "DEResult", "differential_evolution", "evol
 # Activations are elementwise and stateless, so the module itself runs on a [P, N, H] tensor.
 # Dropout is skipped: DE evaluates deterministically, as in eval mode.
 _ACTIVATIONS = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.ELU, nn.LeakyReLU, nn.SiLU)
-_SKIPPED = (nn.Identity, nn.Dropout)
+_SKIPPED = (nn.Identity, nn.Dropout, nn.Flatten)  # Flatten: inputs are already [N, F]
 
 
 def _walk(module: nn.Module) -> list[nn.Module]:

@@ -29,6 +29,12 @@ class TrainSettings(BaseModel):
     epochs: int = Field(default=40, ge=1, le=100000)
     batch_size: int = Field(default=64, ge=1, le=1_000_000)
     patience: int = Field(default=6, ge=0, le=100000, description="epochs without validation improvement; 0 = off")
+    method: str = Field(default="gradient", pattern="^(gradient|de|hybrid)$",
+                        description="gradient descent, differential evolution of the weights, or DE then gradient")
+    de_population: int = Field(default=32, ge=4, le=100000)
+    de_generations: int = Field(default=100, ge=1, le=10_000_000)
+    de_f: float = Field(default=0.5, gt=0, le=2)
+    de_cr: float = Field(default=0.9, ge=0, le=1)
 
 
 @dataclass

@@ -1,0 +1,219 @@
+"""The ``nb201`` genome family: the NAS-Bench-201 cell (Dong & Yang, ICLR 2020).
+
+A cell is a fixed 4-node DAG: node 0 is the cell input, node j (1..3) sums one operation
+applied to every earlier node, and node 3 is the cell output. Only the operation on each of
+the 6 edges is searched, so the space has exactly 5**6 = 15,625 cells and every one of them
+has a row in the benchmark table (see nasforge.tabular).
+
+Edge order follows the benchmark's string form ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``:
+(1<-0), (2<-0), (2<-1), (3<-0), (3<-1), (3<-2). ``op~i`` inside group k is the edge from
+node i into node k+1.
+
+Mutation: SPEC §1 lists op mutation and hidden-state mutation (rewire an edge to another
+input node). The topology here is fixed -- every node already reads every earlier node --
+so there is nothing to rewire; the benchmark expresses "no edge" as the ``none`` op, which
+op mutation already reaches. Only the ``op`` operator exists for this family.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal, get_args
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import InvalidGenome
+from .base import Genome, SearchSpace
+
+Op = Literal["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+OPS: tuple[str, ...] = get_args(Op)
+EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (to, from)
+N_NODES = 4
+
+# Genome-independent build options. Small by default so a CPU can train the network; the
+# benchmark's own networks use C=16, N=5 (see BENCH_CHANNELS, BENCH_CELLS).
+DEFAULT_CHANNELS = 8
+DEFAULT_CELLS_PER_STAGE = 1
+BENCH_CHANNELS = 16
+BENCH_CELLS = 5
+
+
+class NB201Genome(Genome):
+    family = "nb201"
+    ops: tuple[Op, Op, Op, Op, Op, Op]
+
+    def to_string(self) -> str:
+        groups = []
+        for node in range(1, N_NODES):
+            entries = [f"{self.ops[k]}~{src}" for k, (dst, src) in enumerate(EDGES) if dst == node]
+            groups.append("|" + "|".join(entries) + "|")
+        return "+".join(groups)
+
+    @classmethod
+    def from_string(cls, text: str) -> "NB201Genome":
+        """Parse the benchmark's string form; any deviation raises InvalidGenome saying where."""
+        if not isinstance(text, str):
+            raise InvalidGenome(f"an nb201 cell string must be text, got {type(text).__name__}")
+        s = text.strip()
+        groups = s.split("+")
+        if len(groups) != N_NODES - 1:
+            raise InvalidGenome(f"nb201 cell {text!r}: expected 3 '+'-separated node groups, got {len(groups)}")
+        ops: list[str] = []
+        for node, group in enumerate(groups, start=1):
+            if len(group) < 2 or not (group.startswith("|") and group.endswith("|")):
+                raise InvalidGenome(f"nb201 cell {text!r}: node {node} group {group!r} must be wrapped in '|'")
+            entries = group[1:-1].split("|")
+            if len(entries) != node:
+                raise InvalidGenome(f"nb201 cell {text!r}: node {node} needs {node} inputs, got {len(entries)}")
+            for src, entry in enumerate(entries):
+                op, sep, index = entry.partition("~")
+                if not sep or index != str(src):
+                    raise InvalidGenome(f"nb201 cell {text!r}: node {node} entry {entry!r} should read 'OP~{src}'")
+                if op not in OPS:
+                    raise InvalidGenome(f"nb201 cell {text!r}: unknown op {op!r}; choose from {', '.join(OPS)}")
+                ops.append(op)
+        return cls(ops=tuple(ops))
+
+    def summary(self) -> str:
+        return self.to_string()
+
+    def connected(self) -> bool:
+        """Whether some path of non-``none`` edges leads from the cell input to its output."""
+        reach = {0}
+        for (dst, src), op in zip(EDGES, self.ops):  # EDGES is in topological order
+            if op != "none" and src in reach:
+                reach.add(dst)
+        return N_NODES - 1 in reach
+
+    def build(self, input_shape: tuple[int, ...], n_classes: int, channels: int = DEFAULT_CHANNELS,
+              cells_per_stage: int = DEFAULT_CELLS_PER_STAGE) -> nn.Module:
+        if len(input_shape) != 3:
+            raise ValueError(f"nb201 networks take images (channels, height, width), got input shape {input_shape}")
+        if channels < 1 or cells_per_stage < 1:
+            raise ValueError(f"need channels >= 1 and cells_per_stage >= 1, got {channels}, {cells_per_stage}")
+        return NB201Network(self.ops, int(input_shape[0]), n_classes, channels, cells_per_stage)
+
+    def n_params(self, in_channels: int = 3, n_classes: int = 10, channels: int = BENCH_CHANNELS,
+                 cells_per_stage: int = BENCH_CELLS) -> int:
+        """Parameter count of ``build`` computed in closed form (no network is built).
+
+        Conv layers have no bias; every BatchNorm has an affine weight and bias. The default
+        arguments give the benchmark's own network (C=16, N=5, CIFAR-10): 1,531,546 for the
+        all-3x3-conv cell, NAS-Bench-201's published 1.53 MB.
+        """
+        def conv_bn(c_in: int, c_out: int, k: int) -> int:
+            return c_in * c_out * k * k + 2 * c_out
+
+        cell_per_c = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
+        total = conv_bn(in_channels, channels, 3)
+        for stage in range(3):
+            c = channels * 2**stage
+            cell = sum(conv_bn(c, c, cell_per_c[op]) for op in self.ops if op in cell_per_c)
+            total += cells_per_stage * cell
+            if stage < 2:  # residual reduction into the next stage
+                total += conv_bn(c, 2 * c, 3) + conv_bn(2 * c, 2 * c, 3) + c * 2 * c
+        c_last = 4 * channels
+        return total + 2 * c_last + c_last * n_classes + n_classes
+
+
+def _relu_conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.ReLU(), nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, bias=False),
+                         nn.BatchNorm2d(c_out))
+
+
+def _make_op(name: str, c: int) -> nn.Module:
+    if name == "skip_connect":
+        return nn.Identity()
+    if name == "avg_pool_3x3":
+        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    if name == "nor_conv_1x1":
+        return _relu_conv_bn(c, c, 1)
+    if name == "nor_conv_3x3":
+        return _relu_conv_bn(c, c, 3)
+    raise ValueError(f"op {name!r} has no module")
+
+
+class Cell(nn.Module):
+    """Node j = sum over i < j of op_ji(node i). A ``none`` edge adds zeros, so it is left out
+    of the sum; a node whose edges are all ``none`` is a zero tensor (and later edges still
+    apply their op to it, as in the benchmark, where ReLU-Conv-BN of zeros is the BN bias)."""
+
+    def __init__(self, ops: tuple[str, ...], channels: int):
+        super().__init__()
+        live = [(dst, src, op) for (dst, src), op in zip(EDGES, ops) if op != "none"]
+        self.wiring = [(dst, src, f"e{dst}{src}") for dst, src, _ in live]
+        self.edges = nn.ModuleDict({f"e{dst}{src}": _make_op(op, channels) for dst, src, op in live})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes: list[torch.Tensor | None] = [x] + [None] * (N_NODES - 1)
+        for dst, src, key in self.wiring:
+            source = nodes[src]
+            out = self.edges[key](torch.zeros_like(x) if source is None else source)
+            nodes[dst] = out if nodes[dst] is None else nodes[dst] + out
+        last = nodes[-1]
+        return torch.zeros_like(x) if last is None else last
+
+
+class ResidualReduction(nn.Module):
+    """NAS-Bench-201's reduction block: two ReLU-Conv-BN (first with stride 2) plus a shortcut
+    of 2x2 average pooling and a 1x1 conv. ``ceil_mode`` keeps both paths the same size on
+    odd inputs (7x7 -> 4x4 for 28x28 images)."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.body = nn.Sequential(_relu_conv_bn(c_in, c_out, 3, stride=2), _relu_conv_bn(c_out, c_out, 3))
+        self.shortcut = nn.Sequential(nn.AvgPool2d(2, stride=2, ceil_mode=True),
+                                      nn.Conv2d(c_in, c_out, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + self.shortcut(x)
+
+
+class NB201Network(nn.Module):
+    """The benchmark's macro skeleton: stem, 3 stages of N cells at C/2C/4C channels joined by
+    residual reductions, then BN-ReLU, global average pooling and a linear classifier."""
+
+    def __init__(self, ops: tuple[str, ...], in_channels: int, n_classes: int, channels: int, cells_per_stage: int):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)]
+        for stage in range(3):
+            c = channels * 2**stage
+            if stage:
+                layers.append(ResidualReduction(c // 2, c))
+            layers += [Cell(ops, c) for _ in range(cells_per_stage)]
+        c_last = 4 * channels
+        layers += [nn.BatchNorm2d(c_last), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_last, n_classes)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class NB201Space(SearchSpace):
+    """All 15,625 NAS-Bench-201 cells; ``reject_disconnected`` drops cells whose output
+    cannot see the input (off by default: the benchmark includes and scores them)."""
+
+    genome_type = NB201Genome
+
+    def __init__(self, *, reject_disconnected: bool = False):
+        self.reject_disconnected = reject_disconnected
+
+    def random_genome(self, rng: np.random.Generator) -> NB201Genome:
+        return NB201Genome(ops=tuple(OPS[int(i)] for i in rng.integers(len(OPS), size=len(EDGES))))
+
+    def check(self, genome: Genome) -> None:
+        if not isinstance(genome, NB201Genome):
+            raise InvalidGenome(f"expected an nb201 genome, got {genome.family!r}")
+        if self.reject_disconnected and not genome.connected():
+            raise InvalidGenome(f"cell {genome.to_string()} has no path from its input to its output")
+
+    def mutate_op(self, genome: NB201Genome, rng: np.random.Generator) -> NB201Genome:
+        """One edge, chosen uniformly, gets a different op chosen uniformly."""
+        edge = int(rng.integers(len(EDGES)))
+        others = [op for op in OPS if op != genome.ops[edge]]
+        ops = list(genome.ops)
+        ops[edge] = others[int(rng.integers(len(others)))]
+        return NB201Genome(ops=tuple(ops))
+
+    def mutation_operators(self) -> dict[str, Any]:
+        return {"op": self.mutate_op}
