@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -46,11 +46,23 @@ def _accuracy_f1(logits: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     return acc, f1
 
 
+class WeightSource(Protocol):
+    """Where a new network's starting weights may come from (TS-ENAS's weight inheritance)."""
+
+    def initialise(self, model: torch.nn.Module, genome: Genome) -> bool:
+        """Copy stored weights into ``model``; True if anything was inherited."""
+
+    def update(self, model: torch.nn.Module, genome: Genome, metrics: dict[str, Any]) -> None:
+        """Learn from a trained, measured network (e.g. keep the best weights per cell type)."""
+
+
 class Evaluator:
-    def __init__(self, task: Task, train_settings: TrainSettings | None = None, measure_settings: MeasureSettings | None = None):
+    def __init__(self, task: Task, train_settings: TrainSettings | None = None,
+                 measure_settings: MeasureSettings | None = None, weights: WeightSource | None = None):
         self.task = task
         self.train_settings = train_settings or TrainSettings()
         self.measure_settings = measure_settings or MeasureSettings()
+        self.weights = weights
 
     def build(self, genome: Genome, seed: int) -> torch.nn.Module:
         torch.manual_seed(seed)
@@ -86,6 +98,7 @@ class Evaluator:
         """Train and measure; raises TrialFailed for a candidate that cannot be trained."""
         task, ms = self.task, self.measure_settings
         model = self.build(genome, seed)
+        inherited = self.weights.initialise(model, genome) if self.weights is not None else False
         generator = torch.Generator().manual_seed(seed)
         settings = self.train_settings
         genome_decay = float(getattr(genome, "weight_decay", 0.0) or 0.0)  # the net family's regularisation gene
@@ -115,5 +128,8 @@ class Evaluator:
             train_energy_kwh=train_energy.kwh,
             infer_energy_kwh=infer_energy.kwh,
             energy_source=train_energy.source,
+            inherited=inherited,
         )
+        if self.weights is not None:
+            self.weights.update(model, genome, metrics)
         return Evaluation(metrics, {k: v.detach().clone() for k, v in model.state_dict().items()})

@@ -140,12 +140,7 @@ class Study:
             nonlocal next_ask
             while next_ask in by_ask and by_ask[next_ask].asked_after <= n_tells:
                 record = by_ask[next_ask]
-                proposal = strategy.ask()
-                if proposal.genome.to_dict() != genome_from_dict(record.genome).to_dict():
-                    raise NasforgeError(
-                        f"cannot resume {self.out}: replay proposed another genome at ask {next_ask} "
-                        "(was the run made by another nasforge version?)"
-                    )
+                proposal = strategy.replay(genome_from_dict(record.genome), record)
                 pending[next_ask] = _Pending(next_ask, record.asked_after, proposal)
                 next_ask += 1
 

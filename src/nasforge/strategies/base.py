@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import NasforgeError
 from ..spaces import Genome, SearchSpace
 
 
@@ -37,6 +38,21 @@ class Strategy(ABC):
     def tell(self, proposal: Proposal, fitness: float | None, metrics: dict[str, Any] | None = None) -> None:
         """The result of an evaluation: its fitness (``None``: the trial failed) and its metrics,
         for strategies whose selection needs more than one number (bi-level, expert system)."""
+
+    def replay(self, genome: Genome, record: Any) -> Proposal:
+        """Re-issue a stored ask while a run resumes (``record`` is the stored TrialRecord).
+
+        The default asks again and insists on the stored genome: that proves the state was
+        rebuilt exactly. A strategy whose asks cannot be repeated (an LLM's reply) overrides
+        this to adopt the stored proposal and update its state from it.
+        """
+        proposal = self.ask()
+        if proposal.genome != genome:
+            raise NasforgeError(
+                f"cannot resume: the {self.name} strategy proposed another genome at ask {record.ask_index} "
+                "(was the run made by another nasforge version?)"
+            )
+        return proposal
 
     def describe(self) -> str:
         return self.name
