@@ -8,6 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import shutil
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -62,6 +65,10 @@ SEARCH_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--seed", "seed", int, "seed of the split, the strategy and every training run (default 0)"),
     ("--population", "strategy.population_size", int, "evolution: population size P (default budget/4, 5..100)"),
     ("--sample", "strategy.sample_size", int, "evolution: tournament sample size S (default P/4, at least 2)"),
+    ("--designer", "strategy.expert.designer", str, "expert: who edits the genome, rules (offline) or llm"),
+    ("--llm-url", "strategy.expert.llm_url", str, "expert+llm: OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1"),
+    ("--llm-model", "strategy.expert.llm_model", str, "expert+llm: model name at that endpoint"),
+    ("--llm-key-env", "strategy.expert.llm_key_env", str, "expert+llm: environment variable holding the API key"),
     ("--epochs", "train.epochs", int, "maximum training epochs per candidate (default 40)"),
     ("--patience", "train.patience", int, "early stopping: epochs without validation improvement (default 6)"),
     ("--lr", "train.lr", float, "learning rate (default 3e-3)"),
@@ -81,7 +88,13 @@ SEARCH_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--bench-file", "benchmark.file", str, "the benchmark table, e.g. ../shared/data/nb201_12epoch.csv"),
     ("--bench-dataset", "benchmark.dataset", str, "cifar10, cifar100 or imagenet16-120 (default cifar10)"),
     ("--bench-seconds", "benchmark.seconds_per_query", float, "simulated training seconds per query (default 0)"),
-    ("--threads", "threads", int, "torch threads per evaluation (default 1: fastest for small models)"),
+    ("--threads", "threads", int, "torch threads per evaluation (default 1 in process; cores/workers with --workers)"),
+    ("--workers", "executor.workers", int, "evaluate this many candidates at once in local worker processes"),
+    ("--executor", "executor.kind", str, "in-process, processes or ray (default: in-process, processes with --workers)"),
+    ("--ray-address", "executor.ray_address", str, "join a running Ray cluster: auto or HOST:PORT (implies --executor ray)"),
+    ("--cpus-per-task", "executor.cpus_per_task", float, "Ray: CPUs each evaluation asks for (default 1)"),
+    ("--gpus-per-task", "executor.gpus_per_task", float, "Ray: GPUs each evaluation asks for (default 0)"),
+    ("--retries", "executor.retries", int, "re-runs of an evaluation whose worker died (default 1)"),
 ]
 
 
@@ -111,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--weights", dest="weights", default=None,
                    help="fitness = combined metric CM with these weights, e.g. accuracy=0.7,fps=0.2,energy=0.1 "
                         "(default: validation accuracy)")
+    s.add_argument("--enforce", dest="strategy.expert.enforce", action="store_const", const=True, default=None,
+                   help="expert+llm: apply instructions the LLM ignored with the rule designer")
     s.add_argument("--config", default=None, help="TOML file with any of the settings (flags override it)")
     s.add_argument("--out", default=None, help="run directory (default runs/DATASET-STRATEGY-seedSEED)")
     s.add_argument("--storage", default=None, help="SQLAlchemy URL for the trial database (default: OUT/study.db)")
@@ -119,12 +134,26 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("resume", help="continue a stopped search")
     r.add_argument("run", help="run directory")
     r.add_argument("--budget", type=int, default=None, help="raise the budget of evaluations")
+    for flag, path, kind, text in SEARCH_FLAGS:
+        if path.startswith("executor.") or path == "threads":
+            r.add_argument(flag, dest=path, type=kind, default=None, help=text)
     _add_output_flags(r)
 
     sh = sub.add_parser("show", help="list a run's trials")
     sh.add_argument("run", help="run directory")
     sh.add_argument("--json", action="store_true", help="print the trials as JSON")
     sh.add_argument("--top", type=int, default=None, help="only the N best trials")
+
+    rp = sub.add_parser("report", help="write a self-contained HTML report of a run")
+    rp.add_argument("run", help="run directory")
+    rp.add_argument("--output", default=None, help="HTML file (default RUN/report.html)")
+
+    cp = sub.add_parser("compare", help="put runs side by side in one HTML report")
+    cp.add_argument("runs", nargs="+", help="run directories")
+    cp.add_argument("--output", default="comparison.html", help="HTML file (default comparison.html)")
+
+    db = sub.add_parser("dashboard", help="open optuna-dashboard on a run (live while it runs)")
+    db.add_argument("run", help="run directory")
 
     sub.add_parser("datasets", help="list the built-in datasets")
     return parser
@@ -139,6 +168,8 @@ def _search_config(args: argparse.Namespace) -> SearchConfig:
             _set(flags, path, value)
             if flag in FORMAT_FLAGS:
                 _set(flags, "data.format", FORMAT_FLAGS[flag])
+    if getattr(args, "strategy.expert.enforce") is not None:
+        _set(flags, "strategy.expert.enforce", True)
     if args.weights is not None:
         flags["objective"] = parse_weights(args.weights)
     given = flags.get("data", {})
@@ -179,8 +210,14 @@ def cmd_search(args: argparse.Namespace) -> None:
 
 def cmd_resume(args: argparse.Namespace) -> None:
     study = Study(args.run)
+    overrides: dict[str, Any] = {}
+    for flag, path, _, _ in SEARCH_FLAGS:
+        if (path.startswith("executor.") or path == "threads") and getattr(args, path, None) is not None:
+            _set(overrides, path, getattr(args, path))
     if args.budget is not None:
-        cfg = build_config({**study.config.model_dump(mode="json"), "budget": args.budget})
+        overrides["budget"] = args.budget
+    if overrides:
+        cfg = build_config(merge(study.config.model_dump(mode="json"), overrides))
         study.close()
         study = Study(args.run, cfg)
     _run(study, _mode(args))
@@ -258,10 +295,34 @@ def cmd_datasets(args: argparse.Namespace) -> None:
     print("your own:  --csv FILE --target COLUMN")
 
 
-COMMANDS = {"search": cmd_search, "resume": cmd_resume, "show": cmd_show, "datasets": cmd_datasets}
+def cmd_report(args: argparse.Namespace) -> None:
+    from .report import write_report
+
+    print(write_report(args.run, args.output))
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from .report import write_comparison
+
+    print(write_comparison(args.runs, args.output))
+
+
+def cmd_dashboard(args: argparse.Namespace) -> None:
+    from .report import dashboard_command
+
+    command = dashboard_command(args.run)
+    if Path(command[0]).is_file() or shutil.which(command[0]):
+        os.execvp(command[0], command)
+    print("optuna-dashboard is not installed: pip install optuna-dashboard, then run:\n  " + " ".join(command))
+
+
+COMMANDS = {"search": cmd_search, "resume": cmd_resume, "show": cmd_show, "datasets": cmd_datasets,
+            "report": cmd_report, "compare": cmd_compare, "dashboard": cmd_dashboard}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Ctrl-C must stop a search cleanly even when a parent shell started us with SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         args = build_parser().parse_args(argv)
         COMMANDS[args.command](args)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import NasforgeError
 from .evaluator import MeasureSettings
+from .strategies.expert import ExpertSettings
 from .objectives import Objective
 from .train import TrainSettings
 
@@ -95,6 +96,7 @@ class StrategySettings(BaseModel):
     name: str = "evolution"
     population_size: Optional[int] = Field(default=None, ge=2, le=100000)
     sample_size: Optional[int] = Field(default=None, ge=1, le=100000)
+    expert: Optional[ExpertSettings] = None
 
     @field_validator("name")
     @classmethod
@@ -116,6 +118,27 @@ class BenchmarkSettings(BaseModel):
     seconds_per_query: float = Field(default=0.0, ge=0, description="simulated training time per query")
 
 
+class ExecutorSettings(BaseModel):
+    """Where evaluations run. Not part of a run's identity: resume with more workers freely."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: str = Field(default="auto", pattern="^(auto|in-process|processes|ray)$",
+                      description="auto: in-process for one worker, local processes for more")
+    workers: int = Field(default=1, ge=1, le=4096)
+    ray_address: Optional[str] = Field(default=None, description="join a Ray cluster: auto or HOST:PORT")
+    cpus_per_task: float = Field(default=1.0, gt=0, le=1024)
+    gpus_per_task: float = Field(default=0.0, ge=0, le=64)
+    retries: int = Field(default=1, ge=0, le=100, description="re-runs of an evaluation whose worker died")
+
+    @model_validator(mode="after")
+    def _ray_address_means_ray(self) -> "ExecutorSettings":
+        if self.ray_address and self.kind == "auto":
+            self.kind = "ray"
+        if self.kind == "in-process" and self.workers > 1:
+            raise ValueError("in-process runs one evaluation at a time; use --workers with processes or ray")
+        return self
+
+
 class SearchConfig(BaseModel):
     """Everything that defines a search. ``budget`` counts evaluations (finished trials)."""
 
@@ -128,7 +151,9 @@ class SearchConfig(BaseModel):
     objective: Objective = Field(default_factory=Objective)
     budget: int = Field(default=40, ge=1, le=10_000_000)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
-    threads: int = Field(default=1, ge=1, le=1024, description="torch threads per evaluation")
+    threads: Optional[int] = Field(default=None, ge=1, le=1024,
+                                   description="torch threads per evaluation (default: 1 in process, cores/workers otherwise)")
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     benchmark: Optional[BenchmarkSettings] = None
 
     @model_validator(mode="after")
@@ -146,7 +171,7 @@ class SearchConfig(BaseModel):
 
     def identity(self) -> dict[str, Any]:
         """What must match for a run to be continued (the budget may grow)."""
-        return self.model_dump(mode="json", exclude={"budget"})
+        return self.model_dump(mode="json", exclude={"budget", "executor", "threads"})
 
 
 def validation_message(exc: ValidationError) -> str:

@@ -71,6 +71,15 @@ class Evaluator:
         except (RuntimeError, ValueError) as exc:
             raise TrialFailed(f"network does not build: {exc}") from exc
 
+    def learn(self, genome: Genome, evaluation: Evaluation) -> None:
+        """Let the weight source learn from a finished evaluation (runs in the study's process,
+        whichever worker trained the network)."""
+        if self.weights is None or not evaluation.state_dict:
+            return
+        model = genome.build(self.task.input_shape, self.task.n_classes)
+        model.load_state_dict(evaluation.state_dict)
+        self.weights.update(model, genome, evaluation.metrics)
+
     def _train(self, model: torch.nn.Module, s: TrainSettings, generator: torch.Generator, seed: int) -> TrainResult:
         """Gradient descent, differential evolution of the weights (EB-LNAST's lower level), or both."""
         task = self.task
@@ -130,6 +139,4 @@ class Evaluator:
             energy_source=train_energy.source,
             inherited=inherited,
         )
-        if self.weights is not None:
-            self.weights.update(model, genome, metrics)
         return Evaluation(metrics, {k: v.detach().clone() for k, v in model.state_dict().items()})

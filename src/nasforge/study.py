@@ -25,8 +25,9 @@ import torch
 
 from .config import SearchConfig, build_config
 from .data import Task, load_task, reload_task
-from .errors import NasforgeError, TrialFailed
+from .errors import NasforgeError
 from .evaluator import Evaluator
+from .executors import Job, Outcome, make_executor
 from .spaces import Genome, MLPSpace, NB201Space, NetSpace, SearchSpace, genome_from_dict
 from .tabular import NB201Table, TabularEvaluator
 from .storage import RunStore, TrialRecord, sqlite_url
@@ -107,8 +108,9 @@ class Study:
 
     def _make_strategy(self) -> Strategy:
         cfg = self.config
+        options = {name: getattr(cfg.strategy, name) for name in type(cfg.strategy).model_fields if name != "name"}
         return make_strategy(cfg.strategy.name, self.space, np.random.default_rng(cfg.seed), cfg.budget,
-                             population_size=cfg.strategy.population_size, sample_size=cfg.strategy.sample_size)
+                             task=self.task.name if self.task else cfg.label, **options)
 
     def strategy_description(self) -> str:
         return self._make_strategy().describe()
@@ -131,6 +133,8 @@ class Study:
         """Bring a fresh strategy to the stored state; return asks still to evaluate."""
         by_ask: dict[int, TrialRecord] = {}
         for r in records:  # a finished record of an ask wins over its interrupted attempts
+            if not r.genome:
+                continue  # stopped between creating the trial and storing its proposal: never asked for the record
             if r.finished or r.ask_index not in by_ask:
                 by_ask[r.ask_index] = r
         pending: dict[int, _Pending] = {}
@@ -154,62 +158,101 @@ class Study:
         return sorted(pending.values(), key=lambda p: p.ask_index), next_ask, tells
 
     def run(self, callback: Callback | None = None) -> TrialRecord | None:
-        """Evaluate until the budget of finished trials is spent; return the best trial."""
+        """Evaluate until the budget of finished trials is spent; return the best trial.
+
+        Asks go out while the executor has free slots; results are stored and told in the
+        order they arrive (asynchronous evolution with several workers). With one slot this
+        is the plain serial loop: ask, evaluate, tell.
+        """
         cfg = self.config
         if self._lock is None:
             self._lock = _lock_run(self.out)
-        torch.set_num_threads(cfg.threads)
-        for record in self.trials():
-            if record.state == "running":
-                self.store.fail(record.number, "interrupted: the search process stopped; the ask is evaluated again",
-                                told_seq=None, interrupted=True)
+        self._close_running("interrupted: the search process stopped; the ask is evaluated again")
         records = self.trials()
         strategy = self._make_strategy()
         pending, next_ask, tells = self._replay(strategy, records)
         done = sum(r.finished for r in records)
-        while done < cfg.budget:
-            if pending:
-                item = pending.pop(0)
-            else:
-                item = _Pending(next_ask, tells, strategy.ask())
-                next_ask += 1
-            record = self._evaluate(item, told_seq=tells)
-            strategy.tell(item.proposal, record.fitness, record.metrics)
-            tells += 1
-            done += 1
-            if callback:
-                callback(record, self)
+        executor = make_executor(cfg, self.evaluator)
+        inflight: dict[int, tuple[_Pending, TrialRecord, int]] = {}
+        try:
+            while True:
+                while done + len(inflight) < cfg.budget and len(inflight) < executor.slots:
+                    if pending:
+                        item = pending.pop(0)
+                    else:
+                        item = _Pending(next_ask, tells, strategy.ask())
+                        next_ask += 1
+                    record = self._start(item)
+                    inflight[record.number] = (item, record, 0)
+                    executor.submit(record.number, self._job(item))
+                if not inflight:
+                    break
+                for number, outcome in executor.wait():
+                    item, record, attempts = inflight.pop(number)
+                    if outcome.worker_died and attempts < cfg.executor.retries:
+                        inflight[number] = (item, record, attempts + 1)
+                        executor.submit(number, self._job(item))
+                        continue
+                    if outcome.worker_died:
+                        outcome.error = f"{outcome.error} (after {attempts + 1} attempts)"
+                    self._finish(record, outcome, told_seq=tells)
+                    strategy.tell(item.proposal, record.fitness, record.metrics)
+                    tells += 1
+                    done += 1
+                    if callback:
+                        callback(record, self)
+        except KeyboardInterrupt:
+            executor.cancel_all()
+            self._close_running("interrupted by the user; the ask is evaluated again on resume")
+            raise
+        finally:
+            executor.close()
         best = self.best()
         if best is not None:
             self._save_best(best)
         return best
 
-    def _evaluate(self, item: _Pending, told_seq: int) -> TrialRecord:
+    def _close_running(self, reason: str) -> None:
+        """Mark every trial still 'running' as failed and interrupted (its ask is re-run)."""
+        for record in self.trials():
+            if record.state == "running":
+                self.store.fail(record.number, reason if record.genome else reason + " (stopped before it was stored)",
+                                told_seq=None, interrupted=True)
+
+    def _job(self, item: _Pending) -> Job:
+        return Job(item.proposal.genome.to_dict(), trial_seed(self.config.seed, item.ask_index),
+                   getattr(self.evaluator, "weights", None))
+
+    def _start(self, item: _Pending) -> TrialRecord:
+        """Store an ask as a running trial before it is evaluated."""
         p = item.proposal
         record = TrialRecord(number=-1, state="running", genome=p.genome.to_dict(), fitness=None,
                              parents=list(p.parents), operator=p.operator, info=p.info,
                              ask_index=item.ask_index, asked_after=item.asked_after)
         record.number = p.trial = self.store.start(
             {k: getattr(record, k) for k in ("genome", "parents", "operator", "info", "ask_index", "asked_after")})
-        record.told_seq, record.state = told_seq, "failed"
-        try:
-            evaluation = self.evaluator.evaluate(p.genome, trial_seed(self.config.seed, item.ask_index))
-            fitness = self.config.objective.fitness(evaluation.metrics)
-            if evaluation.state_dict:
-                _atomic_save(evaluation.state_dict, self.model_path(record.number))
-            self.store.finish(record.number, fitness, evaluation.metrics, told_seq)
-            record.state, record.fitness, record.metrics = "complete", fitness, evaluation.metrics
-        except KeyboardInterrupt:
-            self.store.fail(record.number, "interrupted by the user; the ask is evaluated again on resume", None,
-                            interrupted=True)
-            raise
-        except TrialFailed as exc:
-            record.error = str(exc)
-        except Exception as exc:  # a candidate that raises must not end the search
-            record.error = f"{type(exc).__name__}: {exc}"
-        if record.error is not None:
-            self.store.fail(record.number, record.error, told_seq)
         return record
+
+    def _finish(self, record: TrialRecord, outcome: Outcome, told_seq: int) -> None:
+        """Store a result: weights first, then the trial (a crash between them loses nothing)."""
+        record.told_seq = told_seq
+        evaluation = outcome.evaluation
+        if evaluation is not None:
+            try:
+                fitness = self.config.objective.fitness(evaluation.metrics)
+                if evaluation.state_dict:
+                    _atomic_save(evaluation.state_dict, self.model_path(record.number))
+                learn = getattr(self.evaluator, "learn", None)
+                if learn is not None:
+                    learn(genome_from_dict(record.genome), evaluation)
+            except Exception as exc:  # e.g. a metric the objective needs is missing
+                outcome.error = f"{type(exc).__name__}: {exc}"
+            else:
+                self.store.finish(record.number, fitness, evaluation.metrics, told_seq)
+                record.state, record.fitness, record.metrics = "complete", fitness, evaluation.metrics
+                return
+        record.state, record.error = "failed", outcome.error or "unknown failure"
+        self.store.fail(record.number, record.error, told_seq)
 
     # --- files ---
     def model_path(self, number: int) -> Path:

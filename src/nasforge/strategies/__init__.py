@@ -10,9 +10,10 @@ from ..errors import NasforgeError
 from ..spaces import SearchSpace
 from .base import Proposal, Strategy
 from .evolution import RegularizedEvolution
+from .expert import ExpertStrategy
 from .random import RandomSearch
 
-STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (RandomSearch, RegularizedEvolution)}
+STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (RandomSearch, RegularizedEvolution, ExpertStrategy)}
 
 
 def make_strategy(name: str, space: SearchSpace, rng: np.random.Generator, budget: int, **options: Any) -> Strategy:

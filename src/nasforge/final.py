@@ -1,0 +1,178 @@
+"""Train the chosen architecture once more, from scratch, on training and validation data.
+
+A search trains every candidate on the training split only, because the validation split
+is what selection looks at. Once the architecture is chosen, validation data has done its
+job, so the final network can learn from it too: ``nasforge train RUN --epochs N``.
+
+Consequences, documented for users:
+- There is no held-out data left to stop early on, so training runs exactly ``epochs``
+  epochs (``patience`` 0). ``train()`` keeps the weights of the epoch with the lowest loss
+  on the data it is shown as "validation"; here that is the training data itself (train +
+  validation), so no held-out data is involved, and the kept epoch is reported.
+- The test split is still untouched until the end: test accuracy and macro-F1 are measured
+  once, on the finished network, for the report.
+- Preprocessing is not refitted: the run's preprocessor (fitted on the training split) is
+  what the saved model expects, so ``load_model``/``export`` keep working unchanged.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import ValidationError
+
+from . import measure
+from .config import SearchConfig, validation_message
+from .data import Task
+from .errors import NasforgeError, TrialFailed
+from .evaluator import _accuracy_f1
+from .spaces import Genome, genome_from_dict
+from .storage import TrialRecord
+from .study import Study, best_trial, read_trials
+from .train import TrainSettings, predict_logits, train
+
+FINAL_DIR = "final"
+
+
+def run_task(out: str | Path) -> tuple[SearchConfig, Task]:
+    """The run's configuration and its data, split exactly as during the search."""
+    study = Study(out)
+    try:
+        if study.task is None:
+            raise NasforgeError(f"{out} is a tabular-benchmark run: its accuracies were looked up, no network was trained")
+        return study.config, study.task
+    finally:
+        study.close()
+
+
+def pick_trial(out: str | Path, trial: int | None = None) -> TrialRecord:
+    """The best completed trial, or the completed trial numbered ``trial``."""
+    records = read_trials(out)
+    if trial is None:
+        record = best_trial(records)
+        if record is None:
+            raise NasforgeError(f"{out} has no completed trial yet")
+        return record
+    record = next((r for r in records if r.number == trial), None)
+    if record is None:
+        raise NasforgeError(f"{out} has no trial {trial} (trials 0..{max((r.number for r in records), default=-1)})")
+    if record.state != "complete":
+        raise NasforgeError(f"trial {trial} of {out} did not complete ({record.state}): {record.error or 'no result'}")
+    return record
+
+
+def task_info(out: str | Path) -> dict[str, Any]:
+    """What the run saved for prediction: classes, input shape, preprocessor (task.pkl)."""
+    path = Path(out) / "task.pkl"
+    if not path.is_file():
+        raise NasforgeError(f"{out} holds no nasforge run (no task.pkl)")
+    return pickle.loads(path.read_bytes())  # written by nasforge itself for this run
+
+
+def final_settings(config: SearchConfig, genome: Genome, epochs: int, lr: float | None) -> TrainSettings:
+    """The search's training settings with a fixed epoch count, early stopping off, gradient descent.
+
+    The genome's own weight-decay gene is added as in the search, so the final network is
+    regularised the way the selected candidate was.
+    """
+    update: dict[str, Any] = {"epochs": epochs, "patience": 0, "method": "gradient"}
+    if lr is not None:
+        update["lr"] = lr
+    try:
+        settings = TrainSettings.model_validate({**config.train.model_dump(), **update})
+    except ValidationError as exc:
+        raise NasforgeError(validation_message(exc).replace("config ", "train.", 1)) from None
+    decay = float(getattr(genome, "weight_decay", 0.0) or 0.0)
+    if decay:
+        settings = settings.model_copy(update={"weight_decay": settings.weight_decay + decay})
+    return settings
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def train_final(out: str | Path, trial: int | None = None, epochs: int = 100, seed: int = 0,
+                lr: float | None = None) -> dict[str, Any]:
+    """Train the best (or given) trial's genome on train + validation; save it in ``OUT/final/``.
+
+    Returns the metrics written to ``OUT/final/metrics.json``: test accuracy and macro-F1,
+    accuracy on the data trained on, size, speed and energy (labelled measured/estimated).
+    """
+    out = Path(out)
+    config, task = run_task(out)
+    record = pick_trial(out, trial)
+    genome = genome_from_dict(record.genome)
+    settings = final_settings(config, genome, epochs, lr)
+    torch.set_num_threads(config.threads or 1)  # the search measured with one thread unless told otherwise
+    torch.manual_seed(seed)
+    model = genome.build(task.input_shape, task.n_classes)
+    X = torch.cat([task.X_train, task.X_val])
+    y = torch.cat([task.y_train, task.y_val])
+    generator = torch.Generator().manual_seed(seed)
+    ms = config.measure
+    with measure.energy_meter(ms.power) as train_energy:
+        try:
+            result = train(model, X, y, X, y, settings, generator)
+        except TrialFailed as exc:
+            raise NasforgeError(f"final training of trial {record.number} failed: {exc}; try a smaller --lr") from None
+    metrics: dict[str, Any] = {"trial": record.number, "genome": genome.summary(), "seed": seed}
+    metrics["train_acc"], metrics["train_f1"] = _accuracy_f1(predict_logits(model, X), y)
+    with measure.energy_meter(ms.power) as infer_energy:
+        test_logits = predict_logits(model, task.X_test)
+    metrics["test_acc"], metrics["test_f1"] = _accuracy_f1(test_logits, task.y_test)
+    batch_x = task.X_val[: ms.batch_size]
+    single = measure.latency_seconds(model, task.X_val[:1], ms.warmup, ms.repeats)
+    batch = measure.latency_seconds(model, batch_x, ms.warmup, ms.repeats)
+    metrics.update(
+        search_test_acc=record.metrics.get("test_acc"),
+        search_val_acc=record.metrics.get("val_acc"),
+        epochs=result.epochs,
+        kept_epoch=result.best_epoch,
+        final_train_loss=result.history[-1][0] if result.history else None,
+        train_rows=len(y),
+        optimizer=settings.optimizer,
+        lr=settings.lr,
+        weight_decay=settings.weight_decay,
+        batch_size=settings.batch_size,
+        params=measure.count_params(model),
+        flops=measure.count_flops(model, task.input_shape),
+        size_bytes=measure.model_size_bytes(model),
+        latency_ms=single * 1e3,
+        batch_latency_ms=batch * 1e3,
+        fps=len(batch_x) / batch if batch > 0 else float("inf"),
+        train_seconds=result.seconds,
+        train_energy_kwh=train_energy.kwh,
+        infer_energy_kwh=infer_energy.kwh,
+        infer_rows=len(task.y_test),
+        energy_source=train_energy.source,
+        learning_rules=list(genome.rules()) if hasattr(genome, "rules") else None,
+    )
+    folder = out / FINAL_DIR
+    folder.mkdir(exist_ok=True)
+    tmp = folder / "model.pt.tmp"
+    torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, tmp)
+    os.replace(tmp, folder / "model.pt")
+    _write_json(folder / "genome.json", genome.to_dict())
+    _write_json(folder / "metrics.json", metrics)
+    return metrics
+
+
+def load_final(out: str | Path) -> tuple[torch.nn.Module, Genome, dict[str, Any]]:
+    """The network saved by :func:`train_final` (eval mode), its genome and its metrics."""
+    folder = Path(out) / FINAL_DIR
+    files = [folder / name for name in ("model.pt", "genome.json", "metrics.json")]
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise NasforgeError(f"{out} has no final model ({', '.join(missing)} missing); make one with 'nasforge train {out}'")
+    info = task_info(out)
+    genome = genome_from_dict(json.loads(files[1].read_text()))
+    module = genome.build(tuple(info["input_shape"]), len(info["classes"]))
+    module.load_state_dict(torch.load(files[0], weights_only=True))
+    return module.eval(), genome, json.loads(files[2].read_text())

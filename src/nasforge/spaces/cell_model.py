@@ -1,0 +1,185 @@
+"""PyTorch networks for the ``cells`` family: a chain of cells, and the supernet of all 8 cells.
+
+Cell plumbing follows DARTS: both cell inputs are preprocessed to the cell's width C
+(ReLU-conv1x1-BN, or FactorizedReduce steps when the earlier input is larger), every
+intermediate node sums two op outputs, and the cell output concatenates the listed nodes,
+so it has len(concat) * C channels. A reduction cell doubles C and its edges that leave the
+cell inputs have stride 2. Unlike DARTS, the second input may be any earlier cell or the
+stem, so it may be several reductions larger: it then gets one FactorizedReduce per halving.
+
+Module names are stable so weights can be inherited by name and shape
+(nasforge.train.inheritance): ``cells.<i>.pre0``, ``cells.<i>.pre1`` and
+``cells.<i>.edges.n<node><a|b>_<op>``.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Sequence
+
+import torch
+from torch import nn
+
+from .cell_ops import OPS, FactorizedReduce, ReLUConvBN, make_op
+
+Node = tuple[int, int, int, int]  # (x_i, x_j, o_i, o_j): two input nodes, their two op codes
+Size = tuple[int, int]
+
+
+class CellPlan(NamedTuple):
+    """What the network needs to know of one cell (built from a genome's cell)."""
+
+    code: int
+    prev: int  # a1: output index of the previous cell (0 is the stem)
+    other: int  # a2: output index of the other input
+    nodes: tuple[Node, ...]
+    concat: tuple[int, ...]
+    reduction: bool
+
+
+def halve(size: Size) -> Size:
+    return ((size[0] + 1) // 2, (size[1] + 1) // 2)
+
+
+def stem_stride(height: int, width: int, stem_size: int) -> int:
+    """The stem's stride: larger inputs are brought down to at most ``stem_size`` pixels a side."""
+    return max(1, math.ceil(min(height, width) / stem_size))
+
+
+class Stem(nn.Sequential):
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        kernel = 3 if stride <= 2 else stride
+        super().__init__(nn.Conv2d(c_in, c_out, kernel, stride, 1 if kernel == 3 else 0, bias=False), nn.BatchNorm2d(c_out))
+
+
+def stem_output(size: Size, stride: int) -> Size:
+    if stride <= 2:
+        return ((size[0] - 1) // stride + 1, (size[1] - 1) // stride + 1)
+    return (size[0] // stride, size[1] // stride)
+
+
+class Cell(nn.Module):
+    def __init__(self, nodes: Sequence[Node], concat: Sequence[int], c_other: int, c_prev: int, c: int,
+                 reduction: bool, halvings: int):
+        super().__init__()
+        if halvings:
+            steps = [FactorizedReduce(c_other if i == 0 else c, c) for i in range(halvings)]
+            self.pre0: nn.Module = steps[0] if halvings == 1 else nn.Sequential(*steps)
+        else:
+            self.pre0 = ReLUConvBN(c_other, c, 1)
+        self.pre1 = ReLUConvBN(c_prev, c, 1)
+        self.edges = nn.ModuleDict()
+        self.wiring: list[tuple[int, str, int, str]] = []
+        for k, (xi, xj, oi, oj) in enumerate(nodes, start=2):
+            keys = []
+            for side, x, op in (("a", xi, oi), ("b", xj, oj)):
+                key = f"n{k}{side}_{OPS[op]}"
+                self.edges[key] = make_op(op, c, 2 if reduction and x < 2 else 1)
+                keys.append(key)
+            self.wiring.append((xi, keys[0], xj, keys[1]))
+        self.concat = tuple(concat)
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
+        states = [self.pre0(s0), self.pre1(s1)]
+        for xi, key_a, xj, key_b in self.wiring:
+            states.append(self.edges[key_a](states[xi]) + self.edges[key_b](states[xj]))
+        return torch.cat([states[n] for n in self.concat], dim=1)
+
+
+class CellsNetwork(nn.Module):
+    """Stem, the chain of cells (each reading its previous cell and one earlier output), then
+    global average pooling and a linear classifier."""
+
+    def __init__(self, plans: Sequence[CellPlan], input_shape: tuple[int, int, int], n_classes: int,
+                 channels: int, stem_size: int):
+        super().__init__()
+        c_in, height, width = input_shape
+        stride = stem_stride(height, width, stem_size)
+        self.stem = Stem(c_in, channels, stride)
+        outputs: list[tuple[int, Size]] = [(channels, stem_output((height, width), stride))]
+        self.cells = nn.ModuleList()
+        self.codes: list[int] = []
+        self.widths: list[int] = []  # each cell's inner width C (the key of inherited weights)
+        self.links: list[tuple[int, int]] = []
+        c = channels
+        for plan in plans:
+            c = c * 2 if plan.reduction else c
+            c_prev, size_prev = outputs[plan.prev]
+            c_other, size_other = outputs[plan.other]
+            self.cells.append(Cell(plan.nodes, plan.concat, c_other, c_prev, c, plan.reduction,
+                                   halvings_between(size_other, size_prev)))
+            self.codes.append(plan.code)
+            self.widths.append(c)
+            self.links.append((plan.other, plan.prev))
+            outputs.append((len(plan.concat) * c, halve(size_prev) if plan.reduction else size_prev))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(outputs[-1][0], n_classes)
+
+    def cell_slots(self) -> list[tuple[int, int, nn.Module]]:
+        """(cell code, inner width, module) of every cell, for weight inheritance."""
+        return list(zip(self.codes, self.widths, self.cells))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [self.stem(x)]
+        for cell, (other, prev) in zip(self.cells, self.links):
+            outs.append(cell(outs[other], outs[prev]))
+        return self.classifier(torch.flatten(self.pool(outs[-1]), 1))
+
+
+def halvings_between(larger: Size, smaller: Size) -> int:
+    """How many ceil-halvings take an earlier map down to a later one's size."""
+    steps = 0
+    while larger != smaller:
+        if steps > 64 or larger[0] < smaller[0] or larger[1] < smaller[1]:
+            raise ValueError(f"cell inputs of sizes {larger} and {smaller} cannot be aligned")
+        larger, steps = halve(larger), steps + 1
+    return steps
+
+
+class SuperNet(nn.Module):
+    """The 8 cells in one network, trained once so new individuals can start from it.
+
+    Layout (**ours**; the paper only says the cells are stacked): the normal cells in a
+    DARTS-style chain at width C (each reads the two outputs before it), then the reduction
+    cells side by side on the last two normal outputs, at width 2C, each pooled, and one
+    classifier over all of them (over the last normal cell if there are no reductions).
+    Cell weights depend on the width, which doubles at every reduction, so the weight store
+    trains one supernet per width an individual can use (C, 2C, 4C, ...).
+    """
+
+    def __init__(self, normal: Sequence[CellPlan], reduction: Sequence[CellPlan], input_shape: tuple[int, int, int],
+                 n_classes: int, channels: int, stem_size: int):
+        super().__init__()
+        c_in, height, width = input_shape
+        stride = stem_stride(height, width, stem_size)
+        self.stem = Stem(c_in, channels, stride)
+        self.cells = nn.ModuleList()
+        self.codes: list[int] = []
+        self.widths: list[int] = []
+        out_channels = [channels]
+        for i, plan in enumerate(normal):
+            c_other, c_prev = out_channels[max(0, i - 1)], out_channels[i]
+            self.cells.append(Cell(plan.nodes, plan.concat, c_other, c_prev, channels, False, 0))
+            self.codes.append(plan.code)
+            self.widths.append(channels)
+            out_channels.append(len(plan.concat) * channels)
+        self.n_normal = len(normal)
+        c_other, c_prev = out_channels[-2], out_channels[-1]
+        head = 0 if reduction else c_prev
+        for plan in reduction:
+            self.cells.append(Cell(plan.nodes, plan.concat, c_other, c_prev, 2 * channels, True, 0))
+            self.codes.append(plan.code)
+            self.widths.append(2 * channels)
+            head += len(plan.concat) * 2 * channels
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(head, n_classes)
+
+    def cell_slots(self) -> list[tuple[int, int, nn.Module]]:
+        return list(zip(self.codes, self.widths, self.cells))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [self.stem(x)]
+        for i in range(self.n_normal):
+            outs.append(self.cells[i](outs[max(0, i - 1)], outs[i]))
+        s0, s1 = outs[-2], outs[-1]
+        tops = [cell(s0, s1) for cell in list(self.cells)[self.n_normal:]] or [s1]
+        return self.classifier(torch.cat([torch.flatten(self.pool(t), 1) for t in tops], dim=1))

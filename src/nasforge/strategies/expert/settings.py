@@ -1,0 +1,54 @@
+"""Settings of the LEMONADE expert strategy (config section ``strategy.expert``).
+
+The API key is never a setting: only the name of the environment variable that holds it,
+so it is not stored with the run, shown by ``nasforge show`` or written to any log.
+"""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .rules import Thresholds
+
+
+class ExpertSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    designer: Literal["rules", "llm"] = Field(
+        default="rules", description="who turns instructions into the next genome: the offline rules or an LLM")
+    llm_url: Optional[str] = Field(
+        default=None, description="base URL of an OpenAI-compatible API, e.g. http://localhost:11434/v1 "
+                                  "(requests go to {url}/chat/completions)")  # fmt: skip
+    llm_model: Optional[str] = Field(default=None, max_length=200, description="model name sent to the endpoint")
+    llm_key_env: str = Field(default="NASFORGE_LLM_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                             description="environment variable holding the API key (unset: none is sent)")
+    llm_timeout: float = Field(default=60.0, gt=0, le=3600, description="seconds per request")
+    llm_retries: int = Field(default=2, ge=0, le=10,
+                             description="retries of a request after a timeout, 429, 5xx or connection error")
+    llm_temperature: float = Field(default=0.5, ge=0, le=2, description="sampling temperature (the paper used 0.5)")
+    repair_attempts: int = Field(default=2, ge=0, le=10,
+                                 description="K: times an invalid reply is sent back with its error before the "
+                                             "iteration falls back to the rule designer")  # fmt: skip
+    enforce: bool = Field(default=False, description="apply instructions the LLM ignored with the rule designer")
+    start_from: Literal["last", "best"] = Field(
+        default="last", description="edit the last evaluated genome (the paper's Algorithm 1) or the best so far")
+    initial: Literal["small", "sample"] = Field(
+        default="small", description="first genome: a small fixed net (the paper's simple CNN) or a random one")
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+
+    @field_validator("llm_url")
+    @classmethod
+    def _http(cls, url: Optional[str]) -> Optional[str]:
+        """Only http(s): the URL is handed to urllib, which would also open file:// and ftp://."""
+        if url is None:
+            return None
+        url = url.strip().rstrip("/")
+        if not url.lower().startswith(("http://", "https://")) or any(c.isspace() for c in url):
+            raise ValueError(f"must be an http:// or https:// URL, got {url!r}")
+        return url
+
+    @model_validator(mode="after")
+    def _llm_needs_endpoint(self) -> "ExpertSettings":
+        if self.designer == "llm" and not (self.llm_url and self.llm_model):
+            raise ValueError("designer 'llm' needs llm_url and llm_model (--llm-url, --llm-model)")
+        return self

@@ -1,0 +1,187 @@
+"""LEMONADE (Algorithm 1) as an ask/tell strategy.
+
+- First ask: an initial genome. Rules designer: a small fixed net (``initial="small"``, the
+  paper's "simple CNN") or a random one; LLM designer: the LLM is asked for a first network
+  from the task alone (Algorithm 1, line 4), falling back to the same initial genome.
+- Every later ask edits one told genome: the LAST evaluated one by default, as Algorithm 1
+  modifies the model it just measured (``start_from="best"`` edits the fittest so far).
+  Its metrics go through the expert system (:mod:`.rules`), the instructions through
+  Algorithm 2 (:mod:`.conflicts`), and the survivors to the designer.
+- A failed trial (fitness None: NaN loss, build error, ...) carries no metrics to reason
+  about, so the next ask reverts to the best genome so far and reasons from its metrics;
+  with no success yet it starts again from a random genome.
+- If no instruction changes the genome (all targets met, or every edit leaves the space),
+  the rule designer makes one random mutation so that the run keeps exploring.
+- "Best" is the study's fitness (the combined metric CM when weights are given), which is
+  what ``tell`` receives; the strategy itself only reads the metrics it is told.
+
+Randomness: ask number i uses ``default_rng([seed, i])`` with ``seed`` drawn once from the
+strategy's rng, so the rules designer is deterministic and resumes by the default replay;
+the LLM designer's replay adopts the stored genome and never calls the endpoint.
+Everything the trial history shows goes into ``Proposal.info`` (plain JSON).
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ...spaces import Genome, SearchSpace
+from ..base import Proposal, Strategy
+from .compliance import check_compliance
+from .conflicts import resolve
+from .designer import RuleDesigner, applicable, describe_change
+from .llm import ChatClient, LLMDesigner
+from .rules import combine, fire_rules
+from .settings import ExpertSettings
+
+
+@dataclass(frozen=True)
+class Told:
+    trial: int | None
+    genome: Genome
+    fitness: float | None  # None: the trial failed
+    metrics: dict[str, Any]
+
+
+def _pairs(items: list[tuple[str, float]]) -> list[list[Any]]:
+    return [[code, round(float(weight), 6)] for code, weight in items]
+
+
+class ExpertStrategy(Strategy):
+    name = "expert"
+
+    def __init__(self, space: SearchSpace, rng: np.random.Generator, budget: int,
+                 expert: ExpertSettings | None = None, task: str | None = None):  # fmt: skip
+        super().__init__(space, rng, budget)
+        self.settings = expert or ExpertSettings()
+        self.designer = RuleDesigner(space)  # refuses families it cannot edit
+        self.n_classes: int | None = getattr(space, "n_classes", None)
+        self.seed = int(rng.integers(2**62))
+        self.asks = 0
+        self.told: list[Told] = []
+        self.llm: LLMDesigner | None = None
+        s = self.settings
+        if s.designer == "llm":
+            assert s.llm_url and s.llm_model  # ExpertSettings checks this
+            client = ChatClient(s.llm_url, s.llm_model, os.environ.get(s.llm_key_env) or None, timeout=s.llm_timeout,
+                                retries=s.llm_retries, temperature=s.llm_temperature)  # fmt: skip
+            self.llm = LLMDesigner(space, client, s.repair_attempts, task)
+
+    # --- state ---
+    def tell(self, proposal: Proposal, fitness: float | None, metrics: dict[str, Any] | None = None) -> None:
+        ok = fitness is not None and math.isfinite(fitness)
+        self.told.append(Told(proposal.trial, proposal.genome, float(fitness) if ok else None, dict(metrics or {})))
+
+    def _best(self) -> Told | None:
+        """Highest fitness; ties go to fewer parameters, then the earlier trial (as the study's best)."""
+        done = [(i, t) for i, t in enumerate(self.told) if t.fitness is not None]
+        best = max(done, default=None,
+                   key=lambda it: (it[1].fitness, -float(it[1].metrics.get("params", 0) or 0), -it[0]))
+        return best[1] if best else None
+
+    def _base(self) -> tuple[Told | None, dict[str, Any]]:
+        """The told genome to edit, and notes on why it was chosen."""
+        if not self.told:
+            return None, {}
+        last = self.told[-1]
+        if self.settings.start_from == "best":
+            return self._best(), {}
+        if last.fitness is None:
+            return self._best(), {"after_failure": last.trial, "reverted_to_best": True}
+        return last, {}
+
+    # --- asking ---
+    def ask(self) -> Proposal:
+        index = self.asks
+        self.asks += 1
+        rng = np.random.default_rng([self.seed, index])
+        base, notes = self._base()
+        info: dict[str, Any] = {"designer_requested": self.settings.designer, "ask": index, **notes}
+        if base is None:
+            return self._initial(rng, index, info)
+        info.update(base_trial=base.trial, start_from=self.settings.start_from)
+        firings = fire_rules(base.metrics, self.settings.thresholds, self.n_classes)
+        proposed = combine(firings)
+        resolution = resolve(proposed)
+        family = self.designer.family
+        info.update(rules=[f.to_dict() for f in firings], proposed=_pairs(proposed),
+                    instructions=_pairs(resolution.kept), zeroed=resolution.zeroed,
+                    not_applicable=[c for c in resolution.codes if not applicable(family, c)])  # fmt: skip
+        usable = [(c, w) for c, w in resolution.kept if applicable(family, c)]
+        if self.llm is not None:
+            proposal = self._llm_step(base, usable, rng, info)
+            if proposal is not None:
+                return proposal
+        return self._rules_step(base, resolution.codes, rng, info)
+
+    def _initial(self, rng: np.random.Generator, index: int, info: dict[str, Any]) -> Proposal:
+        info["initial"] = True
+        if self.llm is not None:
+            outcome = self.llm.design(None, {}, [], self.settings.thresholds)
+            info["repairs"] = outcome.repairs
+            if outcome.genome is not None:
+                info.update(designer="llm", model=self.llm.client.model)
+                return Proposal(outcome.genome, operator=f"llm:{self.llm.client.model}", info=info)
+            info["fallback"] = outcome.error
+        kind = self.settings.initial if index == 0 and not self.told else "sample"  # never repeat a failed start
+        info.update(designer="rules", initial_kind=kind)
+        return Proposal(self.designer.initial(rng, kind), operator=f"initial:{kind}", info=info)
+
+    def _llm_step(self, base: Told, usable: list[tuple[str, float]], rng: np.random.Generator,
+                  info: dict[str, Any]) -> Proposal | None:  # fmt: skip
+        assert self.llm is not None
+        model = self.llm.client.model
+        outcome = self.llm.design(base.genome, base.metrics, usable, self.settings.thresholds)
+        info["repairs"] = outcome.repairs
+        if outcome.genome is None:
+            info["fallback"] = outcome.error
+            return None
+        genome = outcome.genome
+        compliance = check_compliance(base.genome, genome, [c for c, _ in usable])
+        info.update(designer="llm", model=model, compliance=compliance)
+        operator = f"llm:{model}"
+        if self.settings.enforce and compliance["ignored"]:
+            enforced = self.designer.design(genome, compliance["ignored"], rng)
+            genome = enforced.genome
+            info.update(enforced=enforced.applied, enforce_skipped=enforced.skipped)
+            if enforced.applied:
+                operator += "+rules:" + "+".join(enforced.applied)
+        info["changes"] = describe_change(base.genome, genome)
+        return Proposal(genome, parents=self._parents(base), operator=operator, info=info)
+
+    def _rules_step(self, base: Told, codes: list[str], rng: np.random.Generator, info: dict[str, Any]) -> Proposal:
+        design = self.designer.design(base.genome, codes, rng)
+        genome, operator = design.genome, "rules:" + ("+".join(design.applied) or "none")
+        info.update(designer="rules", applied=design.applied, skipped=design.skipped)
+        if genome == base.genome:
+            explored = self.designer.explore(genome, rng)
+            if explored is not None:
+                genome, op = explored
+                operator = f"rules:explore:{op}"
+                info["explored"] = op
+        info["changes"] = describe_change(base.genome, genome)
+        return Proposal(genome, parents=self._parents(base), operator=operator, info=info)
+
+    @staticmethod
+    def _parents(base: Told) -> tuple[int, ...]:
+        return (base.trial,) if base.trial is not None else ()
+
+    # --- resume ---
+    def replay(self, genome: Genome, record: Any) -> Proposal:
+        """Rules: ask again and insist on the stored genome. LLM: adopt the stored proposal."""
+        if self.llm is None:
+            return super().replay(genome, record)
+        self.asks += 1
+        return Proposal(genome, parents=tuple(getattr(record, "parents", ()) or ()),
+                        operator=getattr(record, "operator", f"llm:{self.llm.client.model}"),
+                        info=dict(getattr(record, "info", {}) or {}))  # fmt: skip
+
+    def describe(self) -> str:
+        s = self.settings
+        who = f"LLM designer {s.llm_model} at {s.llm_url}" if s.designer == "llm" else "rule designer"
+        extra = ", enforce" if s.enforce and s.designer == "llm" else ""
+        return f"LEMONADE expert system ({who}, start from {s.start_from}{extra})"

@@ -1,0 +1,269 @@
+"""TS-ENAS: two-stage evolution of cell-based networks (SPEC §2; Zou et al., seed 004).
+
+Rough stage (Algorithm 2): P individuals from Algorithm 3; every generation breeds P new
+offspring (crossover of two parents with probability 0.8, normal with normal and reduction
+with reduction; a third parent mutated with probability 0.2 by cell or connection mutation,
+chosen with equal odds) and keeps P of parents and offspring by environmental selection:
+sort by accuracy, group into levels of accuracies within ``alpha`` of the level's best,
+take whole levels while they fit, and from the level that overflows prefer low density
+(fewest already-chosen individuals with the same number of cells).
+
+Fine stage (Algorithm 4): the best S individuals; each generation every individual p makes
+p1 (every cell gets an edge or node-input mutation) and p2 (one node pruned), and keeps the
+best of {p, p1, p2}.
+
+As ask/tell: a generation's offspring are bred when the generation starts and asked one by
+one; once all of them are told the next generation is selected and bred. Everything random
+comes from ``self.rng`` in that order, so replaying the same tells rebuilds the same state
+and a resumed run continues in the same stage and generation. The budget (evaluations) is
+split: ``rough_fraction`` of it for the rough stage (its last generation may be partial),
+the rest for the fine stage. Each proposal's ``info`` records stage, generation and, in the
+fine stage, the slot of the individual it may replace.
+
+Our choices (**ours**), where the paper is silent: parents are picked by binary tournament;
+an offspring identical to an already evaluated genome is not evaluated again (breeding goes
+on until P new ones exist, then falls back to forced mutations); ties in fitness go to fewer
+parameters, then to the earlier evaluation.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence, TypeVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import NasforgeError
+from ..spaces import SearchSpace
+from ..spaces.cells import CellsGenome, CellsSpace
+from .base import Proposal, Strategy
+
+T = TypeVar("T")
+PAPER_BUDGET = 100 * 101 + 30 * 2 * 50  # P=100 for T0=100 generations after the first, then S=30 for T1=50
+
+
+class TwoStageSettings(BaseModel):
+    """TS-ENAS settings; defaults are scaled for CPU, the paper's values are in each description."""
+
+    model_config = ConfigDict(extra="forbid")
+    population: Optional[int] = Field(default=None, ge=2, le=100000, description=(
+        "P, rough-stage population (paper: 100); default a quarter of the rough budget, 2..100"))
+    rough_fraction: float = Field(default=0.7, gt=0, le=1, description=(
+        "share of the budget (evaluations) for the rough stage (paper: 100 of 150 generations, "
+        f"10100 of {PAPER_BUDGET} evaluations = 0.77)"))
+    crossover_rate: float = Field(default=0.8, ge=0, le=1, description="gamma, crossover probability (paper: 0.8)")
+    mutation_rate: float = Field(default=0.2, ge=0, le=1, description="beta, mutation probability (paper: 0.2)")
+    alpha: float = Field(default=0.01, ge=0, le=1, description=(
+        "accuracy difference below which individuals share a selection level (paper: not given)"))
+    fine_size: Optional[int] = Field(default=None, ge=1, le=100000, description=(
+        "S, individuals carried into the fine stage (paper: 30 of P=100); default 30 % of P, at least 1"))
+    inheritance: bool = Field(default=True, description="cell-based weight inheritance (paper: on); off trains from scratch")
+    supernet_epochs: int = Field(default=5, ge=1, le=100000, description="supernet training epochs (paper: 100)")
+    refresh_every: Optional[int] = Field(default=None, ge=1, le=10_000_000, description=(
+        "evaluations between refreshes of the stored cell weights (paper: 'some generations'); default P"))
+
+
+@dataclass
+class Individual:
+    genome: CellsGenome
+    fitness: float
+    trial: int
+    params: int
+    order: int  # position in the sequence of tells, for tie-breaking
+    slot: Optional[int] = None  # fine stage: the population place this child competes for
+
+    def key(self) -> tuple[float, int, int]:
+        """Larger is better: fitness, then fewer parameters, then earlier."""
+        return (self.fitness, -self.params, -self.order)
+
+
+def environmental_selection(pool: Sequence[T], size: int, alpha: float, fitness: Callable[[T], float],
+                            depth: Callable[[T], int]) -> list[T]:
+    """The rough stage's selection: levels of accuracy within ``alpha`` of each level's best,
+    filled whole while they fit; the overflowing level gives its places one at a time to its
+    member with the lowest density (chosen individuals with the same depth so far), ties to
+    the fitter, then the earlier in ``pool``."""
+    ranked = sorted(range(len(pool)), key=lambda i: -fitness(pool[i]))  # stable
+    chosen: list[int] = []
+    start = 0
+    while start < len(ranked) and len(chosen) < size:
+        top = fitness(pool[ranked[start]])
+        end = start
+        while end < len(ranked) and top - fitness(pool[ranked[end]]) < alpha:
+            end += 1
+        level = ranked[start:end]
+        if len(chosen) + len(level) <= size:
+            chosen += level
+        else:
+            while len(chosen) < size:
+                density = {i: sum(depth(pool[c]) == depth(pool[i]) for c in chosen) for i in level}
+                pick = min(level, key=lambda i: (density[i], -fitness(pool[i]), i))
+                chosen.append(pick)
+                level.remove(pick)
+        start = end
+    return [pool[i] for i in chosen]
+
+
+def default_population(rough_budget: int) -> int:
+    return int(min(100, max(2, rough_budget // 4)))
+
+
+class TwoStageEvolution(Strategy):
+    name = "ts-enas"
+
+    def __init__(self, space: SearchSpace, rng: np.random.Generator, budget: int,
+                 two_stage: TwoStageSettings | None = None, population_size: int | None = None):
+        super().__init__(space, rng, budget)
+        if not isinstance(space, CellsSpace):
+            raise NasforgeError("the ts-enas strategy searches the cells space (--space cells)")
+        self.space: CellsSpace = space
+        s = self.settings = two_stage or TwoStageSettings()
+        planned = min(budget, max(1, round(budget * s.rough_fraction)))
+        self.population_size = s.population or population_size or default_population(planned)
+        self.rough_budget = min(budget, max(planned, self.population_size))
+        self.fine_size = min(self.population_size, s.fine_size or max(1, round(0.3 * self.population_size)))
+        self.stage, self.generation = "rough", 0
+        self.population: list[Individual] = []
+        self.queue: list[Proposal] = []
+        self.outstanding = 0
+        self.asked = self.told = 0
+        self.offspring: list[Individual] = []
+        self.seen: set[str] = set()  # ids of every genome asked (membership only, never iterated)
+        self._breed_first()
+
+    # --- ask / tell ---
+    def ask(self) -> Proposal:
+        if not self.queue:
+            self.queue.append(self._extra())  # asks ran ahead of tells (asynchronous mode)
+        proposal = self.queue.pop(0)
+        self.seen.add(proposal.genome.id)
+        self.asked += 1
+        self.outstanding += 1
+        return proposal
+
+    def tell(self, proposal: Proposal, fitness: float | None, metrics: dict[str, Any] | None = None) -> None:
+        self.outstanding -= 1
+        self.told += 1
+        if fitness is not None and math.isfinite(fitness):
+            assert proposal.trial is not None, "the study numbers a proposal before telling it"
+            params = int((metrics or {}).get("params", 0))
+            self.offspring.append(Individual(proposal.genome, float(fitness), proposal.trial, params, self.told,
+                                             proposal.info.get("slot")))
+        if not self.queue and self.outstanding == 0:
+            self._next_generation()
+
+    def describe(self) -> str:
+        s = self.settings
+        return (f"TS-ENAS two-stage evolution (P={self.population_size}, rough {self.rough_budget} of {self.budget} "
+                f"evaluations, S={self.fine_size}, crossover {s.crossover_rate}, mutation {s.mutation_rate}, "
+                f"alpha {s.alpha})")
+
+    # --- generations ---
+    def _info(self, **extra: Any) -> dict[str, Any]:
+        return {"stage": self.stage, "generation": self.generation, **extra}
+
+    def _breed_first(self) -> None:
+        n = min(self.population_size, self.rough_budget)
+        genomes: list[CellsGenome] = []
+        for _ in range(50 * n):
+            if len(genomes) == n:
+                break
+            g = self.space.sample(self.rng)
+            if g.id not in self.seen and g not in genomes:
+                genomes.append(g)
+        self.queue = [Proposal(g, (), "random", self._info()) for g in genomes]
+
+    def _next_generation(self) -> None:
+        if self.stage == "rough":
+            pool = self.population + self.offspring
+            self.population = environmental_selection(pool, self.population_size, self.settings.alpha,
+                                                      lambda m: m.fitness, lambda m: m.genome.depth)
+        else:
+            for member in self.offspring:  # keep the best of {p, p1, p2}
+                slot = member.slot
+                if slot is not None and slot < len(self.population) and member.key() > self.population[slot].key():
+                    self.population[slot] = member
+        self.offspring = []
+        self.generation += 1
+        if not self.population:  # everything failed so far: start again from random genomes
+            self._breed_first()
+            return
+        if self.stage == "rough" and self.asked >= self.rough_budget:
+            self.stage = "fine"
+            self.population = sorted(self.population, key=Individual.key, reverse=True)[: self.fine_size]
+        self.queue = self._breed_rough() if self.stage == "rough" else self._breed_fine()
+
+    def _new(self, genome: CellsGenome | None, batch: list[Proposal]) -> bool:
+        return (genome is not None and genome.id not in self.seen and self.space.is_valid(genome)
+                and all(p.genome != genome for p in batch))
+
+    def _tournament(self) -> Individual:
+        a, b = (self.population[int(i)] for i in self.rng.integers(len(self.population), size=2))
+        return max(a, b, key=Individual.key)
+
+    def _breed_rough(self) -> list[Proposal]:
+        """Algorithm 2, lines 8-19: crossover pairs and mutants until P new offspring."""
+        s, space = self.settings, self.space
+        n = min(self.population_size, self.rough_budget - self.asked)
+        batch: list[Proposal] = []
+
+        def add(genome: CellsGenome | None, parents: tuple[Individual, ...], operator: str) -> None:
+            if len(batch) < n and self._new(genome, batch):
+                batch.append(Proposal(genome, tuple(p.trial for p in parents), operator, self._info()))
+
+        for _ in range(20 * n):
+            if len(batch) >= n:
+                break
+            p1, p2 = self._tournament(), self._tournament()
+            if self.rng.random() < s.crossover_rate:
+                for child in space.crossover(p1.genome, p2.genome, self.rng):
+                    add(child, (p1, p2), "crossover")
+            p3 = self._tournament()
+            if self.rng.random() < s.mutation_rate:
+                operator = "cell" if self.rng.random() < 0.5 else "connection"
+                add(space.mutation_operators()[operator](p3.genome, self.rng), (p3,), operator)
+        while len(batch) < n:  # the rates bred too few new genomes: force mutations
+            parent = self._tournament()
+            for _ in range(self.space.max_tries):
+                operator = "cell" if self.rng.random() < 0.5 else "connection"
+                child = space.mutation_operators()[operator](parent.genome, self.rng)
+                if self._new(child, batch):
+                    break
+            else:
+                child, operator = space.mutate(parent.genome, self.rng)
+            batch.append(Proposal(child, (parent.trial,), operator, self._info()))
+        return batch
+
+    def _fine_child(self, parent: CellsGenome, operator: str, batch: list[Proposal]) -> CellsGenome | None:
+        make = self.space.fine_mutation if operator == "edge/node_input" else self.space.prune_node
+        for _ in range(20):
+            child = make(parent, self.rng)
+            if child is None or self._new(child, batch):
+                return child
+        return None
+
+    def _breed_fine(self) -> list[Proposal]:
+        """Algorithm 4, lines 4-6: p1 by mutation and p2 by pruning for every individual."""
+        batch: list[Proposal] = []
+        for slot, member in enumerate(self.population):
+            for operator in ("edge/node_input", "prune"):
+                child = self._fine_child(member.genome, operator, batch)
+                if child is not None:
+                    batch.append(Proposal(child, (member.trial,), operator, self._info(slot=slot)))
+        if not batch:  # nothing new to try in the fine stage: keep searching with any mutation
+            member = self.population[0]
+            child, operator = self.space.mutate(member.genome, self.rng)
+            batch.append(Proposal(child, (member.trial,), operator, self._info(slot=0)))
+        return batch
+
+    def _extra(self) -> Proposal:
+        """A further child of the current generation, for an ask made before the generation's
+        tells are in; it joins the generation like the others."""
+        if not self.population:
+            return Proposal(self.space.sample(self.rng), (), "random", self._info(extra=True))
+        slot = int(self.rng.integers(len(self.population)))
+        parent = self.population[slot]
+        child, operator = self.space.mutate(parent.genome, self.rng)
+        info = self._info(extra=True, **({"slot": slot} if self.stage == "fine" else {}))
+        return Proposal(child, (parent.trial,), operator, info)
