@@ -279,3 +279,20 @@ def test_image_task_respects_is_test() -> None:
     bad = np.zeros(120, bool)
     bad[labels == "c"] = True  # class c only in the test file
     one_line_error(image_task, "syn", X, labels, is_test=bad, match="class 'c' has 0 non-test row")
+
+
+def test_single_channel_images_get_standard_strides_and_train_a_strided_1x1_conv() -> None:
+    """Regression: [N, 1, H, W] arrays with a channel stride of 1 looked channels-last to torch,
+    and oneDNN's backward of a stride-2 1x1 conv on that layout aborted the process."""
+    import torch
+
+    from nasforge.data import load_task
+
+    task = load_task("digits-images", seed=0)
+    for X in (task.X_train, task.X_val, task.X_test):
+        n, c, h, w = X.shape
+        assert X.stride() == (c * h * w, h * w, w, 1)
+    stem, reduce = torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.Conv2d(4, 4, 1, stride=2)
+    for _ in range(5):
+        reduce(stem(task.X_train[:64])).sum().backward()
+    assert reduce.weight.grad is not None and torch.isfinite(reduce.weight.grad).all()

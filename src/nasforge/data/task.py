@@ -41,6 +41,10 @@ class Task:
     preprocessor: Any = None
     spec: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        for name in ("X_train", "X_val", "X_test"):
+            setattr(self, name, standard_strides(getattr(self, name)))
+
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.X_train.shape[1:])
@@ -52,6 +56,21 @@ class Task:
     def describe(self) -> str:
         sizes = f"{len(self.y_train)}/{len(self.y_val)}/{len(self.y_test)}"
         return f"{self.name}: {self.n_classes} classes, input {self.input_shape}, train/val/test {sizes}"
+
+
+def standard_strides(X: torch.Tensor) -> torch.Tensor:
+    """``X`` laid out row-major with the strides torch computes for its shape.
+
+    Single-channel images from numpy often carry a channel stride of 1 ([N, 1, H, W] with
+    strides (HW, 1, W, 1)); torch then treats them as channels-last, and oneDNN's backward of a
+    strided 1x1 convolution on channels-last input corrupts the heap (torch 2.13, CPU). A
+    standard layout keeps every network on the well-trodden path.
+    """
+    expected, step = [], 1
+    for size in reversed(X.shape):
+        expected.insert(0, step)
+        step *= size
+    return X if tuple(X.stride()) == tuple(expected) else X.clone(memory_format=torch.contiguous_format)
 
 
 def encode_labels(y: pd.Series) -> tuple[np.ndarray, list[str]]:
