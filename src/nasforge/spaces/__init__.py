@@ -2,10 +2,11 @@
 from .base import Genome, SearchSpace, parse_genome
 from .mlp import MLPGenome, MLPSpace
 from .nb201 import NB201Genome, NB201Space
+from .cells import CellsGenome, CellsSpace
 from .net import NetGenome
 from .net_space import NetSpace
 
-GENOME_TYPES: dict[str, type[Genome]] = {g.family: g for g in (MLPGenome, NetGenome, NB201Genome)}
+GENOME_TYPES: dict[str, type[Genome]] = {g.family: g for g in (MLPGenome, NetGenome, NB201Genome, CellsGenome)}
 
 
 def genome_from_dict(data: dict) -> Genome:
@@ -18,4 +19,4 @@ def genome_from_dict(data: dict) -> Genome:
     return parse_genome(GENOME_TYPES[family], data)
 
 
-__all__ = ["Genome", "SearchSpace", "MLPGenome", "MLPSpace", "NB201Genome", "NB201Space", "NetGenome", "NetSpace", "GENOME_TYPES", "genome_from_dict", "parse_genome"]
+__all__ = ["Genome", "SearchSpace", "MLPGenome", "MLPSpace", "NB201Genome", "NB201Space", "NetGenome", "NetSpace", "CellsGenome", "CellsSpace", "GENOME_TYPES", "genome_from_dict", "parse_genome"]

@@ -140,10 +140,12 @@ class SuperNet(nn.Module):
 
     Layout (**ours**; the paper only says the cells are stacked): the normal cells in a
     DARTS-style chain at width C (each reads the two outputs before it), then the reduction
-    cells side by side on the last two normal outputs, at width 2C, each pooled, and one
-    classifier over all of them (over the last normal cell if there are no reductions).
-    Cell weights depend on the width, which doubles at every reduction, so the weight store
-    trains one supernet per width an individual can use (C, 2C, 4C, ...).
+    cells side by side on the last two normal outputs, at width 2C. Every cell has its own
+    classifier head on its pooled output (deep supervision, **ours**): the loss is the mean
+    over heads, so each cell's output is itself a usable representation, and an individual
+    can inherit the head of its last cell's type as its classifier (same shape). Cell weights
+    depend on the width, which doubles at every reduction, so the weight store trains one
+    supernet per width an individual can use (C, 2C, 4C, ...).
     """
 
     def __init__(self, normal: Sequence[CellPlan], reduction: Sequence[CellPlan], input_shape: tuple[int, int, int],
@@ -152,34 +154,38 @@ class SuperNet(nn.Module):
         c_in, height, width = input_shape
         stride = stem_stride(height, width, stem_size)
         self.stem = Stem(c_in, channels, stride)
-        self.cells = nn.ModuleList()
+        self.cells, self.heads = nn.ModuleList(), nn.ModuleList()
         self.codes: list[int] = []
         self.widths: list[int] = []
         out_channels = [channels]
         for i, plan in enumerate(normal):
             c_other, c_prev = out_channels[max(0, i - 1)], out_channels[i]
-            self.cells.append(Cell(plan.nodes, plan.concat, c_other, c_prev, channels, False, 0))
-            self.codes.append(plan.code)
-            self.widths.append(channels)
+            self._add(plan, Cell(plan.nodes, plan.concat, c_other, c_prev, channels, False, 0), channels, n_classes)
             out_channels.append(len(plan.concat) * channels)
         self.n_normal = len(normal)
-        c_other, c_prev = out_channels[-2], out_channels[-1]
-        head = 0 if reduction else c_prev
         for plan in reduction:
-            self.cells.append(Cell(plan.nodes, plan.concat, c_other, c_prev, 2 * channels, True, 0))
-            self.codes.append(plan.code)
-            self.widths.append(2 * channels)
-            head += len(plan.concat) * 2 * channels
+            cell = Cell(plan.nodes, plan.concat, out_channels[-2], out_channels[-1], 2 * channels, True, 0)
+            self._add(plan, cell, 2 * channels, n_classes)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(head, n_classes)
+
+    def _add(self, plan: CellPlan, cell: Cell, width: int, n_classes: int) -> None:
+        self.cells.append(cell)
+        self.heads.append(nn.Linear(len(plan.concat) * width, n_classes))
+        self.codes.append(plan.code)
+        self.widths.append(width)
 
     def cell_slots(self) -> list[tuple[int, int, nn.Module]]:
         return list(zip(self.codes, self.widths, self.cells))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def head_logits(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every head's logits, in the order of ``cells``."""
         outs = [self.stem(x)]
         for i in range(self.n_normal):
             outs.append(self.cells[i](outs[max(0, i - 1)], outs[i]))
         s0, s1 = outs[-2], outs[-1]
-        tops = [cell(s0, s1) for cell in list(self.cells)[self.n_normal:]] or [s1]
-        return self.classifier(torch.cat([torch.flatten(self.pool(t), 1) for t in tops], dim=1))
+        outs += [cell(s0, s1) for cell in list(self.cells)[self.n_normal:]]
+        return [head(torch.flatten(self.pool(out), 1)) for head, out in zip(self.heads, outs[1:])]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The heads' mean logits (an ensemble; what the supernet's accuracy is measured on)."""
+        return torch.stack(self.head_logits(x)).mean(0)

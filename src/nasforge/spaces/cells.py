@@ -210,7 +210,7 @@ class CellsSpace(SearchSpace):
 
     genome_type = CellsGenome
 
-    def __init__(self, input_shape: tuple[int, ...], n_classes: int, *, min_cells: int = 3, max_cells: int = 6,
+    def __init__(self, input_shape: tuple[int, ...], n_classes: int, *, min_cells: int = 3, max_cells: int = 5,
                  channels: int = 8, stem_size: int = 16, max_params: int | None = None):
         if len(input_shape) != 3:
             raise NasforgeError(f"the cells space needs images (channels, height, width); got input shape {tuple(input_shape)}")

@@ -18,7 +18,9 @@ comes from ``self.rng`` in that order, so replaying the same tells rebuilds the 
 and a resumed run continues in the same stage and generation. The budget (evaluations) is
 split: ``rough_fraction`` of it for the rough stage (its last generation may be partial),
 the rest for the fine stage. Each proposal's ``info`` records stage, generation and, in the
-fine stage, the slot of the individual it may replace.
+fine stage, the slot of the individual it may replace. Because the split (and the default P)
+follow the budget, a run resumed with a larger budget plans differently and cannot replay
+its history (the study then refuses to resume): keep the budget, or start a new run.
 
 Our choices (**ours**), where the paper is silent: parents are picked by binary tournament;
 an offspring identical to an already evaluated genome is not evaluated again (breeding goes
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence, TypeVar
+from typing import Any, Callable, Literal, Optional, Sequence, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -59,9 +61,28 @@ class TwoStageSettings(BaseModel):
     fine_size: Optional[int] = Field(default=None, ge=1, le=100000, description=(
         "S, individuals carried into the fine stage (paper: 30 of P=100); default 30 % of P, at least 1"))
     inheritance: bool = Field(default=True, description="cell-based weight inheritance (paper: on); off trains from scratch")
-    supernet_epochs: int = Field(default=5, ge=1, le=100000, description="supernet training epochs (paper: 100)")
+    supernet: Literal["sampled", "stacked"] = Field(default="sampled", description=(
+        "how the supernet of all 8 cells is trained: 'stacked' is the paper's fixed stack of the cells; "
+        "'sampled' (ours) trains random networks of the space on shared cell weights (see train/inheritance.py)"))
+    supernet_epochs: int = Field(default=20, ge=1, le=100000, description="supernet training epochs (paper: 100)")
     refresh_every: Optional[int] = Field(default=None, ge=1, le=10_000_000, description=(
         "evaluations between refreshes of the stored cell weights (paper: 'some generations'); default P"))
+
+
+def plan(settings: TwoStageSettings, budget: int, population_size: int | None = None) -> tuple[int, int, int]:
+    """(P, evaluations of the rough stage, S) for a budget: P defaults to a quarter of the
+    rough budget (2..100), the rough stage gets at least the initial population."""
+    planned = min(budget, max(1, round(budget * settings.rough_fraction)))
+    population = settings.population or population_size or int(min(100, max(2, planned // 4)))
+    fine = min(population, settings.fine_size or max(1, round(0.3 * population)))
+    return population, min(budget, max(planned, population)), fine
+
+
+def weight_store_options(settings: TwoStageSettings | None, budget: int, population_size: int | None = None) -> dict[str, Any]:
+    """Keyword arguments of nasforge.train.inheritance.CellWeightStore for these settings."""
+    s = settings or TwoStageSettings()
+    return {"supernet_epochs": s.supernet_epochs, "enabled": s.inheritance, "mode": s.supernet,
+            "refresh_every": s.refresh_every or plan(s, budget, population_size)[0]}
 
 
 @dataclass
@@ -105,10 +126,6 @@ def environmental_selection(pool: Sequence[T], size: int, alpha: float, fitness:
     return [pool[i] for i in chosen]
 
 
-def default_population(rough_budget: int) -> int:
-    return int(min(100, max(2, rough_budget // 4)))
-
-
 class TwoStageEvolution(Strategy):
     name = "ts-enas"
 
@@ -118,11 +135,8 @@ class TwoStageEvolution(Strategy):
         if not isinstance(space, CellsSpace):
             raise NasforgeError("the ts-enas strategy searches the cells space (--space cells)")
         self.space: CellsSpace = space
-        s = self.settings = two_stage or TwoStageSettings()
-        planned = min(budget, max(1, round(budget * s.rough_fraction)))
-        self.population_size = s.population or population_size or default_population(planned)
-        self.rough_budget = min(budget, max(planned, self.population_size))
-        self.fine_size = min(self.population_size, s.fine_size or max(1, round(0.3 * self.population_size)))
+        self.settings = two_stage or TwoStageSettings()
+        self.population_size, self.rough_budget, self.fine_size = plan(self.settings, budget, population_size)
         self.stage, self.generation = "rough", 0
         self.population: list[Individual] = []
         self.queue: list[Proposal] = []
