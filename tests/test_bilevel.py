@@ -31,9 +31,10 @@ def test_objective_is_the_formula():
     assert upper_objective(100, 0.95, params_max=1000, rho=10, tau=0.9) == pytest.approx(0.1)
     assert upper_objective(100, 0.85, params_max=1000, rho=10, tau=0.9) == pytest.approx(0.1 + 10 * 0.05)
     assert upper_objective(100, 0.85, params_max=1000, rho=10, tau=None) == pytest.approx(0.1)
-    # meeting tau, the smaller network wins; missing it by 1 pp costs more than 10 % of params_max
-    small_miss = upper_objective(50, 0.889, params_max=1000, rho=10, tau=0.9)
-    assert upper_objective(900, 0.9, params_max=1000, rho=10, tau=0.9) < small_miss
+    # with rho = 10, missing tau by 1 pp costs as much as 10 % of params_max
+    small_miss = upper_objective(50, 0.889, params_max=1000, rho=10, tau=0.9)  # 0.05 + 0.11
+    assert upper_objective(150, 0.9, params_max=1000, rho=10, tau=0.9) < small_miss  # 0.15
+    assert upper_objective(170, 0.9, params_max=1000, rho=10, tau=0.9) > small_miss
 
 
 def test_moving_tau_rescores_members():
@@ -69,6 +70,9 @@ def test_settings_are_checked_and_space_must_be_mlp():
     with pytest.raises(NasforgeError):
         BilevelEvolution(NB201Space(), np.random.default_rng(0), 10)
     assert largest_params(MLPSpace(10, 3, max_layers=2, max_units=64)) == 11 * 64 + 65 * 64 + 65 * 3
+    space, rng = MLPSpace(10, 3), np.random.default_rng(0)
+    assert BilevelEvolution(space, rng, 40, population_size=7).population_size == 7  # the study's --population
+    assert BilevelEvolution(space, rng, 40, BilevelSettings(population=5), population_size=7).population_size == 5
 
 
 # --- the loop on a fake lower level ---
@@ -186,10 +190,6 @@ def test_end_to_end_wdbc_de_lower_level():
 
 
 def test_end_to_end_via_search_when_wired(tmp_path):
-    from nasforge.strategies import STRATEGIES
-
-    if "bilevel" not in STRATEGIES:
-        pytest.skip("the bilevel strategy is not registered yet")
     import nasforge
 
     result = nasforge.search("wdbc", strategy="bilevel", budget=4, seed=0, out=tmp_path / "run",

@@ -9,11 +9,15 @@ import numpy as np
 from ..errors import NasforgeError
 from ..spaces import SearchSpace
 from .base import Proposal, Strategy
+from .bilevel import BilevelEvolution, chosen, most_accurate, trade_off_report
 from .evolution import RegularizedEvolution
 from .expert import ExpertStrategy
 from .random import RandomSearch
+from .two_stage import TwoStageEvolution
 
-STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (RandomSearch, RegularizedEvolution, ExpertStrategy)}
+STRATEGIES: dict[str, type[Strategy]] = {
+    cls.name: cls for cls in (RandomSearch, RegularizedEvolution, ExpertStrategy, TwoStageEvolution, BilevelEvolution)
+}
 
 
 def make_strategy(name: str, space: SearchSpace, rng: np.random.Generator, budget: int, **options: Any) -> Strategy:
@@ -24,4 +28,5 @@ def make_strategy(name: str, space: SearchSpace, rng: np.random.Generator, budge
     return cls(space, rng, budget, **{k: v for k, v in options.items() if k in accepted and v is not None})
 
 
-__all__ = ["Proposal", "Strategy", "STRATEGIES", "make_strategy", "RandomSearch", "RegularizedEvolution"]
+__all__ = ["Proposal", "Strategy", "STRATEGIES", "make_strategy", "RandomSearch", "RegularizedEvolution",
+           "ExpertStrategy", "TwoStageEvolution", "BilevelEvolution", "chosen", "most_accurate", "trade_off_report"]

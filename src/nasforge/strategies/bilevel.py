@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -87,13 +87,14 @@ class BilevelEvolution(Strategy):
     name = "bilevel"
 
     def __init__(self, space: SearchSpace, rng: np.random.Generator, budget: int,
-                 bilevel: BilevelSettings | None = None):
+                 bilevel: BilevelSettings | None = None, population_size: int | None = None):
+        """``population_size`` is the study's generic ``--population``; ``bilevel.population`` wins."""
         if not isinstance(space, MLPSpace):
             raise NasforgeError("the bilevel strategy evolves MLPs: use the mlp search space")
         super().__init__(space, rng, budget)
         self.space: MLPSpace = space
         self.settings = bilevel or BilevelSettings()
-        self.population_size = self.settings.population or default_population(budget)
+        self.population_size = self.settings.population or population_size or default_population(budget)
         self.params_max = self.settings.params_max or largest_params(space)
         self.population: list[Member] = []  # survivors of the last selection
         self.pool: list[Member] = []  # told since the last selection
@@ -161,11 +162,14 @@ class BilevelEvolution(Strategy):
         for _ in range(self.population_size):
             self.queue.append(self._child(info))
 
-    def _novel(self, draw: Any) -> Genome:
+    def _is_new(self, genome: Genome) -> bool:
+        return genome.to_json() not in self.asked and all(genome != p.genome for p in self.queue)
+
+    def _novel(self, draw: Callable[[], Genome]) -> Genome:
         """Draw until the genome is new to this search (bounded: a tiny space may run out)."""
         genome = draw()
         for _ in range(50):
-            if genome.to_json() not in self.asked and all(genome != p.genome for p in self.queue):
+            if self._is_new(genome):
                 break
             genome = draw()
         return genome
@@ -189,7 +193,7 @@ class BilevelEvolution(Strategy):
         if not ops or self.rng.random() < self.settings.mutation_rate:
             genome = self._mutate(genome, ops)
         for _ in range(20):  # a repeat of a known architecture is mutated further
-            if genome.to_json() not in self.asked and all(genome != p.genome for p in self.queue):
+            if self._is_new(genome):
                 break
             genome = self._mutate(genome, ops)
         return Proposal(genome, parents=parents, operator="+".join(ops) or "copy", info=info)
@@ -299,7 +303,7 @@ def _describe(record: Any, label: str, t: TradeOff) -> str:
     except (InvalidGenome, TypeError, AttributeError):
         arch = "?"
     test = f"test accuracy {m['test_acc']:.4f}, test macro-F1 {m['test_f1']:.4f}" if "test_acc" in m else "no test metrics"
-    return (f"  {label}: trial {_number(record)} {arch}: {int(m['params']):,} parameters, "
+    return (f"  {label + ':':<26} trial {_number(record)} {arch}: {int(m['params']):,} parameters, "
             f"{t.metric} {m[t.metric]:.4f}, {test}, F {t.F(record):.4f}")
 
 
@@ -311,7 +315,7 @@ def trade_off_report(records: Sequence[Any], settings: BilevelSettings | None = 
     pick, top = chosen(records, s, params_max), most_accurate(records, s)
     lines = [f"bi-level trade-off: F = params/{t.params_max:,.0f} + {t.rho:g} * max(0, {t.tau:.4f} - {t.metric})"
              + ("" if s.tau is not None else f"  (tau = best {t.metric} - {s.tolerance:g})"),
-             _describe(pick, "chosen (min F)       ", t),
+             _describe(pick, "chosen (min F)", t),
              _describe(top, f"most accurate ({t.metric})", t)]
     if pick is top or _number(pick) == _number(top) and _get(pick, "genome") == _get(top, "genome"):
         lines.append("  the most accurate network is also the chosen one")
