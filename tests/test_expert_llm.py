@@ -433,10 +433,6 @@ def test_rules_loop_on_an_mlp_space():
 
 # --- through the Study, if the lead has registered the strategy ---
 def test_expert_search_end_to_end_through_the_study(tmp_path):
-    from nasforge.strategies import STRATEGIES
-
-    if "expert" not in STRATEGIES:
-        pytest.skip("the expert strategy is not registered in nasforge.strategies.STRATEGIES yet (lead wires it)")
     import nasforge
 
     result = nasforge.search("digits-images", strategy="expert", budget=4, seed=0, out=tmp_path / "run",

@@ -5,6 +5,7 @@ whose layers learn with feedback alignment / sign-symmetric rules (RuleConv2d/Ru
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -20,7 +21,8 @@ from nasforge.measure.onnx import onnx_bytes, onnx_latency, onnx_session, run_se
 from nasforge.spaces import genome_from_dict
 
 torch.set_num_threads(1)
-pytest.importorskip("onnxruntime")
+needs_ort = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime is not installed")
+FORMAT_PARAMS = [pytest.param(f, marks=needs_ort) if f == "onnx" else f for f in FORMATS]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,7 @@ def rules_run(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", FORMAT_PARAMS)
 @pytest.mark.parametrize("run_name", ["iris_run", "conv_run", "rules_run"])
 def test_export_parity(run_name, fmt, request):
     out = request.getfixturevalue(run_name)
@@ -71,6 +73,7 @@ def _test_inputs(out):
     return run_task(out)[1].X_test
 
 
+@needs_ort
 def test_rules_run_really_uses_rules(rules_run):
     genome = nasforge.open_run(rules_run).best_genome
     assert set(genome.rules()) <= {"fa", "usf"}
@@ -80,6 +83,7 @@ def test_rules_run_really_uses_rules(rules_run):
     assert ", ".join(genome.rules()) in card
 
 
+@needs_ort
 def test_onnx_file_runs_in_onnxruntime_directly(iris_run):
     import onnxruntime as ort
 
@@ -111,6 +115,7 @@ def test_explicit_trial_and_output_dir(iris_run, tmp_path):
     assert all(torch.equal(state[k], stored[k]) for k in stored)
 
 
+@needs_ort
 def test_parity_failure_is_an_error_and_removes_the_file(iris_run, tmp_path, monkeypatch):
     real = export_mod.load_exported
 
@@ -134,6 +139,15 @@ def test_wrong_output_shape_or_nan_fails(iris_run, tmp_path, monkeypatch):
         export_model(iris_run, "state-dict", output=tmp_path / "shape")
 
 
+@needs_ort
+def test_unloadable_file_is_an_error(iris_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(export_mod, "write_model", lambda module, fmt, path, x: path.write_bytes(b"not a model"))
+    for fmt in ("onnx", "torchscript"):
+        with pytest.raises(NasforgeError, match=f"the {fmt} export failed its check"):
+            export_model(iris_run, fmt, output=tmp_path / "junk")
+        assert not (tmp_path / "junk" / export_mod.FILE_NAMES[fmt]).exists()
+
+
 def test_user_errors(iris_run, tmp_path):
     with pytest.raises(NasforgeError, match="unknown export format"):
         export_model(iris_run, "tflite")
@@ -147,6 +161,7 @@ def test_user_errors(iris_run, tmp_path):
         export_model(tmp_path / "nothing-here", "onnx")
 
 
+@needs_ort
 def test_onnx_latency_single_thread(conv_run):
     module = nasforge.load_model(conv_run).module
     X = _test_inputs(conv_run)[:16]

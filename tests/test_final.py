@@ -1,6 +1,7 @@
 """``train_final``: the chosen genome retrained from scratch on train + validation for N epochs."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 
@@ -57,6 +58,7 @@ def test_same_seed_same_weights_and_other_trial(iris_run):
     assert first["trial"] == 0 and first["lr"] == 0.01 and first["epochs"] == 3
 
 
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime is not installed")
 def test_final_model_exports_with_parity(iris_run):
     train_final(iris_run, epochs=5)
     result = export_model(iris_run, "onnx", final=True)

@@ -62,8 +62,6 @@ def test_cli_learning_rules_fa_fixes_every_layer(fa_run):
     assert all(isinstance(m, RuleLinear) and m.rule == "fa" for m in _learnable(model))
 
 
-@pytest.mark.xfail(reason="cli.py prints genome summaries as rich markup: '[fa,fa]' is taken for a style tag "
-                          "and vanishes from 'nasforge show' and the 'best:' line", strict=False)
 def test_cli_show_displays_the_rules_of_an_mlp_genome(fa_run, capsys):
     from nasforge.cli import main
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .api import default_out, open_run
@@ -58,7 +59,7 @@ SEARCH_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--idx", "data.path", str, "a folder with IDX files (MNIST / Fashion-MNIST / KMNIST format)"),
     ("--cifar", "data.path", str, "a folder with CIFAR-10 or CIFAR-100 python batches"),
     ("--image-size", "data.image_size", _size, "resize images to HxW, e.g. 32x32 (folders of images)"),
-    ("--channels", "data.channels", int, "1 (grayscale) or 3 (RGB) for folders of images (default: detected)"),
+    ("--image-channels", "data.channels", int, "1 (grayscale) or 3 (RGB) for folders of images (default: detected)"),
     ("--color-features", "data.color_features", str, "colors dataset inputs: rgb, hsv, lab or a mix like rgb+lab"),
     ("--strategy", "strategy.name", str, f"search strategy: {', '.join(STRATEGIES)} (default evolution)"),
     ("--budget", "budget", int, "number of evaluations (trained candidates), default 40"),
@@ -75,6 +76,8 @@ SEARCH_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--batch-size", "train.batch_size", int, "mini-batch size (default 64)"),
     ("--optimizer", "train.optimizer", str, "adam, adamw or sgd (default adam)"),
     ("--weight-decay", "train.weight_decay", float, "weight decay (default 0)"),
+    ("--lower-level", "train.method", str,
+     "how weights are found: gradient (default), de (differential evolution, MLPs) or hybrid (DE, then gradient)"),
     ("--min-layers", "space.min_layers", int, "fewest hidden layers (default 1)"),
     ("--max-layers", "space.max_layers", int, "most hidden layers (default 4)"),
     ("--min-units", "space.min_units", int, "narrowest layer (default 8)"),
@@ -83,7 +86,12 @@ SEARCH_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--activations", "space.activations", _csv_list, "activations to search, comma-separated"),
     ("--learning-rules", "space.learning_rules", _csv_list,
      "learning rules to search per layer: backprop,fa,usf,brsf,frsf (one name fixes it; default backprop)"),
-    ("--space", "space.family", str, "genome family: mlp (default), net (conv/pool/dense layers with skips) or nb201 (NAS-Bench-201 cell)"),
+    ("--space", "space.family", str,
+     "genome family: mlp (default), net (conv/pool/dense layers with skips), nb201 (NAS-Bench-201 cell), cells (TS-ENAS)"),
+    ("--min-cells", "space.min_cells", int, "cells space: fewest cells (default 3)"),
+    ("--max-cells", "space.max_cells", int, "cells space: most cells (default 5)"),
+    ("--channels", "space.channels", int, "cells space: channels of the first cell (default 8)"),
+    ("--measure", "measure.backend", str, "torch (default) or onnx: also time the model in onnxruntime"),
     ("--benchmark", "benchmark.name", str, "tabular benchmark mode: nb201 (accuracies looked up, not trained)"),
     ("--bench-file", "benchmark.file", str, "the benchmark table, e.g. ../shared/data/nb201_12epoch.csv"),
     ("--bench-dataset", "benchmark.dataset", str, "cifar10, cifar100 or imagenet16-120 (default cifar10)"),
@@ -126,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: validation accuracy)")
     s.add_argument("--enforce", dest="strategy.expert.enforce", action="store_const", const=True, default=None,
                    help="expert+llm: apply instructions the LLM ignored with the rule designer")
+    s.add_argument("--no-inheritance", dest="strategy.two_stage.inheritance", action="store_const", const=False,
+                   default=None, help="ts-enas: train every individual from scratch (no weight inheritance)")
     s.add_argument("--config", default=None, help="TOML file with any of the settings (flags override it)")
     s.add_argument("--out", default=None, help="run directory (default runs/DATASET-STRATEGY-seedSEED)")
     s.add_argument("--storage", default=None, help="SQLAlchemy URL for the trial database (default: OUT/study.db)")
@@ -155,6 +165,28 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("dashboard", help="open optuna-dashboard on a run (live while it runs)")
     db.add_argument("run", help="run directory")
 
+    tr = sub.add_parser("train", help="train the chosen genome from scratch on train+validation, report test")
+    tr.add_argument("run", help="run directory")
+    tr.add_argument("--trial", type=int, default=None, help="trial number (default: the best)")
+    tr.add_argument("--epochs", type=int, default=100, help="epochs (default 100; no early stopping)")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--lr", type=float, default=None, help="learning rate (default: the run's)")
+
+    ex = sub.add_parser("export", help="write a trained model as ONNX, TorchScript or a state dict, checked")
+    ex.add_argument("run", help="run directory")
+    ex.add_argument("--format", required=True, choices=["onnx", "torchscript", "state-dict"])
+    which = ex.add_mutually_exclusive_group()
+    which.add_argument("--trial", type=int, default=None, help="trial number (default: the best)")
+    which.add_argument("--final", action="store_true", help="the model 'nasforge train' made")
+    ex.add_argument("--output", default=None, help="directory (default RUN/export/...)")
+
+    bl = sub.add_parser("baselines", help="classical models and a tuned MLP on the same split, for comparison")
+    bl.add_argument("--dataset", default="digits")
+    bl.add_argument("--csv", default=None)
+    bl.add_argument("--target", default=None)
+    bl.add_argument("--seed", type=int, default=0, help="the split's seed (use the search's)")
+    bl.add_argument("--mlp-configs", type=int, default=20, help="configurations tried for the tuned MLP")
+
     sub.add_parser("datasets", help="list the built-in datasets")
     return parser
 
@@ -168,8 +200,9 @@ def _search_config(args: argparse.Namespace) -> SearchConfig:
             _set(flags, path, value)
             if flag in FORMAT_FLAGS:
                 _set(flags, "data.format", FORMAT_FLAGS[flag])
-    if getattr(args, "strategy.expert.enforce") is not None:
-        _set(flags, "strategy.expert.enforce", True)
+    for path in ("strategy.expert.enforce", "strategy.two_stage.inheritance"):
+        if getattr(args, path) is not None:
+            _set(flags, path, getattr(args, path))
     if args.weights is not None:
         flags["objective"] = parse_weights(args.weights)
     given = flags.get("data", {})
@@ -203,9 +236,9 @@ def cmd_search(args: argparse.Namespace) -> None:
     if args.jsonl is False and not args.quiet:
         data = study.task.describe() if study.task else f"tabular benchmark {cfg.label} ({cfg.benchmark.file})"
         console.print(f"{data}\nstrategy: {study.strategy_description()}, budget {cfg.budget}, "
-                      f"fitness: {cfg.objective.describe()}, run: {out}", soft_wrap=True)
+                      f"fitness: {cfg.objective.describe()}, run: {out}", soft_wrap=True, markup=False)
     _run(study, _mode(args))
-    _print_best(out, quiet=args.jsonl)
+    _print_best(out, quiet=args.jsonl, config=cfg)
 
 
 def cmd_resume(args: argparse.Namespace) -> None:
@@ -220,8 +253,9 @@ def cmd_resume(args: argparse.Namespace) -> None:
         cfg = build_config(merge(study.config.model_dump(mode="json"), overrides))
         study.close()
         study = Study(args.run, cfg)
+    config = study.config
     _run(study, _mode(args))
-    _print_best(Path(args.run), quiet=args.jsonl)
+    _print_best(Path(args.run), quiet=args.jsonl, config=config)
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -233,21 +267,26 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 
 def _genome_text(record: TrialRecord) -> str:
+    """A genome's summary, escaped: '[fa,usf]' is text, not a rich style tag."""
     try:
-        return genome_from_dict(record.genome).summary()
+        return escape(genome_from_dict(record.genome).summary())
     except NasforgeError:
-        return json.dumps(record.genome)
+        return escape(json.dumps(record.genome))
 
 
-def _print_best(out: Path, quiet: bool = False) -> None:
+def _print_best(out: Path, quiet: bool = False, config: SearchConfig | None = None) -> None:
     run = open_run(out)
     if quiet:
         return
+    if config is not None and config.strategy.name == "bilevel":
+        from .strategies import trade_off_report
+
+        print(trade_off_report(run.trials, config.strategy.bilevel))
     console = Console(soft_wrap=True)
     if run.best is None:
         failed = [t for t in run.trials if t.state == "failed"]
         first = failed[0].error if failed else "no trials"
-        console.print(f"no candidate trained successfully in {out}; first error: {first}")
+        console.print(f"no candidate trained successfully in {out}; first error: {escape(str(first))}")
         return
     b, m = run.best, run.best.metrics
     console.print(f"\nbest: trial {b.number}  {_genome_text(b)}")
@@ -285,7 +324,7 @@ def cmd_show(args: argparse.Namespace) -> None:
         table.add_row(str(t.number), status, _genome_text(t), _fmt(t.fitness), *cells,
                       ",".join(map(str, t.parents)) or "-", t.operator)
         if t.error:
-            table.add_row("", "", f"[red]{t.error}[/red]", *[""] * (len(COLUMNS) + 3))
+            table.add_row("", "", f"[red]{escape(t.error)}[/red]", *[""] * (len(COLUMNS) + 3))
     Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
@@ -293,6 +332,34 @@ def cmd_datasets(args: argparse.Namespace) -> None:
     for name in sorted(BUILTINS):
         print(f"{name:10s} {BUILTINS[name].description}")
     print("your own:  --csv FILE --target COLUMN")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .final import train_final
+
+    m = train_final(args.run, trial=args.trial, epochs=args.epochs, seed=args.seed, lr=args.lr)
+    print(f"trained trial {m.get('trial')} for {m.get('epochs')} epochs on train+validation "
+          f"(kept epoch {m.get('kept_epoch')}): test accuracy {_fmt(m.get('test_acc'))}, "
+          f"test macro-F1 {_fmt(m.get('test_f1'))}; saved to {Path(args.run) / 'final'}/")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from .export import export_model
+
+    r = export_model(args.run, args.format, trial=args.trial, final=args.final, output=args.output)
+    print(f"{r.path}\n  checked on {r.checked_rows} test inputs: max |difference| {r.max_abs_diff:.2e}; "
+          f"genome {r.genome_path}; card {r.card_path}")
+
+
+def cmd_baselines(args: argparse.Namespace) -> None:
+    from .baselines import run_baselines
+    from .data import load_task
+
+    task = load_task(None if args.csv else args.dataset, csv=args.csv, target=args.target, seed=args.seed)
+    print(f"{task.describe()} (split seed {args.seed}); selection on validation, fitted on train")
+    for r in run_baselines(task, args.seed, mlp_configs=args.mlp_configs):
+        print(f"  {r['name']:20s} test acc {r['test_acc']:.4f}  test F1 {r['test_f1']:.4f}  "
+              f"params {r['params']:>7}  {r['wall_s']:.1f} s  {r['config']}")
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -317,7 +384,8 @@ def cmd_dashboard(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"search": cmd_search, "resume": cmd_resume, "show": cmd_show, "datasets": cmd_datasets,
-            "report": cmd_report, "compare": cmd_compare, "dashboard": cmd_dashboard}
+            "report": cmd_report, "compare": cmd_compare, "dashboard": cmd_dashboard,
+            "train": cmd_train, "export": cmd_export, "baselines": cmd_baselines}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,7 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import NasforgeError
 from .evaluator import MeasureSettings
+from .strategies.bilevel import BilevelSettings
 from .strategies.expert import ExpertSettings
+from .strategies.two_stage import TwoStageSettings
 from .objectives import Objective
 from .train import TrainSettings
 
@@ -57,7 +59,7 @@ class DataSettings(BaseModel):
 
 class SpaceSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    family: str = Field(default="mlp", pattern="^(mlp|net|nb201)$", description="genome family searched")
+    family: str = Field(default="mlp", pattern="^(mlp|net|nb201|cells)$", description="genome family searched")
     min_layers: int = Field(default=1, ge=0, le=64)
     max_layers: int = Field(default=4, ge=0, le=64)
     min_units: int = Field(default=8, ge=1, le=65536)
@@ -66,6 +68,9 @@ class SpaceSettings(BaseModel):
     dropouts: list[float] = Field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.5])
     max_params: Optional[int] = Field(default=None, ge=1)
     learning_rules: list[str] = Field(default_factory=lambda: ["backprop"])
+    min_cells: int = Field(default=3, ge=1, le=64, description="cells space: fewest cells")
+    max_cells: int = Field(default=5, ge=1, le=64, description="cells space: most cells")
+    channels: int = Field(default=8, ge=1, le=1024, description="cells space: channels of the first cell")
 
     @field_validator("learning_rules")
     @classmethod
@@ -97,6 +102,8 @@ class StrategySettings(BaseModel):
     population_size: Optional[int] = Field(default=None, ge=2, le=100000)
     sample_size: Optional[int] = Field(default=None, ge=1, le=100000)
     expert: Optional[ExpertSettings] = None
+    two_stage: Optional[TwoStageSettings] = None
+    bilevel: Optional[BilevelSettings] = None
 
     @field_validator("name")
     @classmethod
@@ -155,6 +162,14 @@ class SearchConfig(BaseModel):
                                    description="torch threads per evaluation (default: 1 in process, cores/workers otherwise)")
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     benchmark: Optional[BenchmarkSettings] = None
+
+    @model_validator(mode="after")
+    def _strategy_space(self) -> "SearchConfig":
+        if self.strategy.name == "ts-enas":
+            if self.space.family not in ("mlp", "cells"):
+                raise ValueError(f"ts-enas searches the cells space, not {self.space.family!r}")
+            self.space.family = "cells"
+        return self
 
     @model_validator(mode="after")
     def _benchmark_mode(self) -> "SearchConfig":

@@ -30,7 +30,31 @@ class MeasureSettings(BaseModel):
     batch_size: int = Field(default=64, ge=1, le=100000)
     warmup: int = Field(default=5, ge=0, le=1000)
     repeats: int = Field(default=30, ge=1, le=10000)
+    backend: str = Field(default="torch", pattern="^(torch|onnx)$",
+                         description="onnx: also measure latency in onnxruntime after an ONNX export")
     power: measure.PowerSettings = Field(default_factory=measure.PowerSettings)
+
+
+def model_costs(model: torch.nn.Module, input_shape: tuple[int, ...], X: torch.Tensor, ms: MeasureSettings) -> dict[str, Any]:
+    """Size and speed of a trained model: parameters, FLOPs, serialised size, single-sample
+    and batch latency and FPS on inputs from ``X`` (and in onnxruntime with backend onnx)."""
+    single = measure.latency_seconds(model, X[:1], ms.warmup, ms.repeats)
+    batch_x = X[: ms.batch_size]
+    batch = measure.latency_seconds(model, batch_x, ms.warmup, ms.repeats)
+    costs: dict[str, Any] = dict(
+        params=measure.count_params(model),
+        flops=measure.count_flops(model, input_shape),
+        size_bytes=measure.model_size_bytes(model),
+        latency_ms=single * 1e3,
+        batch_latency_ms=batch * 1e3,
+        fps=len(batch_x) / batch if batch > 0 else float("inf"),
+    )
+    if ms.backend == "onnx":
+        from .measure.onnx import onnx_latency
+
+        o = onnx_latency(model, batch_x, ms.warmup, ms.repeats)
+        costs.update(onnx_latency_ms=o["latency_ms"], onnx_batch_latency_ms=o["batch_latency_ms"], onnx_fps=o["fps"])
+    return costs
 
 
 @dataclass
@@ -120,17 +144,9 @@ class Evaluator:
             metrics[f"{split}_acc"], metrics[f"{split}_f1"] = _accuracy_f1(predict_logits(model, X), y)
         with measure.energy_meter(ms.power) as infer_energy:
             predict_logits(model, task.X_val)
-        single = measure.latency_seconds(model, task.X_val[:1], ms.warmup, ms.repeats)
-        batch_x = task.X_val[: ms.batch_size]
-        batch = measure.latency_seconds(model, batch_x, ms.warmup, ms.repeats)
+        metrics.update(model_costs(model, task.input_shape, task.X_val, ms))
         metrics.update(
             val_loss=result.best_val_loss,
-            params=measure.count_params(model),
-            flops=measure.count_flops(model, task.input_shape),
-            size_bytes=measure.model_size_bytes(model),
-            latency_ms=single * 1e3,
-            batch_latency_ms=batch * 1e3,
-            fps=len(batch_x) / batch if batch > 0 else float("inf"),
             train_seconds=result.seconds,
             epochs=result.epochs,
             best_epoch=result.best_epoch,

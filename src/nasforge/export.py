@@ -145,8 +145,8 @@ def export_model(out: str | Path, fmt: str, trial: int | None = None, final: boo
     path = folder / FILE_NAMES[fmt]
     with torch.no_grad():
         reference = source.module.eval()(X).numpy()
-    write_model(source.module, fmt, path, X)
     try:
+        write_model(source.module, fmt, path, X)
         got = load_exported(path, fmt, source.genome, source.info)(X)
         diff = max_abs_diff(reference, got)
     except NasforgeError:
@@ -154,7 +154,8 @@ def export_model(out: str | Path, fmt: str, trial: int | None = None, final: boo
         raise
     except Exception as exc:
         path.unlink(missing_ok=True)
-        raise NasforgeError(f"the exported {fmt} file does not load or run: {type(exc).__name__}: {exc}") from exc
+        raise NasforgeError(f"the {fmt} export failed its check (it does not validate, load or run): "
+                            f"{type(exc).__name__}: {exc}") from exc
     if not diff <= TOLERANCE:
         path.unlink(missing_ok=True)
         raise NasforgeError(

@@ -29,7 +29,7 @@ from . import measure
 from .config import SearchConfig, validation_message
 from .data import Task
 from .errors import NasforgeError, TrialFailed
-from .evaluator import _accuracy_f1
+from .evaluator import _accuracy_f1, model_costs
 from .spaces import Genome, genome_from_dict
 from .storage import TrialRecord
 from .study import Study, best_trial, read_trials
@@ -127,9 +127,7 @@ def train_final(out: str | Path, trial: int | None = None, epochs: int = 100, se
     with measure.energy_meter(ms.power) as infer_energy:
         test_logits = predict_logits(model, task.X_test)
     metrics["test_acc"], metrics["test_f1"] = _accuracy_f1(test_logits, task.y_test)
-    batch_x = task.X_val[: ms.batch_size]
-    single = measure.latency_seconds(model, task.X_val[:1], ms.warmup, ms.repeats)
-    batch = measure.latency_seconds(model, batch_x, ms.warmup, ms.repeats)
+    metrics.update(model_costs(model, task.input_shape, task.X_val, ms))
     metrics.update(
         search_test_acc=record.metrics.get("test_acc"),
         search_val_acc=record.metrics.get("val_acc"),
@@ -141,12 +139,6 @@ def train_final(out: str | Path, trial: int | None = None, epochs: int = 100, se
         lr=settings.lr,
         weight_decay=settings.weight_decay,
         batch_size=settings.batch_size,
-        params=measure.count_params(model),
-        flops=measure.count_flops(model, task.input_shape),
-        size_bytes=measure.model_size_bytes(model),
-        latency_ms=single * 1e3,
-        batch_latency_ms=batch * 1e3,
-        fps=len(batch_x) / batch if batch > 0 else float("inf"),
         train_seconds=result.seconds,
         train_energy_kwh=train_energy.kwh,
         infer_energy_kwh=infer_energy.kwh,

@@ -28,7 +28,7 @@ from .data import Task, load_task, reload_task
 from .errors import NasforgeError
 from .evaluator import Evaluator
 from .executors import Job, Outcome, make_executor
-from .spaces import Genome, MLPSpace, NB201Space, NetSpace, SearchSpace, genome_from_dict
+from .spaces import CellsSpace, Genome, MLPSpace, NB201Space, NetSpace, SearchSpace, genome_from_dict
 from .tabular import NB201Table, TabularEvaluator
 from .storage import RunStore, TrialRecord, sqlite_url
 from .strategies import Proposal, Strategy, make_strategy
@@ -45,6 +45,10 @@ def make_space(config: SearchConfig, task: Task | None) -> SearchSpace:
     if s.family == "net":
         assert task is not None, "the net space is sized by the task"
         return NetSpace(task.input_shape, task.n_classes, rules=tuple(s.learning_rules), max_params=s.max_params)
+    if s.family == "cells":
+        assert task is not None, "the cells space is sized by the task"
+        return CellsSpace(task.input_shape, task.n_classes, min_cells=s.min_cells, max_cells=s.max_cells,
+                          channels=s.channels, max_params=s.max_params)
     if s.family == "nb201":
         if task is not None and len(task.input_shape) != 3:
             raise NasforgeError(f"the nb201 space needs images; {task.name} has flat features (use --space mlp)")
@@ -73,8 +77,9 @@ class Study:
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
         if config is None and not meta and storage is None:
             raise NasforgeError(f"{self.out} holds no nasforge run; start one with 'nasforge search'")
-        if config is not None and not meta and task is None and config.benchmark is None:
-            task = _load_configured_task(config)  # bad data fails before anything is written
+        fresh = config is not None and not meta
+        if fresh:  # bad data or settings fail here, before anything is written
+            self.task, self.evaluator, self.space = self._components(config, task, self.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self._lock = _lock_run(self.out) if config is not None else None
         url = storage or meta.get("storage") or sqlite_url(self.out)
@@ -88,23 +93,37 @@ class Study:
         elif stored is not None:
             _check_same_run(build_config(stored), config, self.out)
         self.config = config
+        if not fresh:
+            stored_task = self.store.get("task")
+            self.task, self.evaluator, self.space = self._components(
+                config, task or (reload_task(stored_task) if stored_task else None), self.out)
         if stored is None or self.store.get("budget") != config.budget:
             self.store.set("config", config.model_dump(mode="json"))
             self.store.set("budget", config.budget)
+        if self.task is not None and self.store.get("task") is None:
+            self.store.set("task", self.task.spec)
         meta_path.write_text(json.dumps({"storage": url, "study": name}, indent=1))
-        self.task: Task | None = None
+        if self.task is not None and self._lock is not None:
+            _save_task_info(self.out, self.task)
+
+    @staticmethod
+    def _components(config: SearchConfig, task: Task | None, out: Path) -> tuple[Task | None, Any, SearchSpace]:
+        """The task, evaluator and search space a configuration describes."""
         if config.benchmark is not None:
             bench = config.benchmark
-            self.evaluator: Any = TabularEvaluator(NB201Table(bench.file), bench.dataset, bench.seconds_per_query)
-        else:
-            if self.store.get("task") is None:
-                task = task or _load_configured_task(config)
-                self.store.set("task", task.spec)
-            self.task = task or reload_task(self.store.get("task"))
-            self.evaluator = Evaluator(self.task, config.train, config.measure)
-            if self._lock is not None:
-                _save_task_info(self.out, self.task)
-        self.space = make_space(config, self.task)
+            evaluator: Any = TabularEvaluator(NB201Table(bench.file), bench.dataset, bench.seconds_per_query)
+            return None, evaluator, make_space(config, None)
+        task = task or _load_configured_task(config)
+        space = make_space(config, task)
+        evaluator = Evaluator(task, config.train, config.measure)
+        if config.strategy.name == "ts-enas":  # TS-ENAS's cell-based weight inheritance
+            from .strategies.two_stage import weight_store_options
+            from .train.inheritance import CellWeightStore
+
+            options = weight_store_options(config.strategy.two_stage, config.budget, config.strategy.population_size)
+            evaluator.weights = CellWeightStore(task, space, config.train, out / "cell_weights.pt", seed=config.seed,
+                                                **options)
+        return task, evaluator, space
 
     def _make_strategy(self) -> Strategy:
         cfg = self.config
