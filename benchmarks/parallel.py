@@ -1,0 +1,90 @@
+"""Evaluations per hour with 1 vs 2 workers (local processes and Ray), and Ray's per-task overhead.
+
+    .venv/bin/python benchmarks/parallel.py            # digits MLP and digits-images CNN, budget 12 each
+    .venv/bin/python benchmarks/parallel.py --quick    # budget 6, MLP only
+
+Every configuration runs the same random search (same seed, so the same genomes are
+trained) and is timed end to end, start-up included; speed-ups are ratios to the
+one-worker in-process run measured in the same invocation. Ray runs start a private local
+runtime (on loopback) whose start-up is timed separately and not counted per evaluation.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # keep the local Ray runtime on loopback
+
+import nasforge  # noqa: E402
+from _results import machine, table, write_section  # noqa: E402
+
+SETTINGS = {
+    "digits MLP": dict(dataset="digits", space={"max_layers": 3}, train={"epochs": 20, "patience": 0}),
+    "digits-images CNN": dict(dataset="digits-images", space={"family": "net"}, train={"epochs": 4, "patience": 0}),
+}
+
+
+def timed_search(name: str, budget: int, executor: dict, tmp: Path) -> tuple[float, int]:
+    kw = SETTINGS[name]
+    start = time.perf_counter()
+    result = nasforge.search(kw["dataset"], strategy="random", budget=budget, seed=0, out=tmp / f"{name}-{len(os.listdir(tmp))}",
+                             space=kw["space"], train=kw["train"], executor=executor)
+    return time.perf_counter() - start, sum(t.state == "complete" for t in result.trials)
+
+
+def ray_overhead_ms(n: int = 50) -> tuple[float, float]:
+    """Median round trip of an empty Ray task, and the runtime's start-up in seconds."""
+    import ray
+
+    start = time.perf_counter()
+    ray.init(include_dashboard=False, log_to_driver=False, num_cpus=2, ignore_reinit_error=True)
+    startup = time.perf_counter() - start
+
+    @ray.remote
+    def nothing() -> None:
+        return None
+
+    ray.get(nothing.remote())
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        ray.get(nothing.remote())
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e3, startup
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--budget", type=int, default=12)
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    budget = 6 if args.quick else args.budget
+    names = ["digits MLP"] if args.quick else list(SETTINGS)
+    configs = [("in-process, 1 worker", {"workers": 1}), ("processes, 2 workers", {"workers": 2}),
+               ("Ray, 2 tasks at once", {"kind": "ray", "cpus_per_task": 1})]
+    rows = []
+    overhead, startup = ray_overhead_ms()
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            base = None
+            for label, executor in configs:
+                seconds, done = timed_search(name, budget, executor, Path(tmp))
+                per_hour = done / seconds * 3600
+                base = base or per_hour
+                rows.append([name, label, budget, f"{seconds:.1f}", f"{per_hour:.0f}", f"{per_hour / base:.2f}x"])
+                print(rows[-1], flush=True)
+    body = table(["search", "executor", "evaluations", "wall s", "evaluations / hour", "vs 1 worker"], rows)
+    write_section("parallel", f"## Parallel evaluation\n\nCommand: `.venv/bin/python benchmarks/parallel.py "
+                  f"{' '.join(sys.argv[1:])}`  \nMachine: {machine()}\n\n{body}\n\n"
+                  f"Ray: an empty task's round trip takes {overhead:.2f} ms (median of 50); starting the local "
+                  f"runtime took {startup:.1f} s (once per search process). Goal for 2 workers on 2 cores: >= 1.7x.")
+
+
+if __name__ == "__main__":
+    main()
