@@ -189,7 +189,7 @@ def test_end_to_end_wdbc_de_lower_level():
     assert "chosen (min F)" in trade_off_report(records, s.settings)
 
 
-def test_end_to_end_via_search_when_wired(tmp_path):
+def test_end_to_end_via_search(tmp_path):
     import nasforge
 
     result = nasforge.search("wdbc", strategy="bilevel", budget=4, seed=0, out=tmp_path / "run",

@@ -260,11 +260,14 @@ def test_stacked_supernet_mode_stores_every_cell_and_its_head(small_task, tmp_pa
     assert head_key(8, 4) in store.slots and "stem" in store.slots
 
 
-def test_small_real_search_when_wired(tmp_path):
+def test_small_real_search_with_inheritance(tmp_path):
     result = nasforge.search("digits-images", strategy="ts-enas", budget=6, seed=0, out=tmp_path / "run",
-                             space={"family": "cells"}, train={"epochs": 1},
-                             measure={"repeats": 1, "warmup": 0})
+                             space={"family": "cells", "min_cells": 2, "max_cells": 3, "channels": 4},
+                             config={"strategy": {"population_size": 4, "two_stage": {"supernet_epochs": 2}}},
+                             train={"epochs": 1}, measure={"repeats": 1, "warmup": 0})
     done = [t for t in result.trials if t.state == "complete"]
     assert len(result.trials) == 6 and done
+    assert (tmp_path / "run" / "cell_weights.pt").is_file()
+    assert all(t.metrics["inherited_fraction"] > 0.5 for t in done)  # started from the supernet's cells
     assert {t.info["stage"] for t in result.trials} == {"rough", "fine"}
     assert result.best_genome.family == "cells"
