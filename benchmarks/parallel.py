@@ -89,8 +89,7 @@ def main() -> None:
                 print(rows[-1], flush=True)
     body = table(["search", "executor", "evaluations", "wall s", "evaluations / hour, end to end", "vs 1 worker",
                   "evaluations / hour, steady", "vs 1 worker"], rows)
-    write_section("parallel", f"## Parallel evaluation\n\nCommand: `.venv/bin/python benchmarks/parallel.py "
-                  f"{' '.join(sys.argv[1:])}`  \nMachine: {machine()}\n\n{body}\n\n"
+    write_section("parallel", f"## Parallel evaluation\n\nCommand: `{' '.join(['.venv/bin/python', 'benchmarks/parallel.py', *sys.argv[1:]])}`  \nMachine: {machine()}\n\n{body}\n\n"
                   f"Ray: an empty task's round trip takes {overhead:.2f} ms (median of 50); starting the local "
                   f"runtime took {startup:.1f} s (once per search process). 'End to end' includes starting the worker "
                   f"processes or the Ray runtime; 'steady' counts the evaluations stored after the first one over the "
