@@ -1,15 +1,25 @@
-"""Regularized evolution vs random search at an equal budget of evaluations.
+"""Search strategies head to head at an equal budget of evaluations (trained candidates).
 
-    .venv/bin/python benchmarks/search_methods.py            # digits and wdbc, 5 seeds, budget 40
+    .venv/bin/python benchmarks/search_methods.py            # evolution vs random: digits and wdbc, 5 seeds, budget 40
     .venv/bin/python benchmarks/search_methods.py --datasets iris --seeds 2 --budget 10   # quick look
+    # LEMONADE's expert system (rule designer) vs evolution vs random on a small CNN space:
+    .venv/bin/python benchmarks/search_methods.py --section expert --datasets digits-images --space net \\
+        --strategies expert,evolution,random --budget 30 --epochs 4 --weights accuracy=0.7,fps=0.3
+    # ... and the LLM designer with a local model (pip install 'nasforge[local-llm]'):
+    .venv/bin/python benchmarks/search_methods.py --section expert-llm --datasets digits-images --space net \\
+        --strategies expert-llm --seeds 1 --budget 10 --epochs 4 --weights accuracy=0.7,fps=0.3 --llm-local gemma.gguf
 
 For each dataset, strategy and seed, one full nasforge search (same split per seed, same
-space, same training settings); the selected model is the best by validation accuracy
-and its test accuracy is reported beside it. Writes its section of benchmarks/RESULTS.md.
+space, same training settings). The selected model is the study's best by fitness (validation
+accuracy, or LEMONADE's CM with --weights); its test accuracy is reported beside it. For the
+LLM designer the table adds the share of iterations whose reply was a valid genome, the
+instruction compliance rate and seconds per model call. Each --section is its own part of
+benchmarks/RESULTS.md.
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -20,39 +30,86 @@ import torch  # noqa: E402
 
 import nasforge  # noqa: E402
 from _results import machine, mean_sd, table, write_section  # noqa: E402
+from nasforge.objectives import parse_weights  # noqa: E402
+from nasforge.strategies.expert import compliance_summary  # noqa: E402
+
+
+def run_one(args: argparse.Namespace, dataset: str, strategy: str, seed: int, out: Path) -> tuple[object, float, dict]:
+    settings: dict = {}
+    if args.space:
+        settings["space"] = {"family": args.space}
+    if args.epochs:
+        settings["train"] = {"epochs": args.epochs}
+    if args.weights:
+        settings["objective"] = parse_weights(args.weights)
+    name, llm = strategy, {}
+    if strategy == "expert-llm":
+        name = "expert"
+        llm = {"designer": "llm", "llm_local": args.llm_local, "llm_timeout": args.llm_timeout}
+        settings["config"] = {"strategy": {"expert": llm}}
+    start = time.perf_counter()
+    result = nasforge.search(dataset, strategy=name, budget=args.budget, seed=seed, out=out, **settings)
+    seconds = time.perf_counter() - start
+    extra: dict = {}
+    if llm:
+        asked = [t for t in result.trials if t.info.get("designer_requested") == "llm"]
+        valid = [t for t in asked if t.info.get("designer") == "llm"]
+        calls = [c for t in asked for c in t.info.get("llm_seconds", [])]
+        extra = {"valid": len(valid) / len(asked) if asked else float("nan"),
+                 "compliance": compliance_summary(result.trials)["rate"],
+                 "call_s": statistics.mean(calls) if calls else float("nan")}
+    return result, seconds, extra
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", default="digits,wdbc")
-    ap.add_argument("--strategies", default="evolution,random")
+    ap.add_argument("--strategies", default="evolution,random", help="any of nasforge's, and expert-llm")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--budget", type=int, default=40)
+    ap.add_argument("--space", default=None, help="genome family (default: the dataset's default, mlp)")
+    ap.add_argument("--epochs", type=int, default=None, help="training epochs per candidate (default nasforge's)")
+    ap.add_argument("--weights", default=None, help="objective weights, as nasforge search --weights")
+    ap.add_argument("--llm-local", default=None, help="GGUF model for the expert-llm strategy")
+    ap.add_argument("--llm-timeout", type=float, default=120.0)
+    ap.add_argument("--section", default="search-methods", help="RESULTS.md section to write")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    llm_columns = "expert-llm" in args.strategies.split(",")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for dataset in args.datasets.split(","):
             for strategy in args.strategies.split(","):
-                val, test, params, secs = [], [], [], []
+                cols: dict[str, list[float]] = {k: [] for k in ("fit", "val", "test", "params", "fps", "secs",
+                                                                 "valid", "compliance", "call_s")}
                 for seed in range(args.seeds):
-                    start = time.perf_counter()
-                    result = nasforge.search(dataset, strategy=strategy, budget=args.budget, seed=seed,
-                                             out=Path(tmp) / f"{dataset}-{strategy}-{seed}")
-                    secs.append(time.perf_counter() - start)
-                    m = result.best.metrics
-                    val.append(m["val_acc"]), test.append(m["test_acc"]), params.append(m["params"])
-                    print(f"{dataset} {strategy} seed {seed}: val {m['val_acc']:.4f} test {m['test_acc']:.4f} "
-                          f"params {m['params']} {secs[-1]:.1f}s", flush=True)
-                rows.append([dataset, strategy, args.budget, args.seeds, mean_sd(val, 2, 100), mean_sd(test, 2, 100),
-                             mean_sd(params, 0), mean_sd(secs, 1)])
-    command = "`.venv/bin/python benchmarks/search_methods.py " + " ".join(sys.argv[1:]) + "`"
-    body = table(["dataset", "strategy", "budget", "seeds", "best val acc %", "its test acc %", "its params",
-                  "wall time s"], rows)
-    write_section("search-methods", f"## Regularized evolution vs random search (MLP space)\n\n"
-                  f"Command: {command.replace(' `', '`')}  \nMachine: {machine()}\n\n{body}\n\n"
-                  "Mean ± sd over seeds; each seed has its own data split. Selection is by validation "
-                  "accuracy only; test accuracy is of the selected model.")
+                    result, seconds, extra = run_one(args, dataset, strategy, seed, Path(tmp) / f"{dataset}-{strategy}-{seed}")
+                    b = result.best
+                    m = b.metrics
+                    for key, value in (("fit", b.fitness), ("val", m["val_acc"]), ("test", m["test_acc"]),
+                                       ("params", m["params"]), ("fps", m.get("fps", float("nan"))), ("secs", seconds),
+                                       *extra.items()):
+                        if value is not None:
+                            cols[key].append(value)
+                    print(f"{dataset} {strategy} seed {seed}: fitness {b.fitness:.4f} val {m['val_acc']:.4f} "
+                          f"test {m['test_acc']:.4f} params {m['params']} {seconds:.1f}s {extra}", flush=True)
+                row = [dataset, strategy, args.budget, args.seeds, mean_sd(cols["fit"], 4), mean_sd(cols["val"], 2, 100),
+                       mean_sd(cols["test"], 2, 100), mean_sd(cols["params"], 0), mean_sd(cols["fps"], 0),
+                       mean_sd(cols["secs"], 1)]
+                if llm_columns:
+                    row += [mean_sd(cols["valid"], 2, 100), mean_sd(cols["compliance"], 2, 100), mean_sd(cols["call_s"], 1)]
+                rows.append(row)
+    command = " ".join([".venv/bin/python", "benchmarks/search_methods.py", *sys.argv[1:]])
+    header = ["dataset", "strategy", "budget", "seeds", "best fitness", "its val acc %", "its test acc %", "its params",
+              "its FPS (batch)", "wall time s"]
+    if llm_columns:
+        header += ["valid LLM replies %", "instructions followed %", "s per LLM call"]
+    space = args.space or "mlp"
+    fitness = f"CM with weights {args.weights}" if args.weights else "validation accuracy"
+    write_section(args.section, f"## Search strategies at an equal budget ({space} space; section {args.section})\n\n"
+                  f"Command: `{command}`  \nMachine: {machine()}\n\n{table(header, rows)}\n\n"
+                  f"Mean ± sd over seeds; each seed has its own data split. Fitness: {fitness}, computed on validation "
+                  "data only; test accuracy is of the selected model.")
 
 
 if __name__ == "__main__":

