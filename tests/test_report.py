@@ -99,7 +99,14 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     nasforge.search("iris", strategy="evolution", budget=5, out=base / "iris-evolution", config=small_population, **QUICK)
     nasforge.search("digits-images", strategy="evolution", budget=4, out=base / "digits-net", config=small_population,
                     space={"family": "net"}, train={"epochs": 2}, measure=QUICK["measure"])
-    out = {"iris-random": base / "iris-random", "iris-evolution": base / "iris-evolution", "digits-net": base / "digits-net"}
+    nasforge.search("digits-images", strategy="expert", budget=3, out=base / "expert", space={"family": "net"},
+                    train={"epochs": 2}, measure=QUICK["measure"])
+    nasforge.search("digits-images", strategy="ts-enas", budget=5, out=base / "ts-enas", train={"epochs": 1},
+                    space={"family": "cells", "min_cells": 2, "max_cells": 3, "channels": 4}, measure=QUICK["measure"],
+                    config={"strategy": {"population_size": 3, "two_stage": {"inheritance": False}}})
+    nasforge.search("iris", strategy="bilevel", budget=4, out=base / "bilevel", config={"strategy": {"population_size": 2}},
+                    **QUICK)
+    out = {name: base / name for name in ("iris-random", "iris-evolution", "digits-net", "expert", "ts-enas", "bilevel")}
     if NB201_CSV.is_file():
         table = nb201_slice(base / "nb201-slice.csv", 20)
         nasforge.search(strategy="evolution", budget=20, out=base / "nb201",
@@ -114,11 +121,11 @@ def reports(runs) -> dict[str, Path]:
 
 
 def expected_layers(genome: dict) -> int:
-    return 6 if genome["family"] == "nb201" else len(genome["layers"])
+    return {"nb201": 6, "cells": len(genome.get("cells", []))}.get(genome["family"]) or len(genome["layers"])
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["iris-random", "iris-evolution", "digits-net", "nb201"])
+@pytest.mark.parametrize("name", ["iris-random", "iris-evolution", "digits-net", "nb201", "expert", "ts-enas", "bilevel"])
 def test_report_of_a_run(name, runs, reports):
     if name not in runs:
         pytest.skip(f"NAS-Bench-201 table not found at {NB201_CSV}")
@@ -129,7 +136,8 @@ def test_report_of_a_run(name, runs, reports):
     run = nasforge.open_run(runs[name])
     # self-contained: no external fetch of any kind
     assert not re.search(r'(src|href)="(https?:)?//', text) and "<script src" not in text
-    assert {a["data-plot"] for a in page.find("figure", data_plot=None)} == {"progress", "pareto"}
+    extra = {"generations"} if name in ("ts-enas", "bilevel") else set()  # generational: the population per generation
+    assert {a["data-plot"] for a in page.find("figure", data_plot=None)} == {"progress", "pareto"} | extra
     assert len(page.find("svg")) >= 4  # two plots, the architecture and the lineage
     # one table row per trial, numbered like the trials
     rows = page.find("tr", data_trial=None)
@@ -142,6 +150,15 @@ def test_report_of_a_run(name, runs, reports):
         assert [a["data-op"] for a in sorted(layers, key=lambda a: int(a["data-layer"]))] == list(run.best.genome["ops"])
     if run.best.genome["family"] == "net":
         assert len(page.find("path", data_skip=None)) == len(run.best.genome["skips"])
+    if run.best.genome["family"] == "cells":
+        assert [int(a["data-code"]) for a in sorted(layers, key=lambda a: int(a["data-layer"]))] == [
+            c["code"] for c in run.best.genome["cells"]]
+    if name == "expert":  # LEMONADE: the instructions of each iteration and what changed
+        assert page.find("section", id="designer"), "no designer section"
+        assert len(page.find("tr", data_iteration=None)) == len(run.trials)
+        assert any(t.info.get("instructions") for t in run.trials)
+        text = "".join(page.text)
+        assert all(code in text for t in run.trials for code, _ in t.info.get("instructions", []))
     # the lineage runs from a trial without parents to the best one
     chain = [int(a["data-trial"]) for a in page.find("g", data_trial=None)]
     by_number = {t.number: t for t in run.trials}
@@ -227,8 +244,8 @@ def test_strategy_views_fallback_drawing_and_escaping(tmp_path):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text and "&lt;b&gt;data&lt;/b&gt;" in text
     assert text.count("<script>") == 1  # the page's own sorter only
     assert {a["data-plot"] for a in page.find("figure", data_plot=None)} == {"progress", "pareto", "generations"}
-    assert [a["data-trial"] for a in page.find("tr", data_trial=None) if a.get("class") is None] == ["4"]
-    assert len(page.find("tr", data_trial=None)) == 7 + 1  # trial table + the designer table's one row
+    assert [a["data-iteration"] for a in page.find("tr", data_iteration=None)] == ["4"]  # the designer table
+    assert len(page.find("tr", data_trial=None)) == 7  # the trial table: one row per trial
     assert page.find("g", data_layer="0") and page.find("pre", **{"class": "genome-json"})
     assert [int(a["data-trial"]) for a in page.find("g", data_trial=None)] == [0, 1, 2, 3, 4, 5]
 

@@ -161,8 +161,8 @@ def _lemonade(run: RunData) -> str | None:
                html.Column("designer", "designer"), html.Column("instructions", "instructions", cls="text"),
                html.Column("changes", "what changed", cls="text"), html.Column("fitness", "fitness", True),
                html.Column("state", "state")]
-    data = [({"data-trial": str(t.number)},
-             [t.number, t.info.get("iteration", t.info.get("generation")), _text(t.info.get("designer")),
+    data = [({"data-iteration": str(t.number)},
+             [t.number, t.info.get("ask", t.info.get("iteration")), _text(t.info.get("designer")),
               _text(t.info.get("instructions")), _text(t.info.get("changes")), plots.usable(t.fitness), t.state])
             for t in rows]
     return html.table("designer-table", columns, data)

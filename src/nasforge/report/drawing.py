@@ -12,6 +12,7 @@ import json
 from html import escape
 from typing import Any, Callable, Sequence
 
+from ..errors import NasforgeError
 from ..spaces import genome_from_dict
 from ..storage import TrialRecord
 
@@ -143,6 +144,28 @@ def draw_nb201(g: dict[str, Any]) -> str:
     return _svg(xs[-1] + 50, 290, body, "NAS-Bench-201 cell")
 
 
+def draw_cells(g: dict[str, Any]) -> str:
+    """TS-ENAS: stem, one box per cell (published name, normal/reduction, nodes, edited or not),
+    an arc from each cell's second input when it is not the previous cell, classifier."""
+    from ..spaces.cell_ops import OPS
+    from ..spaces.cells import published_cells
+
+    genome = genome_from_dict(g)
+    names = published_cells()
+    items: list[tuple[str, str, str, dict[str, Any]]] = [
+        ("input", f"stem: 3x3 conv, {g.get('channels')} channels", "", {"data-role": "stem"})]
+    skips = []
+    for i, cell in enumerate(genome.cells):
+        ops = sorted({OPS[o] for node in cell.nodes for o in node[2:]})
+        text = (f"cell {i + 1}: {names[cell.code].name} {'reduction' if cell.reduction else 'normal'}"
+                f"{' (edited)' if cell.modified else ''} · {len(cell.nodes)} nodes · {', '.join(ops)}")
+        items.append(("pool" if cell.reduction else "conv", text[:160], "", {"data-layer": i, "data-code": cell.code}))
+        if cell.inputs[1] != cell.inputs[0]:
+            skips.append((cell.inputs[1], i + 1))  # outputs are numbered like items: 0 is the stem
+    items.append(("output", "global pool → linear classifier → classes", "", {"data-role": "output"}))
+    return stack(items, skips, label="TS-ENAS cell network")
+
+
 def _compact(item: Any) -> str:
     if isinstance(item, dict):
         return " · ".join(f"{k}={json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in item.items())
@@ -150,7 +173,7 @@ def _compact(item: Any) -> str:
 
 
 def draw_generic(g: dict[str, Any]) -> str:
-    """Unknown families (cells, ...): a box per entry of the genome's first list, then its JSON."""
+    """Families without their own drawing: a box per entry of the genome's first list, then its JSON."""
     lists = [(k, v) for k, v in g.items() if isinstance(v, list) and v]
     parts = []
     if lists:
@@ -164,7 +187,8 @@ def draw_generic(g: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-DRAWERS: dict[str, Callable[[dict[str, Any]], str]] = {"mlp": draw_mlp, "net": draw_net, "nb201": draw_nb201}
+DRAWERS: dict[str, Callable[[dict[str, Any]], str]] = {"mlp": draw_mlp, "net": draw_net, "nb201": draw_nb201,
+                                                       "cells": draw_cells}
 
 
 def draw_genome(genome: dict[str, Any]) -> str:
@@ -172,7 +196,7 @@ def draw_genome(genome: dict[str, Any]) -> str:
     drawer = DRAWERS.get(str(genome.get("family")), draw_generic)
     try:
         return drawer(genome)
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except (KeyError, TypeError, ValueError, AttributeError, NasforgeError):
         return draw_generic(genome)
 
 
