@@ -4,10 +4,10 @@
     .venv/bin/python benchmarks/search_methods.py --datasets iris --seeds 2 --budget 10   # quick look
     # LEMONADE's expert system (rule designer) vs evolution vs random on a small CNN space:
     .venv/bin/python benchmarks/search_methods.py --section expert --datasets digits-images --space net \\
-        --strategies expert,evolution,random --budget 30 --epochs 4 --weights accuracy=0.7,fps=0.3
+        --strategies expert,evolution,random --budget 30 --epochs 3 --max-params 100000 --weights accuracy=0.7,fps=0.3
     # ... and the LLM designer with a local model (pip install 'nasforge[local-llm]'):
     .venv/bin/python benchmarks/search_methods.py --section expert-llm --datasets digits-images --space net \\
-        --strategies expert-llm --seeds 1 --budget 10 --epochs 4 --weights accuracy=0.7,fps=0.3 --llm-local gemma.gguf
+        --strategies expert-llm --seeds 1 --budget 10 --epochs 3 --max-params 100000 --weights accuracy=0.7,fps=0.3 --llm-local gemma.gguf
 
 For each dataset, strategy and seed, one full nasforge search (same split per seed, same
 space, same training settings). The selected model is the study's best by fitness (validation
@@ -35,9 +35,11 @@ from nasforge.strategies.expert import compliance_summary  # noqa: E402
 
 
 def run_one(args: argparse.Namespace, dataset: str, strategy: str, seed: int, out: Path) -> tuple[object, float, dict]:
-    settings: dict = {}
+    settings: dict = {"space": {}}
     if args.space:
-        settings["space"] = {"family": args.space}
+        settings["space"]["family"] = args.space
+    if args.max_params:
+        settings["space"]["max_params"] = args.max_params
     if args.epochs:
         settings["train"] = {"epochs": args.epochs}
     if args.weights:
@@ -68,6 +70,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--budget", type=int, default=40)
     ap.add_argument("--space", default=None, help="genome family (default: the dataset's default, mlp)")
+    ap.add_argument("--max-params", type=int, default=None, help="parameter budget of the space (all strategies)")
     ap.add_argument("--epochs", type=int, default=None, help="training epochs per candidate (default nasforge's)")
     ap.add_argument("--weights", default=None, help="objective weights, as nasforge search --weights")
     ap.add_argument("--llm-local", default=None, help="GGUF model for the expert-llm strategy")
@@ -104,7 +107,7 @@ def main() -> None:
               "its FPS (batch)", "wall time s"]
     if llm_columns:
         header += ["valid LLM replies %", "instructions followed %", "s per LLM call"]
-    space = args.space or "mlp"
+    space = (args.space or "mlp") + (f", ≤ {args.max_params:,} parameters" if args.max_params else "")
     fitness = f"CM with weights {args.weights}" if args.weights else "validation accuracy"
     write_section(args.section, f"## Search strategies at an equal budget ({space} space; section {args.section})\n\n"
                   f"Command: `{command}`  \nMachine: {machine()}\n\n{table(header, rows)}\n\n"
