@@ -14,6 +14,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -148,6 +149,11 @@ class RayExecutor:
                  max_retries: int, threads: int):
         if address is None:  # a private local runtime: keep every Ray port on loopback
             os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        elif "RAY_AUTH_MODE" not in os.environ and (Path.home() / ".ray" / "auth_token").is_file():
+            # `ray start` turns token authentication on when this token file exists and the mode is
+            # unset, but ray.init(address=...) does not follow the same rule and is refused by that
+            # cluster ("InvalidAuthToken"); joining by the same rule sends the token.
+            os.environ["RAY_AUTH_MODE"] = "token"
         try:
             import ray
         except ImportError:
