@@ -6,7 +6,7 @@ is the same code as for a server (:mod:`.llm`). llama-cpp-python is an optional 
 (``pip install 'nasforge[local-llm]'``; it compiles from source, several minutes on 2 cores).
 
 Decoding is bounded twice: ``max_tokens`` and a wall-clock deadline (``timeout``) checked
-after every token; a reply cut off by either is what the model said so far, which then
+after every streamed token; a reply cut off by either is what the model said so far, which then
 fails validation and goes through the repair step like any other bad reply.
 
 Constrained decoding (``grammar``): ``"json"`` restricts sampling to JSON text, ``"none"``
@@ -55,21 +55,20 @@ class LocalChatClient:
         return text  # no key in process
 
     def chat(self, messages: Sequence[Mapping[str, str]], schema: dict[str, Any], name: str = "genome") -> str:
-        from llama_cpp import StoppingCriteriaList
-
         deadline = time.monotonic() + self.timeout
-        start = time.perf_counter()
-        try:
-            body = self._llm.create_chat_completion(
-                messages=[dict(m) for m in messages], temperature=self.temperature, top_k=self.top_k,
-                max_tokens=self.max_tokens, response_format=self._format,
-                stopping_criteria=StoppingCriteriaList([lambda ids, logits: time.monotonic() > deadline]))
+        start, parts, tokens = time.perf_counter(), [], 0
+        try:  # streamed, so the deadline can stop decoding between tokens
+            for chunk in self._llm.create_chat_completion(
+                    messages=[dict(m) for m in messages], temperature=self.temperature, top_k=self.top_k,
+                    max_tokens=self.max_tokens, response_format=self._format, stream=True):
+                parts.append(chunk["choices"][0].get("delta", {}).get("content") or "")
+                tokens += 1
+                if time.monotonic() > deadline:
+                    break
         except Exception as exc:  # e.g. the prompt outgrew n_ctx
             raise LLMError(f"local model {self.model}: {type(exc).__name__}: {exc}") from None
-        tokens = float(body.get("usage", {}).get("completion_tokens", 0))
-        self.calls.append({"seconds": time.perf_counter() - start, "tokens": tokens})
-        content = body["choices"][0]["message"].get("content")
-        return content if isinstance(content, str) else ""
+        self.calls.append({"seconds": time.perf_counter() - start, "tokens": float(tokens)})
+        return "".join(parts)
 
 
 __all__ = ["LocalChatClient", "GRAMMARS"]
