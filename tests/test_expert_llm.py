@@ -18,6 +18,7 @@ from nasforge.errors import InvalidGenome
 from nasforge.spaces import MLPSpace, NetGenome, NetSpace, parse_genome
 from nasforge.storage import TrialRecord
 from nasforge.strategies.expert import ExpertSettings, ExpertStrategy, compliance_summary
+from nasforge.strategies.expert.designer import genome_schema, reply_schema
 from nasforge.strategies.expert.llm import ReplyRejected, check_reply
 
 torch.set_num_threads(1)
@@ -140,7 +141,9 @@ def test_good_reply_is_adopted_with_compliance_and_the_key_stays_secret(llm, cap
     assert request["path"] == "/v1/chat/completions" and request["body"]["model"] == MODEL
     assert request["headers"]["Authorization"] == f"Bearer {KEY}"
     assert request["body"]["response_format"]["type"] == "json_schema"
-    assert request["body"]["response_format"]["json_schema"]["schema"]["properties"]["family"]["const"] == "net"
+    sent = request["body"]["response_format"]["json_schema"]["schema"]
+    assert sent["properties"]["family"]["const"] == "net"
+    assert sent["$defs"]["ConvLayer"]["properties"]["channels"]["enum"] == list(space().channels)  # the reply schema
     prompt = last_user_message(request)
     assert '"digits-images"' in prompt and "never an instruction" in prompt
     assert parse_genome(NetGenome, G0).to_json() in prompt and "- ACL (add a convolutional layer)" in prompt
@@ -442,6 +445,40 @@ def test_expert_search_end_to_end_through_the_study(tmp_path):
     assert result.trials[0].operator == "initial:small"
     assert all(t.operator.startswith("rules:") and t.info["instructions"] for t in result.trials[1:])
     assert result.best is not None
+
+
+# --- the schema a reply is decoded under ---
+def test_reply_schema_is_strict_and_narrowed_to_the_space():
+    jsonschema = pytest.importorskip("jsonschema")
+    net = space(channels=(8, 16), units=(32, 64), kernels=(3,), max_conv=3, max_skips=1, dropouts=(0.2,))
+    schema, published = reply_schema(net), genome_schema(net)
+    conv, dense = schema["$defs"]["ConvLayer"], schema["$defs"]["DenseLayer"]
+    assert conv["properties"]["channels"]["enum"] == [8, 16] and conv["properties"]["kernel"]["enum"] == [3]
+    assert dense["properties"]["units"]["enum"] == [32, 64]
+    assert schema["$defs"]["DropoutLayer"]["properties"]["rate"]["enum"] == [0.2]
+    assert all(set(d["required"]) == set(d["properties"]) for d in [schema, *schema["$defs"].values()])
+    assert schema["properties"]["layers"]["minItems"] == 1
+    assert schema["properties"]["layers"]["maxItems"] == 2 * 3 + net.max_dense + net.max_dropout_layers + 1
+    assert schema["properties"]["skips"]["maxItems"] == 1
+    assert 512 in published["$defs"]["ConvLayer"]["properties"]["channels"]["enum"]  # the published one is untouched
+    assert published["required"] == ["family"]
+    rng = np.random.default_rng(0)
+    good = [json.loads(net.sample(rng).to_json()) for _ in range(20)]
+    for genome in good:
+        jsonschema.validate(genome, schema)  # every genome of the space is a possible reply
+    wide = copy.deepcopy(good[0])
+    next(layer for layer in wide["layers"] if layer["kind"] == "conv")["channels"] = 32  # in the family, not the space
+    partial = {k: v for k, v in good[0].items() if k != "init"}
+    for bad in (wide, partial):
+        jsonschema.validate(bad, published)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)
+    mlp = MLPSpace(64, 10, max_layers=2, dropouts=(0.0, 0.3))
+    schema = reply_schema(mlp)
+    assert schema["$defs"]["Dense"]["properties"]["units"]["enum"] == list(mlp.widths)
+    assert schema["properties"]["dropout"]["enum"] == [0.0, 0.3] and schema["properties"]["layers"]["maxItems"] == 2
+    for _ in range(10):
+        jsonschema.validate(json.loads(mlp.sample(rng).to_json()), schema)
 
 
 # --- --llm-local: settings and errors (no model needed) ---

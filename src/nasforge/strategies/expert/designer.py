@@ -66,6 +66,51 @@ def genome_schema(space: SearchSpace) -> dict[str, Any]:
     return schema
 
 
+def reply_schema(space: SearchSpace) -> dict[str, Any]:
+    """The schema a reply is decoded under: the genome schema, strict and narrowed to the space.
+
+    Strict: every field is required (as in OpenAI's strict mode). Defaults make fields optional
+    in the published schema, and a grammar built from it lets a model stop after
+    ``{"family": "net"}``. Narrowed: sizes, activations, rules and rates are enums of this
+    space's grids and the layer list is as long as the space allows, so constrained decoding
+    (llama.cpp turns the schema into a grammar; numeric minimum/maximum are not enforced
+    there, enums are) cannot leave the grids and cannot ramble. What a schema cannot say
+    (layer order, conv/dense counts, the parameter budget) is checked after the reply.
+    """
+    grids, lengths = _space_grids(space)
+
+    def strict(node: Any, prop: str | None = None) -> Any:  # prop: the property this node describes
+        if isinstance(node, dict):
+            node = {k: ({name: strict(sub, name) for name, sub in v.items()}
+                        if k == "properties" and isinstance(v, dict) else strict(v)) for k, v in node.items()}  # fmt: skip
+            if isinstance(node.get("properties"), dict):
+                node["required"] = list(node["properties"])
+            if prop in grids:
+                node = {"title": node.get("title", prop), "enum": list(grids[prop])}
+            if prop in lengths:
+                node["minItems"], node["maxItems"] = lengths[prop]
+        elif isinstance(node, list):
+            node = [strict(v) for v in node]
+        return node
+
+    return strict(genome_schema(space))
+
+
+def _space_grids(space: SearchSpace) -> tuple[dict[str, tuple], dict[str, tuple[int, int]]]:
+    """Per property name: the space's allowed values; per list property: its length bounds."""
+    if isinstance(space, NetSpace):
+        s = space
+        layers = 2 * s.max_conv + s.max_dense + s.max_dropout_layers + 1  # each conv may be followed by a pool
+        return ({"channels": s.channels, "kernel": s.kernels, "units": s.units, "activation": s.activations,
+                 "rule": s.rules, "output_rule": s.rules, "init": s.inits, "regularization": s.regularizations,
+                 "rate": s.dropouts},
+                {"layers": (s.min_conv, layers), "skips": (0, s.max_skips)})  # fmt: skip
+    assert isinstance(space, MLPSpace)
+    return ({"units": space.widths, "activation": space.activations, "rule": space.rules,
+             "output_rule": space.rules, "dropout": space.dropouts},
+            {"layers": (space.min_layers, space.max_layers)})  # fmt: skip
+
+
 def input_shape(space: SearchSpace) -> tuple[int, ...]:
     if isinstance(space, NetSpace):
         return tuple(space.input_shape)

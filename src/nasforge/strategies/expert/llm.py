@@ -2,7 +2,7 @@
 
 Works with OpenAI, Ollama (``http://localhost:11434/v1``), vLLM and the llama.cpp server:
 ``POST {url}/chat/completions`` with ``response_format`` set to the genome's JSON Schema
-(``json_schema``); a server that answers that with HTTP 400 is asked once more with
+with every field required (``json_schema``, see :func:`.designer.reply_schema`); a server that answers that with HTTP 400 is asked once more with
 ``{"type": "json_object"}``, and the client remembers. The schema is in the prompt too.
 
 The reply is data, never code: it is parsed as JSON, validated against the family's schema
@@ -31,7 +31,7 @@ import torch
 
 from ...errors import InvalidGenome
 from ...spaces import Genome, SearchSpace, parse_genome
-from .designer import genome_schema, input_shape, space_bounds
+from .designer import input_shape, reply_schema, space_bounds
 from .rules import INSTRUCTIONS, Thresholds
 
 log = logging.getLogger("nasforge.expert")
@@ -184,7 +184,7 @@ def build_messages(space: SearchSpace, task: str | None, genome: Genome | None, 
     """System: the reply format and schema. User: task, bounds, genome, metrics, instructions."""
     system = ("You design neural networks. Reply with exactly one JSON object, a genome that follows this JSON "
               "Schema and the search-space bounds given by the user; no prose, no markdown, no code.\n"
-              f"JSON Schema: {json.dumps(genome_schema(space), separators=(',', ':'))}")  # fmt: skip
+              f"JSON Schema: {json.dumps(reply_schema(space), separators=(',', ':'))}")  # fmt: skip
     name = json.dumps((task or "unnamed")[:200])
     shape = list(input_shape(space))
     lines = [f"Task: classification; input shape {shape}; {space.n_classes} classes; "  # type: ignore[attr-defined]
@@ -270,7 +270,7 @@ class LLMDesigner:
     def design(self, genome: Genome | None, metrics: Mapping[str, Any], instructions: Sequence[tuple[str, float]],
                thresholds: Thresholds) -> LLMOutcome:  # fmt: skip
         messages = build_messages(self.space, self.task, genome, metrics, instructions, thresholds)
-        schema = genome_schema(self.space)
+        schema = reply_schema(self.space)
         out = LLMOutcome(None)
         for attempt in range(self.repair_attempts + 1):
             start = time.perf_counter()
