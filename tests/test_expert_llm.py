@@ -517,9 +517,9 @@ def gemma_gguf(tmp_path_factory):
     return path
 
 
-def drive_local(s, n=3):
+def drive_local(s, n=3, start=0):
     proposals = []
-    for i in range(n):
+    for i in range(start, start + n):
         p = s.ask()
         p.trial = i
         json.dumps(p.info)
@@ -533,12 +533,17 @@ def drive_local(s, n=3):
 
 @pytest.mark.slow
 def test_local_gemma_in_process(gemma_gguf):
-    s = ExpertStrategy(space(), np.random.default_rng(0), 2, task="digits-images", expert=ExpertSettings(
-        designer="llm", llm_local=str(gemma_gguf), llm_timeout=20, repair_attempts=0))
+    s = ExpertStrategy(space(), np.random.default_rng(0), 3, task="digits-images", expert=ExpertSettings(
+        designer="llm", llm_local=str(gemma_gguf), llm_timeout=90, repair_attempts=0))
     proposals = drive_local(s, n=2)
-    assert s.llm.client.model == f"local:{gemma_gguf.name}"
-    assert all(sec <= 20 + 10 for p in proposals for sec in p.info["llm_seconds"])  # the deadline holds
+    assert s.llm.client.model == f"local:{gemma_gguf.name}" and s.llm.client.grammar == "schema"
     assert len(s.llm.client.calls) == 2 and all(c["tokens"] > 0 for c in s.llm.client.calls)
+    for p in proposals:  # the schema grammar: every reply parses and fits the schema; only the space's rules can fail
+        error = p.info.get("fallback") or ""
+        assert p.info.get("designer") == "llm" or "outside the search space" in error or "does not build" in error
+    s.llm.client.timeout = 1.0  # the deadline holds, and an unfinished reply is a fallback with the reason
+    p = drive_local(s, n=1, start=2)[0]
+    assert "no complete reply within 1 s" in p.info["fallback"] and p.info["llm_seconds"][0] < 1 + 10
 
 
 @pytest.mark.slow

@@ -72,7 +72,7 @@ SEARCH_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--llm-key-env", "strategy.expert.llm_key_env", str, "expert+llm: environment variable holding the API key"),
     ("--llm-local", "strategy.expert.llm_local", str,
      "expert+llm: a GGUF model file run in this process (pip install 'nasforge[local-llm]') instead of --llm-url"),
-    ("--llm-grammar", "strategy.expert.llm_grammar", str, "expert+llm-local: json (default) or none"),
+    ("--llm-grammar", "strategy.expert.llm_grammar", str, "expert+llm-local: schema (default), json or none"),
     ("--llm-timeout", "strategy.expert.llm_timeout", float, "expert+llm: seconds per request or local reply (default 60)"),
     ("--epochs", "train.epochs", int, "maximum training epochs per candidate (default 40)"),
     ("--patience", "train.patience", int, "early stopping: epochs without validation improvement (default 6)"),

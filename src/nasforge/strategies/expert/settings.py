@@ -23,9 +23,9 @@ class ExpertSettings(BaseModel):
     llm_local: Optional[str] = Field(
         default=None, description="a GGUF model file run in this process by llama-cpp-python instead of an endpoint "
                                   "(pip install 'nasforge[local-llm]')")  # fmt: skip
-    llm_grammar: Literal["json", "none"] = Field(
-        default="json", description="--llm-local: constrain decoding to JSON text, or sample freely (validation "
-                                    "and repair catch the rest)")  # fmt: skip
+    llm_grammar: Literal["schema", "json", "none"] = Field(
+        default="schema", description="--llm-local: constrain decoding to the genome's JSON Schema, to any JSON "
+                                      "text, or sample freely (validation and repair catch the rest)")  # fmt: skip
     llm_max_tokens: int = Field(default=768, ge=16, le=32768, description="--llm-local: most tokens per reply")
     llm_key_env: str = Field(default="NASFORGE_LLM_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
                              description="environment variable holding the API key (unset: none is sent)")
