@@ -77,6 +77,9 @@ def test_sigkill_mid_search_then_resume_loses_and_repeats_nothing(tmp_path):
     (["search", "--weights", "speed=1"], "--weights"),
     (["show", "/no/such/run"], "no nasforge run"),
     (["search", "--frobnicate"], "unrecognized"),
+    (["search", "--dataset", "iris", "--strategy", "bilevel", "--space", "net"], "evolves MLPs"),
+    (["search", "--dataset", "iris", "--strategy", "expert", "--space", "cells"], "needs images"),
+    (["search", "--dataset", "digits-images", "--strategy", "expert", "--space", "cells"], "edits 'net' and 'mlp'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, needle):
     data = tmp_path / "d.csv"

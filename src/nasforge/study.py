@@ -31,7 +31,7 @@ from .executors import Job, Outcome, make_executor
 from .spaces import CellsSpace, Genome, MLPSpace, NB201Space, NetSpace, SearchSpace, genome_from_dict
 from .tabular import NB201Table, TabularEvaluator
 from .storage import RunStore, TrialRecord, sqlite_url
-from .strategies import Proposal, Strategy, make_strategy
+from .strategies import Proposal, Strategy, check_strategy, make_strategy
 
 Callback = Callable[[TrialRecord, "Study"], None]
 
@@ -80,6 +80,7 @@ class Study:
         fresh = config is not None and not meta
         if fresh:  # bad data or settings fail here, before anything is written
             self.task, self.evaluator, self.space = self._components(config, task, self.out)
+            check_strategy(config.strategy.name, self.space)
         self.out.mkdir(parents=True, exist_ok=True)
         self._lock = _lock_run(self.out) if config is not None else None
         url = storage or meta.get("storage") or sqlite_url(self.out)

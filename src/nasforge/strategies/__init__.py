@@ -28,5 +28,12 @@ def make_strategy(name: str, space: SearchSpace, rng: np.random.Generator, budge
     return cls(space, rng, budget, **{k: v for k, v in options.items() if k in accepted and v is not None})
 
 
-__all__ = ["Proposal", "Strategy", "STRATEGIES", "make_strategy", "RandomSearch", "RegularizedEvolution",
+def check_strategy(name: str, space: SearchSpace) -> None:
+    """The one-line error make_strategy would give for this pair, without building the strategy."""
+    if name not in STRATEGIES:
+        raise NasforgeError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
+    STRATEGIES[name].check_space(space)
+
+
+__all__ = ["Proposal", "Strategy", "STRATEGIES", "make_strategy", "check_strategy", "RandomSearch", "RegularizedEvolution",
            "ExpertStrategy", "TwoStageEvolution", "BilevelEvolution", "chosen", "most_accurate", "trade_off_report"]

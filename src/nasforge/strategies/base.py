@@ -29,7 +29,12 @@ class Strategy(ABC):
     name: str = "base"
 
     def __init__(self, space: SearchSpace, rng: np.random.Generator, budget: int):
+        self.check_space(space)
         self.space, self.rng, self.budget = space, rng, budget
+
+    @classmethod
+    def check_space(cls, space: SearchSpace) -> None:
+        """Raise NasforgeError when this strategy cannot search ``space`` (checked before a run is written)."""
 
     @abstractmethod
     def ask(self) -> Proposal:

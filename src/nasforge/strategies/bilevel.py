@@ -86,11 +86,14 @@ class Member:
 class BilevelEvolution(Strategy):
     name = "bilevel"
 
+    @classmethod
+    def check_space(cls, space: SearchSpace) -> None:
+        if not isinstance(space, MLPSpace):
+            raise NasforgeError("the bilevel strategy evolves MLPs: use the mlp search space")
+
     def __init__(self, space: SearchSpace, rng: np.random.Generator, budget: int,
                  bilevel: BilevelSettings | None = None, population_size: int | None = None):
         """``population_size`` is the study's generic ``--population``; ``bilevel.population`` wins."""
-        if not isinstance(space, MLPSpace):
-            raise NasforgeError("the bilevel strategy evolves MLPs: use the mlp search space")
         super().__init__(space, rng, budget)
         self.space: MLPSpace = space
         self.settings = bilevel or BilevelSettings()

@@ -129,11 +129,14 @@ def environmental_selection(pool: Sequence[T], size: int, alpha: float, fitness:
 class TwoStageEvolution(Strategy):
     name = "ts-enas"
 
+    @classmethod
+    def check_space(cls, space: SearchSpace) -> None:
+        if not isinstance(space, CellsSpace):
+            raise NasforgeError("the ts-enas strategy searches the cells space (--space cells)")
+
     def __init__(self, space: SearchSpace, rng: np.random.Generator, budget: int,
                  two_stage: TwoStageSettings | None = None, population_size: int | None = None):
         super().__init__(space, rng, budget)
-        if not isinstance(space, CellsSpace):
-            raise NasforgeError("the ts-enas strategy searches the cells space (--space cells)")
         self.space: CellsSpace = space
         self.settings = two_stage or TwoStageSettings()
         self.population_size, self.rough_budget, self.fine_size = plan(self.settings, budget, population_size)

@@ -33,7 +33,7 @@ from ...spaces import Genome, SearchSpace
 from ..base import Proposal, Strategy
 from .compliance import check_compliance
 from .conflicts import resolve
-from .designer import RuleDesigner, applicable, describe_change
+from .designer import RuleDesigner, applicable, describe_change, family_of
 from .llm import ChatClient, LLMDesigner
 from .rules import combine, fire_rules
 from .settings import ExpertSettings
@@ -54,11 +54,15 @@ def _pairs(items: list[tuple[str, float]]) -> list[list[Any]]:
 class ExpertStrategy(Strategy):
     name = "expert"
 
+    @classmethod
+    def check_space(cls, space: SearchSpace) -> None:
+        family_of(space)  # net or mlp: the families whose operators the rule designer has
+
     def __init__(self, space: SearchSpace, rng: np.random.Generator, budget: int,
                  expert: ExpertSettings | None = None, task: str | None = None):  # fmt: skip
         super().__init__(space, rng, budget)
         self.settings = expert or ExpertSettings()
-        self.designer = RuleDesigner(space)  # refuses families it cannot edit
+        self.designer = RuleDesigner(space)
         self.n_classes: int | None = getattr(space, "n_classes", None)
         self.seed = int(rng.integers(2**62))
         self.asks = 0
