@@ -7,7 +7,8 @@
         --strategies expert,evolution,random --budget 30 --epochs 3 --max-params 100000 --weights accuracy=0.7,fps=0.3
     # ... and the LLM designer with a local model (pip install 'nasforge[local-llm]'):
     .venv/bin/python benchmarks/search_methods.py --section expert-llm --datasets digits-images --space net \\
-        --strategies expert-llm --seeds 1 --budget 10 --epochs 3 --max-params 100000 --weights accuracy=0.7,fps=0.3 --llm-local gemma.gguf
+        --strategies expert-llm,expert-llm-enforce --seeds 2 --budget 30 --epochs 3 --max-params 100000 \\
+        --weights accuracy=0.7,fps=0.3 --llm-local gemma3-270m.gguf --llm-timeout 60
 
 For each dataset, strategy and seed, one full nasforge search (same split per seed, same
 space, same training settings). The selected model is the study's best by fitness (validation
@@ -23,6 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -45,9 +47,10 @@ def run_one(args: argparse.Namespace, dataset: str, strategy: str, seed: int, ou
     if args.weights:
         settings["objective"] = parse_weights(args.weights)
     name, llm = strategy, {}
-    if strategy == "expert-llm":
+    if strategy in LLM_STRATEGIES:
         name = "expert"
-        llm = {"designer": "llm", "llm_local": args.llm_local, "llm_timeout": args.llm_timeout}
+        llm = {"designer": "llm", "llm_local": args.llm_local, "llm_timeout": args.llm_timeout,
+               "repair_attempts": args.repair_attempts, "enforce": strategy == "expert-llm-enforce"}
         settings["config"] = {"strategy": {"expert": llm}}
     start = time.perf_counter()
     result = nasforge.search(dataset, strategy=name, budget=args.budget, seed=seed, out=out, **settings)
@@ -57,16 +60,30 @@ def run_one(args: argparse.Namespace, dataset: str, strategy: str, seed: int, ou
         asked = [t for t in result.trials if t.info.get("designer_requested") == "llm"]
         valid = [t for t in asked if t.info.get("designer") == "llm"]
         calls = [c for t in asked for c in t.info.get("llm_seconds", [])]
+        rejected = [e for t in asked for e in [*t.info.get("repairs", []), t.info.get("fallback")] if e]
         extra = {"valid": len(valid) / len(asked) if asked else float("nan"),
                  "compliance": compliance_summary(result.trials)["rate"],
-                 "call_s": statistics.mean(calls) if calls else float("nan")}
+                 "call_s": statistics.mean(calls) if calls else float("nan"),
+                 "replies": len(calls), "rejected": Counter(rejection_reason(e) for e in rejected)}
     return result, seconds, extra
+
+
+LLM_STRATEGIES = ("expert-llm", "expert-llm-enforce")  # the LLM designer; the second with --enforce
+REASONS = (("not valid JSON", "JSON"), ("breaks the schema", "schema"), ("outside the search space", "space"),
+           ("does not build", "build"), ("outputs shape", "build"), ("no complete reply within", "deadline"), ("LLM endpoint", "endpoint"))
+
+
+def rejection_reason(error: str) -> str:
+    """The check a rejected reply failed (a fallback message ends with the last reply's error)."""
+    last = error.rsplit("last error: ", 1)[-1]
+    return next((name for key, name in REASONS if key in last), "other")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", default="digits,wdbc")
-    ap.add_argument("--strategies", default="evolution,random", help="any of nasforge's, and expert-llm")
+    ap.add_argument("--strategies", default="evolution,random",
+                    help="any of nasforge's, and expert-llm, expert-llm-enforce (the LLM designer, without/with --enforce)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--budget", type=int, default=40)
     ap.add_argument("--space", default=None, help="genome family (default: the dataset's default, mlp)")
@@ -75,16 +92,18 @@ def main() -> None:
     ap.add_argument("--weights", default=None, help="objective weights, as nasforge search --weights")
     ap.add_argument("--llm-local", default=None, help="GGUF model for the expert-llm strategy")
     ap.add_argument("--llm-timeout", type=float, default=120.0)
+    ap.add_argument("--repair-attempts", type=int, default=2, help="K for the expert-llm strategy")
     ap.add_argument("--section", default="search-methods", help="RESULTS.md section to write")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    llm_columns = "expert-llm" in args.strategies.split(",")
+    llm_columns = bool(set(LLM_STRATEGIES) & set(args.strategies.split(",")))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for dataset in args.datasets.split(","):
             for strategy in args.strategies.split(","):
                 cols: dict[str, list[float]] = {k: [] for k in ("fit", "val", "test", "params", "fps", "secs",
                                                                  "valid", "compliance", "call_s")}
+                replies, rejected = 0, Counter()
                 for seed in range(args.seeds):
                     result, seconds, extra = run_one(args, dataset, strategy, seed, Path(tmp) / f"{dataset}-{strategy}-{seed}")
                     b = result.best
@@ -92,7 +111,11 @@ def main() -> None:
                     for key, value in (("fit", b.fitness), ("val", m["val_acc"]), ("test", m["test_acc"]),
                                        ("params", m["params"]), ("fps", m.get("fps", float("nan"))), ("secs", seconds),
                                        *extra.items()):
-                        if value is not None:
+                        if key == "replies":
+                            replies += value
+                        elif key == "rejected":
+                            rejected += value
+                        elif value is not None and value == value:  # NaN: undefined for this seed
                             cols[key].append(value)
                     print(f"{dataset} {strategy} seed {seed}: fitness {b.fitness:.4f} val {m['val_acc']:.4f} "
                           f"test {m['test_acc']:.4f} params {m['params']} {seconds:.1f}s {extra}", flush=True)
@@ -100,13 +123,16 @@ def main() -> None:
                        mean_sd(cols["test"], 2, 100), mean_sd(cols["params"], 0), mean_sd(cols["fps"], 0),
                        mean_sd(cols["secs"], 1)]
                 if llm_columns:
-                    row += [mean_sd(cols["valid"], 2, 100), mean_sd(cols["compliance"], 2, 100), mean_sd(cols["call_s"], 1)]
+                    why = ", ".join(f"{name} {n}" for name, n in rejected.most_common()) or "none"
+                    row += [mean_sd(cols["valid"], 2, 100), mean_sd(cols["compliance"], 2, 100), mean_sd(cols["call_s"], 1),
+                            f"{replies} ({why})" if strategy in LLM_STRATEGIES else ""]
                 rows.append(row)
     command = " ".join([".venv/bin/python", "benchmarks/search_methods.py", *sys.argv[1:]])
     header = ["dataset", "strategy", "budget", "seeds", "best fitness", "its val acc %", "its test acc %", "its params",
               "its FPS (batch)", "wall time s"]
     if llm_columns:
-        header += ["valid LLM replies %", "instructions followed %", "s per LLM call"]
+        header += ["iterations with a valid LLM genome %", "instructions followed %", "s per LLM call",
+                   "LLM replies (rejected by check)"]
     space = (args.space or "mlp") + (f", ≤ {args.max_params:,} parameters" if args.max_params else "")
     fitness = f"CM with weights {args.weights}" if args.weights else "validation accuracy"
     write_section(args.section, f"## Search strategies at an equal budget ({space} space; section {args.section})\n\n"
