@@ -79,6 +79,13 @@ def rejection_reason(error: str) -> str:
     return next((name for key, name in REASONS if key in last), "other")
 
 
+LLM_NOTE = (" LLM columns: an iteration counts as valid when the model's genome (after at most K repairs) was "
+            "adopted, else it fell back to the rule designer; instructions followed is the compliance rate over "
+            "adopted replies; the last column counts every model call and the check each rejected reply failed "
+            "(JSON, schema, space: the space's own rules such as layer order and counts, build, deadline: "
+            "unfinished at --llm-timeout).")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", default="digits,wdbc")
@@ -138,7 +145,7 @@ def main() -> None:
     write_section(args.section, f"## Search strategies at an equal budget ({space} space; section {args.section})\n\n"
                   f"Command: `{command}`  \nMachine: {machine()}\n\n{table(header, rows)}\n\n"
                   f"Mean ± sd over seeds; each seed has its own data split. Fitness: {fitness}, computed on validation "
-                  "data only; test accuracy is of the selected model.")
+                  "data only; test accuracy is of the selected model." + (LLM_NOTE if llm_columns else ""))
 
 
 if __name__ == "__main__":
