@@ -35,5 +35,5 @@ def check_strategy(name: str, space: SearchSpace) -> None:
     STRATEGIES[name].check_space(space)
 
 
-__all__ = ["Proposal", "Strategy", "STRATEGIES", "make_strategy", "check_strategy", "RandomSearch", "RegularizedEvolution",
-           "ExpertStrategy", "TwoStageEvolution", "BilevelEvolution", "chosen", "most_accurate", "trade_off_report"]
+__all__ = ["Proposal", "Strategy", "STRATEGIES", "make_strategy", "check_strategy", "RandomSearch",
+           "RegularizedEvolution", "ExpertStrategy", "TwoStageEvolution", "BilevelEvolution", "chosen", "most_accurate", "trade_off_report"]

@@ -1,8 +1,9 @@
 """The LLM designer: any OpenAI-compatible chat endpoint proposes the next genome as JSON.
 
 Works with OpenAI, Ollama (``http://localhost:11434/v1``), vLLM and the llama.cpp server:
-``POST {url}/chat/completions`` with ``response_format`` set to the genome's JSON Schema
-with every field required (``json_schema``, see :func:`.designer.reply_schema`); a server that answers that with HTTP 400 is asked once more with
+``POST {url}/chat/completions`` with ``response_format`` set to the reply schema (the
+genome's JSON Schema, strict and narrowed to the space: :func:`.designer.reply_schema`) as
+``json_schema``; a server that answers that with HTTP 400 is asked once more with
 ``{"type": "json_object"}``, and the client remembers. The schema is in the prompt too.
 
 The reply is data, never code: it is parsed as JSON, validated against the family's schema

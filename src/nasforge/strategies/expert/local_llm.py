@@ -11,10 +11,11 @@ iteration falls back to the rules, like an HTTP timeout); one cut by ``max_token
 model said so far, which then fails validation and goes through the repair step.
 
 Constrained decoding (``grammar``): ``"schema"`` (default) turns the reply schema (the genome's
-JSON Schema with every field required) into a llama.cpp grammar, so every token keeps the
-reply a prefix of a genome of the right shape: sizes are enums in the schema, so they obey
-the grid too; numeric bounds (e.g. the dropout rate) and the space's bounds (layer counts,
-parameter budget) are not in the grammar and are checked afterwards. ``"json"`` only
+JSON Schema, strict and narrowed to the space: :func:`.designer.reply_schema`) into a llama.cpp
+grammar, so every token keeps the reply a prefix of a complete genome on the space's grids;
+what the schema cannot say (layer order, conv/dense counts, the parameter budget) is checked
+afterwards. A top-k cut before the grammar would decode faster but is unsafe here: when no
+top-k token fits the grammar, llama.cpp 0.3.36 aborts the process. ``"json"`` only
 restricts sampling to JSON text (a small base model then invents its own keys and rambles
 until the deadline), ``"none"`` samples freely and relies on validation.
 """
