@@ -20,19 +20,21 @@ STRATEGIES: dict[str, type[Strategy]] = {
 }
 
 
-def make_strategy(name: str, space: SearchSpace, rng: np.random.Generator, budget: int, **options: Any) -> Strategy:
+def strategy_class(name: str) -> type[Strategy]:
     if name not in STRATEGIES:
         raise NasforgeError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
-    cls = STRATEGIES[name]
+    return STRATEGIES[name]
+
+
+def make_strategy(name: str, space: SearchSpace, rng: np.random.Generator, budget: int, **options: Any) -> Strategy:
+    cls = strategy_class(name)
     accepted = inspect.signature(cls.__init__).parameters
     return cls(space, rng, budget, **{k: v for k, v in options.items() if k in accepted and v is not None})
 
 
 def check_strategy(name: str, space: SearchSpace) -> None:
     """The one-line error make_strategy would give for this pair, without building the strategy."""
-    if name not in STRATEGIES:
-        raise NasforgeError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
-    STRATEGIES[name].check_space(space)
+    strategy_class(name).check_space(space)
 
 
 __all__ = ["Proposal", "Strategy", "STRATEGIES", "make_strategy", "check_strategy", "RandomSearch",
