@@ -3,14 +3,17 @@
 Drawn by hand rather than with matplotlib so that every part is an element the page (and a
 test) can point at: each layer is a ``<g data-layer="i">``, each skip a ``data-skip``
 path. Arrowheads are polygons, not ``<marker>`` definitions, because several drawings share
-one HTML document and marker ids would clash. All genome text goes through ``html.escape``:
-a genome may have been written by an LLM designer.
+one HTML document and marker ids would clash. All genome text goes through ``html.escape``
+(a genome may have been written by an LLM designer), which is why the finished drawings are
+handed to the page templates as ``Markup``.
 """
 from __future__ import annotations
 
 import json
 from html import escape
 from typing import Any, Callable, Sequence
+
+from markupsafe import Markup
 
 from ..errors import NasforgeError
 from ..spaces import genome_from_dict
@@ -191,13 +194,14 @@ DRAWERS: dict[str, Callable[[dict[str, Any]], str]] = {"mlp": draw_mlp, "net": d
                                                        "cells": draw_cells}
 
 
-def draw_genome(genome: dict[str, Any]) -> str:
-    """An HTML fragment drawing ``genome``; a genome that will not draw falls back to its JSON."""
+def draw_genome(genome: dict[str, Any]) -> Markup:
+    """An HTML fragment drawing ``genome``; a genome that will not draw falls back to its JSON.
+    Markup: every text in it went through ``escape`` above."""
     drawer = DRAWERS.get(str(genome.get("family")), draw_generic)
     try:
-        return drawer(genome)
+        return Markup(drawer(genome))
     except (KeyError, TypeError, ValueError, AttributeError, NasforgeError):
-        return draw_generic(genome)
+        return Markup(draw_generic(genome))
 
 
 def summary(record: TrialRecord) -> str:
@@ -219,8 +223,9 @@ def lineage(best: TrialRecord, trials: Sequence[TrialRecord], limit: int = 40) -
     return chain[-limit:]
 
 
-def draw_lineage(best: TrialRecord, trials: Sequence[TrialRecord]) -> str:
-    """Ancestors top to bottom, each arrow labelled with the operator that made the child."""
+def draw_lineage(best: TrialRecord, trials: Sequence[TrialRecord]) -> Markup:
+    """Ancestors top to bottom, each arrow labelled with the operator that made the child.
+    Markup: every text in it went through ``escape`` above."""
     chain = lineage(best, trials)
     texts = []
     for t in chain:
@@ -240,4 +245,4 @@ def draw_lineage(best: TrialRecord, trials: Sequence[TrialRecord]) -> str:
         if i + 1 < len(chain):
             body.append(_arrow(40, y + BOX_H, y + BOX_H + GAP + 6, chain[i + 1].operator))
         y += BOX_H + GAP + 6
-    return _svg(width + 120, y, body, "lineage of the best trial")
+    return Markup(_svg(width + 120, y, body, "lineage of the best trial"))

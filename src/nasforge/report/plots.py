@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import matplotlib
+from markupsafe import Markup
 
 matplotlib.use("Agg", force=False)  # never pick a GUI backend for a headless report
 from matplotlib.figure import Figure  # noqa: E402
@@ -34,16 +35,20 @@ def plain(text: Any) -> str:
     return str(text).replace("$", r"\$")
 
 
-def figure_svg(fig: Figure) -> str:
-    """The figure as an ``<svg>`` element (XML prolog and DOCTYPE dropped for inlining)."""
+def figure_svg(fig: Figure) -> Markup:
+    """The figure as an ``<svg>`` element (XML prolog and DOCTYPE dropped for inlining).
+
+    Markup, so the page template inlines it as is: matplotlib's SVG writer XML-escapes every
+    text it writes (a run name with ``<`` or ``&`` in a legend comes out as ``&lt;``, ``&amp;``)
+    and the rest is markup it generates itself from numbers."""
     buffer = io.StringIO()
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": None}):
         fig.savefig(buffer, format="svg")  # constrained layout fitted it; a "tight" bbox would draw twice
     text = buffer.getvalue()
-    return text[text.index("<svg"):]
+    return Markup(text[text.index("<svg"):])
 
 
-def _finish(fig: Figure, axes: Sequence[Any]) -> str:
+def _finish(fig: Figure, axes: Sequence[Any]) -> Markup:
     """One legend for the whole figure, below the axes, so it never hides a point."""
     seen: dict[str, Any] = {}
     for ax in axes:
@@ -114,7 +119,7 @@ def progress(trials: Sequence[TrialRecord], wall: dict[int, float] | None = None
                     [math.nan if v is None else v for v in each])
 
 
-def progress_figure(runs: Sequence[tuple[str, Progress]]) -> str:
+def progress_figure(runs: Sequence[tuple[str, Progress]]) -> Markup:
     """Best-so-far fitness and validation accuracy against evaluations and against time."""
     with_time = any(p.seconds for _, p in runs)
     fig = Figure(figsize=(10 if with_time else 5.5, 3.9), layout="constrained")
@@ -172,7 +177,7 @@ def measured_costs(trials: Sequence[TrialRecord]) -> list[tuple[str, str]]:
     return [(key, label) for key, label in COSTS if front_points(trials, key)]
 
 
-def pareto_figure(runs: Sequence[tuple[str, Sequence[TrialRecord], int | None]], costs: Sequence[tuple[str, str]]) -> str:
+def pareto_figure(runs: Sequence[tuple[str, Sequence[TrialRecord], int | None]], costs: Sequence[tuple[str, str]]) -> Markup:
     """Validation accuracy against each measured cost: every trial, the front, the chosen model."""
     fig = Figure(figsize=(3.6 * len(costs) + 0.6, 3.9), layout="constrained")
     axes = fig.subplots(1, len(costs), squeeze=False)[0]
@@ -202,7 +207,7 @@ def pareto_figure(runs: Sequence[tuple[str, Sequence[TrialRecord], int | None]],
     return _finish(fig, axes)
 
 
-def generation_figure(trials: Sequence[TrialRecord]) -> str | None:
+def generation_figure(trials: Sequence[TrialRecord]) -> Markup | None:
     """TS-ENAS: fitness of every member per generation, coloured by stage; None without generations."""
     rows = [(t.info.get("generation"), t.info.get("stage"), usable(t.fitness)) for t in trials if t.state == "complete"]
     rows = [(g, s, f) for g, s, f in rows if usable(g) is not None and f is not None]
