@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from markupsafe import Markup
+
 from ..errors import NasforgeError
 from ..storage import RunStore, TrialRecord
 from ..study import _run_meta, best_trial
@@ -127,7 +129,7 @@ def shown_settings(config: dict[str, Any] | None) -> dict[str, Any] | None:
     return {**kept, "space": {"family": (config.get("space") or {}).get("family")}}
 
 
-def _trial_rows(run: RunData) -> tuple[list[html.Column], list[tuple[dict[str, str], list[Any]]]]:
+def _trial_table(run: RunData) -> html.Table:
     metric_cols = [(k, label) for k, label in METRICS if any(k in t.metrics for t in run.trials)]
     has_gen = any("generation" in t.info for t in run.trials)
     columns = [html.Column("trial", "#", True), html.Column("state", "state"), html.Column("genome", "genome"),
@@ -143,7 +145,7 @@ def _trial_rows(run: RunData) -> tuple[list[html.Column], list[tuple[dict[str, s
         values += [plots.usable(t.fitness)] + [t.metrics.get(k) for k, _ in metric_cols] + [t.error or ""]
         klass = "best" if run.best is not None and t.number == run.best.number else t.state
         rows.append(({"data-trial": str(t.number), "class": klass}, values))
-    return columns, rows
+    return html.Table("trial-table", columns, rows)
 
 
 def _text(value: Any) -> str:
@@ -152,7 +154,7 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) or value is None else json.dumps(value, sort_keys=True)
 
 
-def _lemonade(run: RunData) -> str | None:
+def _lemonade(run: RunData) -> html.Table | None:
     """LEMONADE: each iteration's instructions, the designer that wrote them and what changed."""
     rows = [t for t in sorted(run.trials, key=lambda t: t.number) if any(k in t.info for k in LEMONADE_KEYS)]
     if not rows:
@@ -165,49 +167,55 @@ def _lemonade(run: RunData) -> str | None:
              [t.number, t.info.get("ask", t.info.get("iteration")), _text(t.info.get("designer")),
               _text(t.info.get("instructions")), _text(t.info.get("changes")), plots.usable(t.fitness), t.state])
             for t in rows]
-    return html.table("designer-table", columns, data)
+    return html.Table("designer-table", columns, data)
 
 
-def _best_section(run: RunData) -> str:
+@dataclass
+class BestModel:
+    """What ``sections/best.html.j2`` shows of the chosen trial."""
+
+    number: int
+    facts: list[tuple[str, Any]]
+    drawing: Markup  # from drawing.py, which escapes every text it draws
+    lineage: Markup
+
+
+def _best_section(run: RunData) -> html.Section:
     b = run.best
     if b is None:
         first = next((t.error for t in run.trials if t.error), "no trials yet")
-        return f'<p class="note">No trial completed. First error: {html.escape(str(first))}</p>'
+        return html.Section("best", "Best model", "note", f"No trial completed. First error: {first}")
     facts = [("trial", b.number), ("genome", drawing.summary(b)), ("fitness", plots.usable(b.fitness))]
     facts += [(label, b.metrics[k]) for k, label in METRICS if k in b.metrics]
     facts += [("energy source", b.metrics["energy_source"])] if "energy_source" in b.metrics else []
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(html.fmt(v))}</td></tr>" for k, v in facts)
-    return (f'<table class="best-facts">{rows}</table><h3>Architecture</h3><div class="drawing" data-trial="{b.number}">'
-            f"{drawing.draw_genome(b.genome)}</div><h3>Lineage</h3>"
-            f'<p class="note">Parent chain back to a random initial trial; each arrow names the operator that made the child.</p>'
-            f'<div class="lineage">{drawing.draw_lineage(b, run.trials)}</div>')
+    model = BestModel(b.number, facts, drawing.draw_genome(b.genome), drawing.draw_lineage(b, run.trials))
+    return html.Section("best", "Best model", "best", model)
 
 
 def render_report(run: RunData) -> str:
     """The report page of one run, as a string."""
-    sections = [html.section("settings", "Settings", html.settings_tables(shown_settings(run.config), _facts(run)))]
-    sections.append(html.section("best", "Best model", _best_section(run)))
+    sections = [html.Section("settings", "Settings", "settings", html.settings_groups(shown_settings(run.config), _facts(run))),
+                _best_section(run)]
     if any(t.finished for t in run.trials):
         prog = plots.progress(run.trials, run.wall)
-        sections.append(html.section("progress", "Progress", html.figure("progress", plots.progress_figure([(run.label, prog)])),
+        sections.append(html.Section("progress", "Progress", "figure", plots.progress_figure([(run.label, prog)]),
                                      "Best so far, in the order results were told to the strategy."))
     costs = plots.measured_costs(run.trials)
     if costs:
         svg = plots.pareto_figure([(run.label, run.trials, run.best.number if run.best else None)], costs)
-        sections.append(html.section("pareto", "Accuracy against cost", html.figure("pareto", svg),
+        sections.append(html.Section("pareto", "Accuracy against cost", "figure", svg,
                                      "Grey: every completed trial; line: the Pareto front; star: the chosen model."))
     generations = plots.generation_figure(run.trials)
     if generations:
-        sections.append(html.section("generations", "Population per generation", html.figure("generations", generations)))
+        sections.append(html.Section("generations", "Population per generation", "figure", generations))
     lemonade = _lemonade(run)
     if lemonade:
-        sections.append(html.section("designer", "Designer iterations", lemonade,
+        sections.append(html.Section("designer", "Designer iterations", "table", lemonade,
                                      "Instructions given each iteration and what changed in the network."))
-    columns, rows = _trial_rows(run)
-    sections.append(html.section("trials", f"Trials ({len(rows)})", html.table("trial-table", columns, rows),
-                                 "Click a column header to sort."))
-    subtitle = f"{data_label(run)} · {len([t for t in run.trials if t.finished])} evaluations · {run.out}"
-    return html.page(f"nasforge report: {run.label}", subtitle, sections)
+    trials = _trial_table(run)
+    sections.append(html.Section("trials", f"Trials ({len(trials.rows)})", "table", trials, "Click a column header to sort."))
+    return html.render("report.html.j2", sections, label=run.label, data_label=data_label(run),
+                       evaluations=sum(t.finished for t in run.trials), out=run.out)
 
 
 def write_report(out: str | Path, path: str | Path | None = None) -> Path:
@@ -241,22 +249,18 @@ def render_comparison(runs: Sequence[RunData]) -> str:
     rows = [({"data-quantity": name}, [name] + [get(r) for r in runs]) for name, get in quantities]
     rows = [row for row in rows if any(v is not None for v in row[1][1:])]
     columns = [html.Column("quantity", "")] + [html.Column(f"run{i}", label) for i, label in enumerate(labels)]
-    sections = [html.section("summary", "Side by side", html.table("compare-table", columns, rows, sortable=False))]
+    sections = [html.Section("summary", "Side by side", "table", html.Table("compare-table", columns, rows, sortable=False))]
     progress = [(label, plots.progress(r.trials, r.wall)) for label, r in zip(labels, runs) if any(t.finished for t in r.trials)]
     if progress:
-        sections.append(html.section("progress", "Best validation accuracy so far", html.figure("progress", plots.progress_figure(progress))))
+        sections.append(html.Section("progress", "Best validation accuracy so far", "figure", plots.progress_figure(progress)))
     costs = [c for c in plots.COSTS if any(c in plots.measured_costs(r.trials) for r in runs)]
     if costs:
         fronts = [(label, r.trials, r.best.number if r.best else None) for label, r in zip(labels, runs)]
-        sections.append(html.section("pareto", "Pareto fronts", html.figure("pareto", plots.pareto_figure(fronts, costs)),
+        sections.append(html.Section("pareto", "Pareto fronts", "figure", plots.pareto_figure(fronts, costs),
                                      "Each run's front of validation accuracy against cost; stars mark the chosen models."))
-    cards = []
-    for i, (label, r) in enumerate(zip(labels, runs)):
-        body = drawing.draw_genome(r.best.genome) if r.best else '<p class="note">no completed trial</p>'
-        cards.append(f'<div class="run" data-run="{i}"><h3>{html.escape(label)}</h3>'
-                     f'<p class="note">{html.escape(str(r.out))}</p>{body}</div>')
-    sections.append(html.section("runs", "Best architectures", f'<div class="runs">{"".join(cards)}</div>'))
-    return html.page(f"nasforge comparison of {len(runs)} runs", " · ".join(labels), sections)
+    cards = [(label, r.out, drawing.draw_genome(r.best.genome) if r.best else None) for label, r in zip(labels, runs)]
+    sections.append(html.Section("runs", "Best architectures", "runs", cards))
+    return html.render("compare.html.j2", sections, labels=labels)
 
 
 def write_comparison(runs: Sequence[str | Path], path: str | Path) -> Path:
