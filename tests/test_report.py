@@ -13,7 +13,7 @@ import pytest
 
 import nasforge
 from nasforge.errors import NasforgeError
-from nasforge.report import RunData, dashboard_command, render_report, write_comparison, write_report
+from nasforge.report import RunData, dashboard_command, render_comparison, render_report, write_comparison, write_report
 from nasforge.report import plots
 from nasforge.spaces import NB201Genome, NB201Space
 from nasforge.storage import TrialRecord
@@ -248,6 +248,25 @@ def test_strategy_views_fallback_drawing_and_escaping(tmp_path):
     assert len(page.find("tr", data_trial=None)) == 7  # the trial table: one row per trial
     assert page.find("g", data_layer="0") and page.find("pre", **{"class": "genome-json"})
     assert [int(a["data-trial"]) for a in page.find("g", data_trial=None)] == [0, 1, 2, 3, 4, 5]
+
+
+def test_genome_error_and_run_name_text_is_escaped_by_the_templates(tmp_path):
+    """A genome summary, an error, a run name and a comparison label with markup and "&" in
+    them reach the page escaped (autoescaping templates), and read back exactly as written."""
+    evil = '<script>alert("x")</script> & co'
+    genome = {"family": f"future {evil}", "layers": [{"kind": evil}]}  # unknown family: summary is its JSON
+    trials = [record(0, genome=genome, operator="random"),
+              record(1, state="failed", fitness=None, metrics={}, error=f"ValueError: {evil}", told_seq=1)]
+    run = RunData(tmp_path / "a&b<i>", "sqlite:///x.db", "s", {"budget": 2}, None, trials, trials[0])
+    for text in (render_report(run), render_comparison([run])):
+        assert "<script>alert" not in text and "& co" not in text and "<i>" not in text
+        assert "&lt;script&gt;alert(" in text and "&amp; co" in text
+        assert text.count("<script") == 1  # the page's own sorter only
+        body = "".join(Page(text).text)
+        assert "a&b<i>" in body and str(tmp_path / "a&b<i>") in body
+    body = "".join(Page(render_report(run)).text)
+    assert json.dumps(genome, sort_keys=True) in body  # the trial table's genome cell and the best model's facts
+    assert f"ValueError: {evil}" in body  # the failed trial's error cell
 
 
 def test_pareto_front_and_progress_order():
