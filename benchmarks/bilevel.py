@@ -32,12 +32,13 @@ from nasforge import load_task  # noqa: E402
 from nasforge.baselines import run_baselines  # noqa: E402
 from nasforge.data import Task  # noqa: E402
 from nasforge.errors import TrialFailed  # noqa: E402
-from nasforge.evaluator import Evaluator, MeasureSettings  # noqa: E402
+from nasforge.evaluators.training import TrainingEvaluator as Evaluator  # noqa: E402
+from nasforge.measure.settings import MeasureSettings  # noqa: E402
 from nasforge.spaces import MLPSpace  # noqa: E402
 from nasforge.storage import TrialRecord  # noqa: E402
 from nasforge.strategies.bilevel import BilevelEvolution, BilevelSettings, chosen, most_accurate  # noqa: E402
 from nasforge.study import trial_seed  # noqa: E402
-from nasforge.train import TrainSettings  # noqa: E402
+from nasforge.train.settings import TrainSettings  # noqa: E402
 
 CLAIM_PP, CLAIM_REDUCTION = 0.99, 90.0
 

@@ -30,9 +30,10 @@ import torch  # noqa: E402
 import nasforge  # noqa: E402
 from _results import machine, table, write_section  # noqa: E402
 from nasforge.final import run_task  # noqa: E402
-from nasforge.measure import PowerSettings, energy_meter, latency_seconds  # noqa: E402
+from nasforge.measure.cost import latency_seconds  # noqa: E402
+from nasforge.measure.energy import PowerSettings, energy_meter  # noqa: E402
 from nasforge.measure.onnx import onnx_bytes, onnx_session, session_latency_seconds  # noqa: E402
-from nasforge.train import predict_logits  # noqa: E402
+from nasforge.train.trainer import predict_logits  # noqa: E402
 
 OBJECTIVES = {"accuracy only": {"accuracy": 1.0}, "accuracy + FPS": {"accuracy": 0.5, "fps": 0.5}}
 QUICK = {"dataset": "digits-images", "budget": 8, "epochs": 3}

@@ -42,7 +42,7 @@ from _results import machine, mean_sd, table, write_section  # noqa: E402
 from nasforge.config import build_config  # noqa: E402
 from nasforge.data import Task, load_task  # noqa: E402
 from nasforge.errors import TrialFailed  # noqa: E402
-from nasforge.evaluator import Evaluator  # noqa: E402
+from nasforge.evaluators.training import TrainingEvaluator as Evaluator  # noqa: E402
 from nasforge.objectives import hypervolume_2d, pareto_front  # noqa: E402
 from nasforge.spaces import MLPGenome, MLPSpace  # noqa: E402
 from nasforge.spaces.mlp import Dense  # noqa: E402

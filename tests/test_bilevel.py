@@ -165,10 +165,11 @@ def test_baselines_on_iris():
 # --- end to end on wdbc with the DE lower level ---
 def test_end_to_end_wdbc_de_lower_level():
     from nasforge import load_task
-    from nasforge.evaluator import Evaluator, MeasureSettings
+    from nasforge.evaluators.training import TrainingEvaluator as Evaluator
+    from nasforge.measure.settings import MeasureSettings
     from nasforge.storage import TrialRecord
     from nasforge.study import trial_seed
-    from nasforge.train import TrainSettings
+    from nasforge.train.settings import TrainSettings
 
     task = load_task("wdbc", seed=0)
     space = MLPSpace(30, 2, max_layers=2, min_units=2, max_units=32)

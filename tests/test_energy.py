@@ -13,10 +13,11 @@ import pytest
 import torch
 
 from nasforge.data import load_task
-from nasforge.evaluator import Evaluator
-from nasforge.measure import PowerSettings, energy, energy_meter, estimate_kwh, rapl_readable
+from nasforge.evaluators.training import TrainingEvaluator as Evaluator
+from nasforge.measure import energy
+from nasforge.measure.energy import PowerSettings, energy_meter, estimate_kwh, rapl_readable
 from nasforge.spaces import MLPGenome
-from nasforge.train import TrainSettings
+from nasforge.train.settings import TrainSettings
 
 torch.set_num_threads(1)
 UJ_PER_KWH = 3.6e12

@@ -5,10 +5,10 @@ import torch
 
 from nasforge.data import load_task
 from nasforge.errors import TrialFailed
-from nasforge.evaluator import Evaluator
+from nasforge.evaluators.training import TrainingEvaluator as Evaluator
 from nasforge.spaces import MLPGenome
 from nasforge.spaces.mlp import Dense
-from nasforge.train import TrainSettings
+from nasforge.train.settings import TrainSettings
 
 GENOME = MLPGenome(layers=(Dense(units=16),))
 

@@ -16,7 +16,7 @@ import nasforge
 from nasforge import export as export_mod
 from nasforge.errors import NasforgeError
 from nasforge.export import FORMATS, TOLERANCE, export_model, load_exported
-from nasforge.measure import rapl_readable
+from nasforge.measure.energy import rapl_readable
 from nasforge.measure.onnx import onnx_bytes, onnx_latency, onnx_session, run_session
 from nasforge.spaces import genome_from_dict
 

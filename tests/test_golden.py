@@ -38,8 +38,8 @@ PAIRS = [
 ]
 OPTIONS = {  # small populations so that selection acts within ASKS asks
     "evolution": {"population_size": 5, "sample_size": 2},
-    "ts-enas": {"two_stage": {"population": 4, "rough_fraction": 0.3}},
-    "bilevel": {"bilevel": {"population": 4}},
+    "ts-enas": {"population_size": 4, "rough_fraction": 0.3},
+    "bilevel": {"population_size": 4},
     "expert": {},
     "random": {},
 }
@@ -72,16 +72,7 @@ def drive(strategy_name: str, family: str, ahead: int) -> list[dict]:
     """Ask/tell with ``ahead`` asks outstanding before the oldest is told; the sequence of asks."""
     from nasforge.strategies import make_strategy
 
-    options = dict(OPTIONS[strategy_name])
-    if "two_stage" in options:
-        from nasforge.strategies.two_stage import TwoStageSettings
-
-        options["two_stage"] = TwoStageSettings(**options["two_stage"])
-    if "bilevel" in options:
-        from nasforge.strategies.bilevel import BilevelSettings
-
-        options["bilevel"] = BilevelSettings(**options["bilevel"])
-    strategy = make_strategy(strategy_name, make_space(family), np.random.default_rng(0), 40, **options)
+    strategy = make_strategy(strategy_name, make_space(family), np.random.default_rng(0), 40, **OPTIONS[strategy_name])
     out, outstanding = [], []
     for number in range(ASKS):
         proposal = strategy.ask()
@@ -117,7 +108,8 @@ def test_study_in_table_mode_makes_the_recorded_trials(tmp_path):
 
     runs = {}
     for strategy in ("random", "evolution"):
-        cfg = build_config({"budget": 30, "seed": 0, "strategy": {"name": strategy, "population_size": 8, "sample_size": 3},
+        table = {"name": strategy, **({"population_size": 8, "sample_size": 3} if strategy == "evolution" else {})}
+        cfg = build_config({"budget": 30, "seed": 0, "strategy": table,
                             "benchmark": {"file": str(SHARED_DATA / "nb201_12epoch.csv"), "dataset": "cifar10"}})
         study = Study(tmp_path / strategy, cfg)
         try:

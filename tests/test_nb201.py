@@ -1,4 +1,4 @@
-"""NAS-Bench-201 family (nasforge.spaces.nb201) and benchmark mode (nasforge.tabular)."""
+"""NAS-Bench-201 family (nasforge.spaces.nb201) and benchmark mode (nasforge.evaluators.table)."""
 from __future__ import annotations
 
 import csv
@@ -16,8 +16,9 @@ from conftest import REPO, SHARED_DATA
 from nasforge.errors import InvalidGenome, NasforgeError, TrialFailed
 from nasforge.spaces.base import parse_genome
 from nasforge.spaces.nb201 import EDGES, OPS, NB201Genome, NB201Space
-from nasforge.strategies import RandomSearch, RegularizedEvolution
-from nasforge.tabular import NB201Table, TabularEvaluator, dataset_name
+from nasforge.strategies.evolution import RegularizedEvolution
+from nasforge.strategies.random import RandomSearch
+from nasforge.evaluators.table import NB201Table, TabularEvaluator, dataset_name
 
 torch.set_num_threads(1)
 REAL = SHARED_DATA / "nb201_12epoch.csv"

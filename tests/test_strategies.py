@@ -1,7 +1,8 @@
 import numpy as np
 
 from nasforge.spaces import MLPSpace
-from nasforge.strategies import RandomSearch, RegularizedEvolution
+from nasforge.strategies.evolution import RegularizedEvolution
+from nasforge.strategies.random import RandomSearch
 
 
 def run(strategy, fitness_of, n):

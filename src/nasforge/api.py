@@ -14,7 +14,8 @@ from .config import build_config, load_toml, merge
 from .errors import NasforgeError
 from .spaces import Genome, genome_from_dict
 from .storage import TrialRecord
-from .study import Study, best_trial, read_trials
+from .runs import best_trial, read_trials
+from .study import Study
 
 
 @dataclass

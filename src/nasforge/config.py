@@ -7,32 +7,42 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import NasforgeError
-from .evaluator import MeasureSettings
-from .strategies.bilevel import BilevelSettings
-from .strategies.expert import ExpertSettings
-from .strategies.two_stage import TwoStageSettings
+from .flags import flag
+from .measure.settings import MeasureSettings
 from .objectives import Objective
-from .train import TrainSettings
+from .strategies import STRATEGIES
+from .train.settings import TrainSettings
 
 LEARNING_RULES = ("backprop", "fa", "usf", "brsf", "frsf")
+M = TypeVar("M", bound=BaseModel)
 
 
 class DataSettings(BaseModel):
+    """What to search on: one of a built-in dataset, a CSV file or image files."""
+
     model_config = ConfigDict(extra="forbid")
-    dataset: Optional[str] = None
-    csv: Optional[str] = None
-    target: Optional[str] = None
-    drop: list[str] = Field(default_factory=list)
-    path: Optional[str] = Field(default=None, description="image data: a folder of class folders, IDX files or CIFAR batches")
+    dataset: Optional[str] = Field(default=None, json_schema_extra=flag("--dataset"), description=(
+        "built-in dataset (list them with 'nasforge datasets'; default digits)"))
+    csv: Optional[str] = Field(default=None, json_schema_extra=flag("--csv"), description="your own CSV file (needs --target)")
+    target: Optional[str] = Field(default=None, json_schema_extra=flag("--target"),
+                                 description="the CSV column holding the class labels")
+    drop: list[str] = Field(default_factory=list, json_schema_extra=flag("--drop"),
+                            description="CSV columns to leave out, comma-separated")
+    path: Optional[str] = Field(default=None, json_schema_extra=flag("--data"), description=(
+        "image data: a folder of class folders, IDX files or CIFAR batches (detected; or say which with "
+        "--images, --idx, --cifar)"))
     format: str = Field(default="auto", pattern="^(auto|images|idx|cifar)$")
-    image_size: Optional[list[int]] = Field(default=None, min_length=2, max_length=2)
-    channels: Optional[int] = Field(default=None, ge=1, le=4)
-    color_features: Optional[str] = None
+    image_size: Optional[list[int]] = Field(default=None, min_length=2, max_length=2, json_schema_extra=flag(
+        "--image-size", parse="size"), description="resize images to HxW, e.g. 32x32 (folders of images)")
+    channels: Optional[int] = Field(default=None, ge=1, le=4, json_schema_extra=flag("--image-channels"), description=(
+        "1 (grayscale) or 3 (RGB) for folders of images (default: detected)"))
+    color_features: Optional[str] = Field(default=None, json_schema_extra=flag("--color-features"), description=(
+        "colors dataset inputs: rgb, hsv, lab or a mix like rgb+lab"))
     val_fraction: float = Field(default=0.2, gt=0, lt=1)
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
 
@@ -59,18 +69,25 @@ class DataSettings(BaseModel):
 
 class SpaceSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    family: str = Field(default="mlp", pattern="^(mlp|net|nb201|cells)$", description="genome family searched")
-    min_layers: int = Field(default=1, ge=0, le=64)
-    max_layers: int = Field(default=4, ge=0, le=64)
-    min_units: int = Field(default=8, ge=1, le=65536)
-    max_units: int = Field(default=256, ge=1, le=65536)
-    activations: list[str] = Field(default_factory=lambda: ["relu", "tanh", "gelu", "elu", "leaky_relu", "silu"])
+    family: str = Field(default="mlp", pattern="^(mlp|net|nb201|cells)$", json_schema_extra=flag("--space"), description=(
+        "genome family: mlp (default), net (conv/pool/dense layers with skips), nb201 (NAS-Bench-201 cell), "
+        "cells (TS-ENAS)"))
+    min_layers: int = Field(default=1, ge=0, le=64, json_schema_extra=flag("--min-layers"), description="fewest hidden layers")
+    max_layers: int = Field(default=4, ge=0, le=64, json_schema_extra=flag("--max-layers"), description="most hidden layers")
+    min_units: int = Field(default=8, ge=1, le=65536, json_schema_extra=flag("--min-units"), description="narrowest layer")
+    max_units: int = Field(default=256, ge=1, le=65536, json_schema_extra=flag("--max-units"), description="widest layer")
+    activations: list[str] = Field(default_factory=lambda: ["relu", "tanh", "gelu", "elu", "leaky_relu", "silu"],
+                                   json_schema_extra=flag("--activations"), description="activations to search, comma-separated")
     dropouts: list[float] = Field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.5])
-    max_params: Optional[int] = Field(default=None, ge=1)
-    learning_rules: list[str] = Field(default_factory=lambda: ["backprop"])
-    min_cells: int = Field(default=3, ge=1, le=64, description="cells space: fewest cells")
-    max_cells: int = Field(default=5, ge=1, le=64, description="cells space: most cells")
-    channels: int = Field(default=8, ge=1, le=1024, description="cells space: channels of the first cell")
+    max_params: Optional[int] = Field(default=None, ge=1, json_schema_extra=flag("--max-params"), description=(
+        "parameter budget: larger candidates are never trained"))
+    learning_rules: list[str] = Field(default_factory=lambda: ["backprop"], json_schema_extra=flag("--learning-rules"),
+                                      description="learning rules to search per layer: backprop,fa,usf,brsf,frsf "
+                                                  "(one name fixes it)")
+    min_cells: int = Field(default=3, ge=1, le=64, json_schema_extra=flag("--min-cells"), description="cells space: fewest cells")
+    max_cells: int = Field(default=5, ge=1, le=64, json_schema_extra=flag("--max-cells"), description="cells space: most cells")
+    channels: int = Field(default=8, ge=1, le=1024, json_schema_extra=flag("--channels"), description=(
+        "cells space: channels of the first cell"))
 
     @field_validator("learning_rules")
     @classmethod
@@ -96,46 +113,75 @@ class SpaceSettings(BaseModel):
         return self
 
 
-class StrategySettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = "evolution"
-    population_size: Optional[int] = Field(default=None, ge=2, le=100000)
-    sample_size: Optional[int] = Field(default=None, ge=1, le=100000)
-    expert: Optional[ExpertSettings] = None
-    two_stage: Optional[TwoStageSettings] = None
-    bilevel: Optional[BilevelSettings] = None
+# The [strategy] table: each registered strategy's own settings model, told apart by "name".
+AnyStrategySettings = Annotated[Union[tuple(cls.Settings for cls in STRATEGIES)], Field(discriminator="name")]
 
-    @field_validator("name")
-    @classmethod
-    def _known_strategy(cls, name: str) -> str:
-        from .strategies import STRATEGIES
 
-        if name not in STRATEGIES:
-            raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
-        return name
+def strategy_table(data: Any, stored: bool = False) -> Any:
+    """The [strategy] table in today's shape, from any shape nasforge has written or read.
+
+    Before registries, one table held every strategy's settings: the generic
+    ``population_size``/``sample_size`` keys plus an ``expert``, ``two_stage`` and ``bilevel``
+    sub-table (null when unused). Now the table holds the chosen strategy's own fields. The
+    strategy's old sub-table is flattened into it (its ``population`` is the
+    ``population_size`` it always overrode); empty keys of other strategies are dropped.
+    ``stored``: a configuration a run saved, where a setting the strategy never had was
+    silently ignored then, so it is dropped now too rather than refusing the run.
+    """
+    if not isinstance(data, dict):
+        return data
+    name = data.get("name", "evolution")
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES.names())}")
+    cls = STRATEGIES.get(name)
+    table = {"name": name}
+    section = cls.legacy_section
+    for key, value in data.items():
+        if key == "name" or (value is None and key not in cls.Settings.model_fields):
+            continue
+        if key == section and isinstance(value, dict):
+            continue
+        table[key] = value
+    if section and isinstance(data.get(section), dict):
+        inner = dict(data[section])
+        if "population" in inner:
+            inner["population_size"] = inner.pop("population")
+        table.update(inner)
+    if stored:
+        table = {k: v for k, v in table.items() if k in cls.Settings.model_fields}
+    return table
 
 
 class BenchmarkSettings(BaseModel):
     """Tabular benchmark mode: accuracies are looked up instead of trained (NAS-Bench-201)."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(default="nb201", pattern="^nb201$")
-    file: str
-    dataset: str = "cifar10"
-    seconds_per_query: float = Field(default=0.0, ge=0, description="simulated training time per query")
+    name: str = Field(default="nb201", pattern="^nb201$", json_schema_extra=flag("--benchmark"), description=(
+        "tabular benchmark mode: nb201 (accuracies looked up, not trained)"))
+    file: str = Field(json_schema_extra=flag("--bench-file"), description="the benchmark table, e.g. "
+                      "../shared/data/nb201_12epoch.csv")
+    dataset: str = Field(default="cifar10", json_schema_extra=flag("--bench-dataset"), description=(
+        "cifar10, cifar100 or imagenet16-120"))
+    seconds_per_query: float = Field(default=0.0, ge=0, json_schema_extra=flag("--bench-seconds"), description=(
+        "simulated training seconds per query"))
 
 
 class ExecutorSettings(BaseModel):
     """Where evaluations run. Not part of a run's identity: resume with more workers freely."""
 
     model_config = ConfigDict(extra="forbid")
-    kind: str = Field(default="auto", pattern="^(auto|in-process|processes|ray)$",
-                      description="auto: in-process for one worker, local processes for more")
-    workers: int = Field(default=1, ge=1, le=4096)
-    ray_address: Optional[str] = Field(default=None, description="join a Ray cluster: auto or HOST:PORT")
-    cpus_per_task: float = Field(default=1.0, gt=0, le=1024)
-    gpus_per_task: float = Field(default=0.0, ge=0, le=64)
-    retries: int = Field(default=1, ge=0, le=100, description="re-runs of an evaluation whose worker died")
+    kind: str = Field(default="auto", pattern="^(auto|in-process|processes|ray)$", json_schema_extra=flag("--executor"),
+                      description="in-process, processes or ray (default: in-process, processes with --workers)")
+    workers: int = Field(default=1, ge=1, le=4096, json_schema_extra=flag("--workers"), description=(
+        "evaluate this many candidates at once in local worker processes"))
+    ray_address: Optional[str] = Field(default=None, json_schema_extra=flag("--ray-address"), description=(
+        "join a running Ray cluster: auto or HOST:PORT (implies --executor ray)"))
+    cpus_per_task: float = Field(default=1.0, gt=0, le=1024, json_schema_extra=flag("--cpus-per-task"),
+                                 description="Ray: CPUs each evaluation asks for")
+    gpus_per_task: float = Field(default=0.0, ge=0, le=64, json_schema_extra=flag("--gpus-per-task"),
+                                 description="Ray: GPUs each evaluation asks for (default 0)")
+    retries: int = Field(default=1, ge=0, le=100, json_schema_extra=flag("--retries"),
+                         description="re-runs of an evaluation whose worker died")
 
     @model_validator(mode="after")
     def _ray_address_means_ray(self) -> "ExecutorSettings":
@@ -150,25 +196,34 @@ class SearchConfig(BaseModel):
     """Everything that defines a search. ``budget`` counts evaluations (finished trials)."""
 
     model_config = ConfigDict(extra="forbid")
-    data: DataSettings = Field(default_factory=DataSettings)
-    space: SpaceSettings = Field(default_factory=SpaceSettings)
-    strategy: StrategySettings = Field(default_factory=StrategySettings)
-    train: TrainSettings = Field(default_factory=TrainSettings)
-    measure: MeasureSettings = Field(default_factory=MeasureSettings)
+    data: DataSettings = Field(default_factory=DataSettings, json_schema_extra={"group": "data"})
+    space: SpaceSettings = Field(default_factory=SpaceSettings, json_schema_extra={"group": "search space"})
+    strategy: AnyStrategySettings = Field(default_factory=lambda: STRATEGIES.get("evolution").Settings())
+    train: TrainSettings = Field(default_factory=TrainSettings, json_schema_extra={"group": "training"})
+    measure: MeasureSettings = Field(default_factory=MeasureSettings, json_schema_extra={"group": "objective"})
     objective: Objective = Field(default_factory=Objective)
-    budget: int = Field(default=40, ge=1, le=10_000_000)
-    seed: int = Field(default=0, ge=0, le=2**31 - 1)
-    threads: Optional[int] = Field(default=None, ge=1, le=1024,
+    budget: int = Field(default=40, ge=1, le=10_000_000, json_schema_extra=flag("--budget", group="strategy"),
+                        description="number of evaluations (trained candidates)")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, json_schema_extra=flag("--seed", group="strategy"),
+                      description="seed of the split, the strategy and every training run")
+    threads: Optional[int] = Field(default=None, ge=1, le=1024, json_schema_extra=flag("--threads", group="execution"),
                                    description="torch threads per evaluation (default: 1 in process, cores/workers otherwise)")
-    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
-    benchmark: Optional[BenchmarkSettings] = None
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings, json_schema_extra={"group": "execution"})
+    benchmark: Optional[BenchmarkSettings] = Field(default=None, json_schema_extra={"group": "data"})
+
+    @field_validator("strategy", mode="before")
+    @classmethod
+    def _strategy_shape(cls, data: Any) -> Any:
+        return strategy_table(data)
 
     @model_validator(mode="after")
     def _strategy_space(self) -> "SearchConfig":
-        if self.strategy.name == "ts-enas":
-            if self.space.family not in ("mlp", "cells"):
-                raise ValueError(f"ts-enas searches the cells space, not {self.space.family!r}")
-            self.space.family = "cells"
+        """A strategy bound to one family (``Strategy.family``) gets it in place of the default."""
+        family = STRATEGIES.get(self.strategy.name).family
+        if family is not None:
+            if self.space.family not in (SpaceSettings.model_fields["family"].default, family):
+                raise ValueError(f"{self.strategy.name} searches the {family} space, not {self.space.family!r}")
+            self.space.family = family
         return self
 
     @model_validator(mode="after")
@@ -180,6 +235,11 @@ class SearchConfig(BaseModel):
         return self
 
     @property
+    def evaluator_kind(self) -> str:
+        """Which registered evaluator scores candidates: a benchmark table or real training."""
+        return "table" if self.benchmark is not None else "training"
+
+    @property
     def label(self) -> str:
         """A short name for the data searched, used in default run directory names."""
         return f"{self.benchmark.name}-{self.benchmark.dataset}" if self.benchmark else self.data.label
@@ -189,19 +249,30 @@ class SearchConfig(BaseModel):
         return self.model_dump(mode="json", exclude={"budget", "executor", "threads"})
 
 
-def validation_message(exc: ValidationError) -> str:
+def validation_message(exc: ValidationError, prefix: str = "") -> str:
     first = exc.errors()[0]
-    key = ".".join(str(p) for p in first["loc"]) or "config"
+    loc = [str(p) for p in first["loc"]]
+    if loc[:1] == ["strategy"] and len(loc) > 1 and loc[1] in STRATEGIES:
+        del loc[1]  # the union's tag repeats strategy.name
+    key = ".".join(filter(None, [prefix, *loc])) or "config"
     value = first.get("input")
     shown = f" (got {value!r})" if not isinstance(value, dict) else ""
-    return f"config {key}: {first['msg']}{shown}"
+    return f"config {key}: {first['msg'].removeprefix('Value error, ')}{shown}"
 
 
-def build_config(data: dict[str, Any]) -> SearchConfig:
+def validated(model: type[M], data: Any, prefix: str = "") -> M:
+    """``model`` validated from ``data``, or a one-line NasforgeError naming the key."""
     try:
-        return SearchConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        raise NasforgeError(validation_message(exc)) from None
+        raise NasforgeError(validation_message(exc, prefix)) from None
+
+
+def build_config(data: dict[str, Any], stored: bool = False) -> SearchConfig:
+    """The configuration from a file/flags tree; ``stored``: one a run saved (older shapes allowed)."""
+    if stored and isinstance(data.get("strategy"), dict):
+        data = {**data, "strategy": strategy_table(data["strategy"], stored=True)}
+    return validated(SearchConfig, data)
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

@@ -9,6 +9,8 @@ not that nasforge is broken.
 class NasforgeError(Exception):
     """A problem with the user's input, explained in one line."""
 
+    exit_code = 2  # what the CLI exits with; subclasses may say otherwise
+
 
 class InvalidGenome(NasforgeError):
     """A genome that breaks its family's rules or the search space's bounds; says why."""
@@ -16,3 +18,9 @@ class InvalidGenome(NasforgeError):
 
 class TrialFailed(Exception):
     """An evaluation that failed for a reason worth recording (NaN loss, build error)."""
+
+
+class Interrupted(NasforgeError):
+    """The user stopped a search (Ctrl-C); the message says how to continue it."""
+
+    exit_code = 130

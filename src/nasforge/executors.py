@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from .errors import NasforgeError, TrialFailed
-from .evaluator import Evaluation, Evaluator
+from .evaluators import Evaluation, Evaluator
 from .spaces import genome_from_dict
 
 

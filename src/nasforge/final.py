@@ -25,15 +25,17 @@ from typing import Any
 import torch
 from pydantic import ValidationError
 
-from . import measure
 from .config import SearchConfig, validation_message
 from .data import Task
 from .errors import NasforgeError, TrialFailed
-from .evaluator import _accuracy_f1, model_costs
+from .evaluators.training import measure_trained
+from .measure.energy import energy_meter
 from .spaces import Genome, genome_from_dict
 from .storage import TrialRecord
-from .study import Study, best_trial, read_trials
-from .train import TrainSettings, predict_logits, train
+from .runs import best_trial, read_trials
+from .study import Study
+from .train.settings import TrainSettings
+from .train.trainer import train
 
 FINAL_DIR = "final"
 
@@ -117,17 +119,14 @@ def train_final(out: str | Path, trial: int | None = None, epochs: int = 100, se
     y = torch.cat([task.y_train, task.y_val])
     generator = torch.Generator().manual_seed(seed)
     ms = config.measure
-    with measure.energy_meter(ms.power) as train_energy:
+    with energy_meter(ms.power) as train_energy:
         try:
             result = train(model, X, y, X, y, settings, generator)
         except TrialFailed as exc:
             raise NasforgeError(f"final training of trial {record.number} failed: {exc}; try a smaller --lr") from None
     metrics: dict[str, Any] = {"trial": record.number, "genome": genome.summary(), "seed": seed}
-    metrics["train_acc"], metrics["train_f1"] = _accuracy_f1(predict_logits(model, X), y)
-    with measure.energy_meter(ms.power) as infer_energy:
-        test_logits = predict_logits(model, task.X_test)
-    metrics["test_acc"], metrics["test_f1"] = _accuracy_f1(test_logits, task.y_test)
-    metrics.update(model_costs(model, task.input_shape, task.X_val, ms))
+    metrics.update(measure_trained(model, task, ms, {"train": (X, y), "test": (task.X_test, task.y_test)},
+                                   infer_on=task.X_test))
     metrics.update(
         search_test_acc=record.metrics.get("test_acc"),
         search_val_acc=record.metrics.get("val_acc"),
@@ -141,7 +140,6 @@ def train_final(out: str | Path, trial: int | None = None, epochs: int = 100, se
         batch_size=settings.batch_size,
         train_seconds=result.seconds,
         train_energy_kwh=train_energy.kwh,
-        infer_energy_kwh=infer_energy.kwh,
         infer_rows=len(task.y_test),
         energy_source=train_energy.source,
         learning_rules=list(genome.rules()) if hasattr(genome, "rules") else None,

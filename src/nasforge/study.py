@@ -15,7 +15,6 @@ import json
 import os
 import pickle
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -26,10 +25,10 @@ import torch
 from .config import SearchConfig, build_config
 from .data import Task, load_task, reload_task
 from .errors import NasforgeError
-from .evaluator import Evaluator
+from .evaluators import EVALUATORS, Evaluator
 from .executors import Job, Outcome, make_executor
 from .spaces import CellsSpace, Genome, MLPSpace, NB201Space, NetSpace, SearchSpace, genome_from_dict
-from .tabular import NB201Table, TabularEvaluator
+from .runs import best_trial
 from .storage import RunStore, TrialRecord, sqlite_url
 from .strategies import Proposal, Strategy, check_strategy, make_strategy
 
@@ -90,9 +89,9 @@ class Study:
         if config is None:
             if stored is None:
                 raise NasforgeError(f"{self.out} holds no nasforge run; start one with 'nasforge search'")
-            config = build_config(stored)
+            config = build_config(stored, stored=True)
         elif stored is not None:
-            _check_same_run(build_config(stored), config, self.out)
+            _check_same_run(build_config(stored, stored=True), config, self.out)
         self.config = config
         if not fresh:
             stored_task = self.store.get("task")
@@ -108,29 +107,18 @@ class Study:
             _save_task_info(self.out, self.task)
 
     @staticmethod
-    def _components(config: SearchConfig, task: Task | None, out: Path) -> tuple[Task | None, Any, SearchSpace]:
+    def _components(config: SearchConfig, task: Task | None, out: Path) -> tuple[Task | None, Evaluator, SearchSpace]:
         """The task, evaluator and search space a configuration describes."""
-        if config.benchmark is not None:
-            bench = config.benchmark
-            evaluator: Any = TabularEvaluator(NB201Table(bench.file), bench.dataset, bench.seconds_per_query)
-            return None, evaluator, make_space(config, None)
-        task = task or _load_configured_task(config)
+        kind = EVALUATORS.get(config.evaluator_kind)
+        if kind.needs_task:
+            task = task or _load_configured_task(config)
         space = make_space(config, task)
-        evaluator = Evaluator(task, config.train, config.measure)
-        if config.strategy.name == "ts-enas":  # TS-ENAS's cell-based weight inheritance
-            from .strategies.two_stage import weight_store_options
-            from .train.inheritance import CellWeightStore
-
-            options = weight_store_options(config.strategy.two_stage, config.budget, config.strategy.population_size)
-            evaluator.weights = CellWeightStore(task, space, config.train, out / "cell_weights.pt", seed=config.seed,
-                                                **options)
-        return task, evaluator, space
+        return task, kind.from_config(config, task, space, out), space
 
     def _make_strategy(self) -> Strategy:
         cfg = self.config
-        options = {name: getattr(cfg.strategy, name) for name in type(cfg.strategy).model_fields if name != "name"}
-        return make_strategy(cfg.strategy.name, self.space, np.random.default_rng(cfg.seed), cfg.budget,
-                             task=self.task.name if self.task else cfg.label, **options)
+        return make_strategy(cfg.strategy.name, self.space, np.random.default_rng(cfg.seed), cfg.budget, cfg.strategy,
+                             task=self.task.name if self.task else cfg.label)
 
     def strategy_description(self) -> str:
         return self._make_strategy().describe()
@@ -241,7 +229,7 @@ class Study:
 
     def _job(self, item: _Pending) -> Job:
         return Job(item.proposal.genome.to_dict(), trial_seed(self.config.seed, item.ask_index),
-                   getattr(self.evaluator, "weights", None))
+                   self.evaluator.weights)
 
     def _start(self, item: _Pending) -> TrialRecord:
         """Store an ask as a running trial before it is evaluated."""
@@ -262,9 +250,7 @@ class Study:
                 fitness = self.config.objective.fitness(evaluation.metrics)
                 if evaluation.state_dict:
                     _atomic_save(evaluation.state_dict, self.model_path(record.number))
-                learn = getattr(self.evaluator, "learn", None)
-                if learn is not None:
-                    learn(genome_from_dict(record.genome), evaluation)
+                self.evaluator.learn(genome_from_dict(record.genome), evaluation)
             except Exception as exc:  # e.g. a metric the objective needs is missing
                 outcome.error = f"{type(exc).__name__}: {exc}"
             else:
@@ -292,30 +278,8 @@ class Study:
             self._lock = None
 
 
-def _run_meta(out: Path) -> tuple[str, str]:
-    """The storage URL and study name a run directory points to (run.json)."""
-    meta = out / "run.json"
-    data = json.loads(meta.read_text()) if meta.is_file() else {}
-    return data.get("storage") or sqlite_url(out), data.get("study") or out.resolve().name
-
-
-def read_trials(out: str | Path, storage: str | None = None) -> list[TrialRecord]:
-    """A run's trials, read without taking the run's lock (safe while it is running)."""
-    out = Path(out)
-    if storage is None and not (out / "run.json").is_file():
-        raise NasforgeError(f"{out} holds no nasforge run")
-    url, name = _run_meta(out)
-    return RunStore(storage or url, name, create=False).records()
-
-
 def _load_configured_task(config: SearchConfig) -> Task:
     return load_task(**config.data.load_args(), seed=config.seed)
-
-
-def best_trial(records: list[TrialRecord]) -> TrialRecord | None:
-    """Highest fitness; ties go to fewer parameters, then to the earlier trial."""
-    done = [r for r in records if r.state == "complete" and r.fitness is not None]
-    return max(done, key=lambda r: (r.fitness, -r.metrics.get("params", 0), -r.number), default=None)
 
 
 def _check_same_run(stored: SearchConfig, new: SearchConfig, out: Path) -> None:

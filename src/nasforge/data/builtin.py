@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import pandas as pd
-from sklearn import datasets as skd
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -16,9 +16,13 @@ class Builtin:
     load: Callable[..., Any]
 
 
-def _sklearn(loader: Callable, class_names: bool = True) -> Callable[[], tuple[pd.DataFrame, pd.Series]]:
+def _sklearn(loader: str, class_names: bool = True) -> Callable[[], tuple[pd.DataFrame, pd.Series]]:
+    """A loader of scikit-learn's bundled dataset ``loader`` (imported when called: listing is instant)."""
+
     def load() -> tuple[pd.DataFrame, pd.Series]:
-        bunch = loader(as_frame=True)
+        from sklearn import datasets
+
+        bunch = getattr(datasets, loader)(as_frame=True)
         target = bunch.target
         if class_names and hasattr(bunch, "target_names"):
             target = target.map(dict(enumerate(map(str, bunch.target_names))))
@@ -28,6 +32,8 @@ def _sklearn(loader: Callable, class_names: bool = True) -> Callable[[], tuple[p
 
 
 def _colors(features: str | None = None) -> tuple[pd.DataFrame, pd.Series]:
+    import pandas as pd
+
     from .colors import load_colors
 
     try:
@@ -55,11 +61,11 @@ BUILTINS: dict[str, Builtin] = {
     b.name: b
     for b in [
         Builtin("digits", "tabular", "8x8 handwritten digits as 64 pixel features, 1,797 rows, 10 classes (scikit-learn)",
-                _sklearn(skd.load_digits, class_names=False)),
+                _sklearn("load_digits", class_names=False)),
         Builtin("wdbc", "tabular", "Wisconsin diagnostic breast cancer, 569 rows, 30 features, 2 classes (scikit-learn)",
-                _sklearn(skd.load_breast_cancer)),
-        Builtin("iris", "tabular", "Iris flowers, 150 rows, 4 features, 3 classes (scikit-learn)", _sklearn(skd.load_iris)),
-        Builtin("wine", "tabular", "Wine cultivars, 178 rows, 13 features, 3 classes (scikit-learn)", _sklearn(skd.load_wine)),
+                _sklearn("load_breast_cancer")),
+        Builtin("iris", "tabular", "Iris flowers, 150 rows, 4 features, 3 classes (scikit-learn)", _sklearn("load_iris")),
+        Builtin("wine", "tabular", "Wine cultivars, 178 rows, 13 features, 3 classes (scikit-learn)", _sklearn("load_wine")),
         Builtin("colors", "tabular", "XKCD survey colours, RGB -> colour family, 949 rows, 24 classes (colornamer); "
                 "--color-features rgb|hsv|lab|rgb+lab...", _colors),
         Builtin("digits-images", "image", "the digits as 1x8x8 images, 1,797 images, 10 classes (scikit-learn)",

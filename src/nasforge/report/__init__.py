@@ -20,7 +20,7 @@ from markupsafe import Markup
 
 from ..errors import NasforgeError
 from ..storage import RunStore, TrialRecord
-from ..study import _run_meta, best_trial
+from ..runs import best_trial, run_meta
 from . import drawing, html, plots
 
 __all__ = ["RunData", "load_run", "run_config", "render_report", "render_comparison", "write_report", "write_comparison",
@@ -56,7 +56,7 @@ def _open(out: str | Path) -> tuple[Path, str, str]:
     out = Path(out)
     if not (out / "run.json").is_file():
         raise NasforgeError(f"{out} holds no nasforge run (no run.json)")
-    url, name = _run_meta(out)
+    url, name = run_meta(out)
     return out, url, name
 
 

@@ -3,7 +3,7 @@
 A cell is a fixed 4-node DAG: node 0 is the cell input, node j (1..3) sums one operation
 applied to every earlier node, and node 3 is the cell output. Only the operation on each of
 the 6 edges is searched, so the space has exactly 5**6 = 15,625 cells and every one of them
-has a row in the benchmark table (see nasforge.tabular).
+has a row in the benchmark table (see nasforge.evaluators.table).
 
 Edge order follows the benchmark's string form ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``:
 (1<-0), (2<-0), (2<-1), (3<-0), (3<-1), (3<-2). ``op~i`` inside group k is the edge from

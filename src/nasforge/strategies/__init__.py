@@ -1,35 +1,36 @@
-"""Search strategies, by the name users type."""
+"""Search strategies, by the name users type.
+
+Each strategy is a module here that registers its class with ``STRATEGIES`` (see
+``base.py``); nothing in this file names one. ``make_strategy`` builds a strategy from its
+validated settings.
+"""
 from __future__ import annotations
 
-import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import NasforgeError
-from ..spaces import SearchSpace
-from .base import Proposal, Strategy
-from .bilevel import BilevelEvolution, chosen, most_accurate, trade_off_report
-from .evolution import RegularizedEvolution
-from .expert import ExpertStrategy
-from .random import RandomSearch
-from .two_stage import TwoStageEvolution
+from .base import STRATEGIES, Proposal, Strategy, StrategySettings
 
-STRATEGIES: dict[str, type[Strategy]] = {
-    cls.name: cls for cls in (RandomSearch, RegularizedEvolution, ExpertStrategy, TwoStageEvolution, BilevelEvolution)
-}
+if TYPE_CHECKING:
+    from ..spaces import SearchSpace
 
 
 def strategy_class(name: str) -> type[Strategy]:
-    if name not in STRATEGIES:
-        raise NasforgeError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
-    return STRATEGIES[name]
+    return STRATEGIES.get(name)
 
 
-def make_strategy(name: str, space: SearchSpace, rng: np.random.Generator, budget: int, **options: Any) -> Strategy:
+def make_strategy(name: str, space: SearchSpace, rng: np.random.Generator, budget: int,
+                  settings: StrategySettings | dict[str, Any] | None = None, task: str | None = None,
+                  **options: Any) -> Strategy:
+    """Build a registered strategy. ``settings`` (or keyword ``options``) are validated by the
+    strategy's own settings model: a setting it does not have is an error, never dropped."""
     cls = strategy_class(name)
-    accepted = inspect.signature(cls.__init__).parameters
-    return cls(space, rng, budget, **{k: v for k, v in options.items() if k in accepted and v is not None})
+    if not isinstance(settings, StrategySettings):
+        from ..config import validated
+
+        settings = validated(cls.Settings, {**(settings or {}), **options, "name": name}, f"strategy.{name}")
+    return cls.create(space, rng, budget, settings, task)
 
 
 def check_strategy(name: str, space: SearchSpace) -> None:
@@ -37,5 +38,5 @@ def check_strategy(name: str, space: SearchSpace) -> None:
     strategy_class(name).check_space(space)
 
 
-__all__ = ["Proposal", "Strategy", "STRATEGIES", "make_strategy", "check_strategy", "RandomSearch",
-           "RegularizedEvolution", "ExpertStrategy", "TwoStageEvolution", "BilevelEvolution", "chosen", "most_accurate", "trade_off_report"]
+__all__ = ["Proposal", "Strategy", "StrategySettings", "STRATEGIES", "make_strategy", "check_strategy",
+           "strategy_class"]

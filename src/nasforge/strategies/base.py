@@ -8,12 +8,27 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from ..errors import NasforgeError
-from ..spaces import Genome, SearchSpace
+from ..registry import Registry
+
+if TYPE_CHECKING:
+    from ..spaces import Genome, SearchSpace
+
+
+class StrategySettings(BaseModel):
+    """A strategy's own settings (the ``[strategy]`` table); ``name`` picks the strategy.
+
+    Each strategy subclasses this with ``name: Literal["its-name"]`` and its fields; the run
+    configuration is the union of them, so a setting another strategy owns is an error.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
 
 
 @dataclass
@@ -26,7 +41,29 @@ class Proposal:
 
 
 class Strategy(ABC):
+    """Subclasses register with ``@STRATEGIES.register`` and name their ``Settings`` model."""
+
     name: str = "base"
+    Settings: ClassVar[type[StrategySettings]]
+    legacy_section: ClassVar[str | None] = None  # the table its settings had in configs before 0.2
+    family: ClassVar[str | None] = None  # the one space family it searches, if it is bound to one
+
+    @classmethod
+    def create(cls, space: SearchSpace, rng: np.random.Generator, budget: int, settings: StrategySettings,
+               task: str | None = None) -> "Strategy":
+        """Build from validated settings; the default passes every setting as a keyword."""
+        return cls(space, rng, budget, **settings.model_dump(exclude={"name"}))
+
+    @classmethod
+    def weight_inheritance(cls, settings: StrategySettings, budget: int) -> dict[str, Any] | None:
+        """Options for the search space's weight-inheritance store, if this strategy wants
+        candidates to start from inherited weights (TS-ENAS); None trains from scratch."""
+        return None
+
+    @classmethod
+    def summary(cls, records: Sequence[Any], settings: StrategySettings) -> str | None:
+        """Text to print after a search (bi-level's trade-off); None for nothing."""
+        return None
 
     def __init__(self, space: SearchSpace, rng: np.random.Generator, budget: int):
         self.check_space(space)
@@ -61,3 +98,6 @@ class Strategy(ABC):
 
     def describe(self) -> str:
         return self.name
+
+
+STRATEGIES: Registry[type[Strategy]] = Registry("strategy", "nasforge.strategies")

@@ -32,19 +32,19 @@ from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ..errors import InvalidGenome, NasforgeError
 from ..spaces import Genome, MLPGenome, MLPSpace, SearchSpace, genome_from_dict
-from .base import Proposal, Strategy
+from .base import STRATEGIES, Proposal, Strategy, StrategySettings
 
 
-class BilevelSettings(BaseModel):
-    """The upper level's knobs (``[strategy.bilevel]`` in a config file)."""
+class BilevelSettings(StrategySettings):
+    """The upper level's knobs (the ``[strategy]`` table with ``name = "bilevel"``)."""
 
-    model_config = ConfigDict(extra="forbid")
-    population: int | None = Field(default=None, ge=2, le=10000,
-                                   description="members per generation; default budget/5 between 4 and 30")
+    name: Literal["bilevel"] = "bilevel"
+    population_size: int | None = Field(default=None, ge=2, le=10000, json_schema_extra={"flag": "--population"},
+                                        description="members per generation; default budget/5 between 4 and 30")
     rho: float = Field(default=10.0, ge=0, description="weight of the performance shortfall below tau")
     tolerance: float = Field(default=0.01, ge=0, le=1, description="tau = best perf seen - tolerance")
     tau: float | None = Field(default=None, ge=0, le=1, description="a fixed target instead of the moving one")
@@ -83,8 +83,20 @@ class Member:
     seq: int  # order of the tell, the last tie-breaker
 
 
+@STRATEGIES.register
 class BilevelEvolution(Strategy):
     name = "bilevel"
+    Settings = BilevelSettings
+    legacy_section = "bilevel"
+
+    @classmethod
+    def create(cls, space: SearchSpace, rng: np.random.Generator, budget: int, settings: BilevelSettings,
+               task: str | None = None) -> "BilevelEvolution":
+        return cls(space, rng, budget, bilevel=settings)
+
+    @classmethod
+    def summary(cls, records: Sequence[Any], settings: BilevelSettings) -> str | None:
+        return trade_off_report(records, settings)
 
     @classmethod
     def check_space(cls, space: SearchSpace) -> None:
@@ -97,7 +109,7 @@ class BilevelEvolution(Strategy):
         super().__init__(space, rng, budget)
         self.space: MLPSpace = space
         self.settings = bilevel or BilevelSettings()
-        self.population_size = self.settings.population or population_size or default_population(budget)
+        self.population_size = self.settings.population_size or population_size or default_population(budget)
         self.params_max = self.settings.params_max or largest_params(space)
         self.population: list[Member] = []  # survivors of the last selection
         self.pool: list[Member] = []  # told since the last selection

@@ -14,10 +14,15 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-import numpy as np
+from typing import TYPE_CHECKING, Literal, Optional
 
-from ..spaces import Genome, SearchSpace
-from .base import Proposal, Strategy
+import numpy as np
+from pydantic import Field
+
+from .base import STRATEGIES, Proposal, Strategy, StrategySettings
+
+if TYPE_CHECKING:
+    from ..spaces import Genome, SearchSpace
 
 
 @dataclass(frozen=True)
@@ -37,8 +42,19 @@ def default_sample(population: int) -> int:
     return max(2, math.ceil(population / 4))
 
 
+class EvolutionSettings(StrategySettings):
+    name: Literal["evolution"] = "evolution"
+    population_size: Optional[int] = Field(default=None, ge=2, le=100000, description=(
+        "P, the population (default budget/4, 5..100; the paper: 100)"), json_schema_extra={"flag": "--population"})
+    sample_size: Optional[int] = Field(default=None, ge=1, le=100000, description=(
+        "S, members sampled per tournament (default P/4, at least 2; the paper: 25)"),
+        json_schema_extra={"flag": "--sample"})
+
+
+@STRATEGIES.register
 class RegularizedEvolution(Strategy):
     name = "evolution"
+    Settings = EvolutionSettings
 
     def __init__(self, space: SearchSpace, rng: np.random.Generator, budget: int,
                  population_size: int | None = None, sample_size: int | None = None):

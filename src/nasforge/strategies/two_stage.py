@@ -34,23 +34,24 @@ from dataclasses import dataclass
 from typing import Any, Callable, Literal, Optional, Sequence, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ..errors import NasforgeError
 from ..spaces import SearchSpace
 from ..spaces.cells import CellsGenome, CellsSpace
-from .base import Proposal, Strategy
+from .base import STRATEGIES, Proposal, Strategy, StrategySettings
 
 T = TypeVar("T")
 PAPER_BUDGET = 100 * 101 + 30 * 2 * 50  # P=100 for T0=100 generations after the first, then S=30 for T1=50
 
 
-class TwoStageSettings(BaseModel):
+class TwoStageSettings(StrategySettings):
     """TS-ENAS settings; defaults are scaled for CPU, the paper's values are in each description."""
 
-    model_config = ConfigDict(extra="forbid")
-    population: Optional[int] = Field(default=None, ge=2, le=100000, description=(
-        "P, rough-stage population (paper: 100); default a quarter of the rough budget, 2..100"))
+    name: Literal["ts-enas"] = "ts-enas"
+    population_size: Optional[int] = Field(default=None, ge=2, le=100000, description=(
+        "P, rough-stage population (paper: 100); default a quarter of the rough budget, 2..100"),
+        json_schema_extra={"flag": "--population"})
     rough_fraction: float = Field(default=0.7, gt=0, le=1, description=(
         "share of the budget (evaluations) for the rough stage (paper: 100 of 150 generations, "
         f"10100 of {PAPER_BUDGET} evaluations = 0.77)"))
@@ -60,7 +61,9 @@ class TwoStageSettings(BaseModel):
         "accuracy difference below which individuals share a selection level (paper: not given)"))
     fine_size: Optional[int] = Field(default=None, ge=1, le=100000, description=(
         "S, individuals carried into the fine stage (paper: 30 of P=100); default 30 % of P, at least 1"))
-    inheritance: bool = Field(default=True, description="cell-based weight inheritance (paper: on); off trains from scratch")
+    inheritance: bool = Field(default=True, description=(
+        "cell-based weight inheritance (paper: on); off trains from scratch"),
+        json_schema_extra={"flag": "--no-inheritance", "const": False})
     supernet: Literal["sampled", "stacked"] = Field(default="sampled", description=(
         "how the supernet of all 8 cells is trained: 'stacked' is the paper's fixed stack of the cells; "
         "'sampled' (ours) trains random networks of the space on shared cell weights (see train/inheritance.py)"))
@@ -73,7 +76,7 @@ def plan(settings: TwoStageSettings, budget: int, population_size: int | None = 
     """(P, evaluations of the rough stage, S) for a budget: P defaults to a quarter of the
     rough budget (2..100), the rough stage gets at least the initial population."""
     planned = min(budget, max(1, round(budget * settings.rough_fraction)))
-    population = settings.population or population_size or int(min(100, max(2, planned // 4)))
+    population = settings.population_size or population_size or int(min(100, max(2, planned // 4)))
     fine = min(population, settings.fine_size or max(1, round(0.3 * population)))
     return population, min(budget, max(planned, population)), fine
 
@@ -126,8 +129,22 @@ def environmental_selection(pool: Sequence[T], size: int, alpha: float, fitness:
     return [pool[i] for i in chosen]
 
 
+@STRATEGIES.register
 class TwoStageEvolution(Strategy):
     name = "ts-enas"
+    Settings = TwoStageSettings
+    legacy_section = "two_stage"
+    family = "cells"
+
+    @classmethod
+    def create(cls, space: SearchSpace, rng: np.random.Generator, budget: int, settings: TwoStageSettings,
+               task: str | None = None) -> "TwoStageEvolution":
+        return cls(space, rng, budget, two_stage=settings)
+
+    @classmethod
+    def weight_inheritance(cls, settings: TwoStageSettings, budget: int) -> dict[str, Any] | None:
+        """Options of the space's weight-inheritance store (the evaluator's starting weights)."""
+        return weight_store_options(settings, budget)
 
     @classmethod
     def check_space(cls, space: SearchSpace) -> None:

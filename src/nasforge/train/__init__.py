@@ -1,4 +1,3 @@
-"""Training: gradient descent (trainer), and later evolved weights and weight inheritance."""
-from .trainer import TrainResult, TrainSettings, predict_logits, train
-
-__all__ = ["TrainSettings", "TrainResult", "train", "predict_logits"]
+"""Training: gradient descent (``trainer``), evolved weights (``evolve_weights``), weight
+inheritance (``inheritance``) and their settings (``settings``, torch-free). Import from the
+submodules: this package imports nothing, so reading settings never loads torch."""

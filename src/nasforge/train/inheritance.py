@@ -49,7 +49,8 @@ from torch import nn
 from ..data import Task
 from ..spaces.cell_model import CellPlan, SuperNet
 from ..spaces.cells import NORMAL_CODES, REDUCTION_CODES, CellsSpace, output_nodes, published_cells
-from .trainer import TrainSettings, make_optimizer, predict_logits
+from .settings import TrainSettings
+from .trainer import make_optimizer, predict_logits
 
 VERSION = 2
 MODES = ("sampled", "stacked")

@@ -14,27 +14,8 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
-
 from ..errors import TrialFailed
-
-
-class TrainSettings(BaseModel):
-    """How each candidate is trained (all of it configurable, defaults tuned for small data)."""
-
-    model_config = ConfigDict(extra="forbid")
-    optimizer: str = Field(default="adam", pattern="^(adam|adamw|sgd)$")
-    lr: float = Field(default=3e-3, gt=0, le=10)
-    weight_decay: float = Field(default=0.0, ge=0, le=1)
-    epochs: int = Field(default=40, ge=1, le=100000)
-    batch_size: int = Field(default=64, ge=1, le=1_000_000)
-    patience: int = Field(default=6, ge=0, le=100000, description="epochs without validation improvement; 0 = off")
-    method: str = Field(default="gradient", pattern="^(gradient|de|hybrid)$",
-                        description="gradient descent, differential evolution of the weights, or DE then gradient")
-    de_population: int = Field(default=32, ge=4, le=100000)
-    de_generations: int = Field(default=100, ge=1, le=10_000_000)
-    de_f: float = Field(default=0.5, gt=0, le=2)
-    de_cr: float = Field(default=0.9, ge=0, le=1)
+from .settings import TrainSettings
 
 
 @dataclass

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ...spaces import Genome, SearchSpace
-from ..base import Proposal, Strategy
+from ..base import STRATEGIES, Proposal, Strategy
 from .compliance import check_compliance
 from .conflicts import resolve
 from .designer import RuleDesigner, applicable, describe_change, family_of
@@ -51,8 +51,16 @@ def _pairs(items: list[tuple[str, float]]) -> list[list[Any]]:
     return [[code, round(float(weight), 6)] for code, weight in items]
 
 
+@STRATEGIES.register
 class ExpertStrategy(Strategy):
     name = "expert"
+    Settings = ExpertSettings
+    legacy_section = "expert"
+
+    @classmethod
+    def create(cls, space: SearchSpace, rng: np.random.Generator, budget: int, settings: ExpertSettings,
+               task: str | None = None) -> "ExpertStrategy":
+        return cls(space, rng, budget, expert=settings, task=task)
 
     @classmethod
     def check_space(cls, space: SearchSpace) -> None:

@@ -9,15 +9,20 @@ drive a search; the test column is reported beside it and never selects anything
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from .errors import NasforgeError, TrialFailed
-from .evaluator import Evaluation
-from .spaces.base import Genome
-from .spaces.nb201 import NB201Genome
+from ..errors import NasforgeError, TrialFailed
+from ..spaces.base import Genome
+from ..spaces.nb201 import NB201Genome
+from .base import EVALUATORS, Evaluation
+
+if TYPE_CHECKING:
+    from ..config import SearchConfig
+    from ..data import Task
+    from ..spaces import SearchSpace
 
 # Dataset name -> column prefix, and the class count of the benchmark's network for each.
 DATASETS: dict[str, str] = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet": "imagenet"}
@@ -126,8 +131,9 @@ class NB201Table:
         return self.archs[row], float(values[row])
 
 
+@EVALUATORS.register
 class TabularEvaluator:
-    """Drop-in for nasforge.evaluator.Evaluator that looks cells up instead of training them.
+    """The ``table`` evaluator: looks NAS-Bench-201 cells up instead of training them.
 
     Metrics: ``val_acc`` and ``test_acc`` (fractions), ``params`` (closed-form count of the
     benchmark's own network, C=16 and N=5 on 3-channel input, with this dataset's classes;
@@ -135,6 +141,19 @@ class TabularEvaluator:
     running total, and ``queries`` (how many lookups this evaluator has answered). The
     shared table holds one training run per cell, so ``seed`` does not change the result.
     """
+
+    name = "table"
+    needs_task = False
+    weights = None  # nothing is trained, so nothing is inherited
+
+    @classmethod
+    def from_config(cls, config: SearchConfig, task: Task | None, space: SearchSpace, out: Path) -> "TabularEvaluator":
+        bench = config.benchmark
+        assert bench is not None, "the table evaluator needs the [benchmark] settings"
+        return cls(NB201Table(bench.file), bench.dataset, bench.seconds_per_query)
+
+    def learn(self, genome: Genome, evaluation: Evaluation) -> None:
+        """Nothing to learn from a looked-up result."""
 
     def __init__(self, table: NB201Table, dataset: str, seconds_per_query: float = 0.0):
         if not seconds_per_query >= 0:

@@ -1,6 +1,7 @@
-"""Turns a genome into measured metrics; never knows which strategy asked.
+"""The training evaluator: turns a genome into measured metrics; never knows which strategy asked.
 
-One evaluation: build the network under a seed, train it (early stopping on validation
+One evaluation: build the network under a seed (starting from inherited weights where the
+strategy asked for them and the space keeps a store), train it (early stopping on validation
 loss), then measure accuracy and macro-F1 on every split, parameters, FLOPs, serialised
 size, single-sample and batch latency, FPS and energy. Test metrics are recorded for the
 report only; nothing in nasforge selects on them.
@@ -9,78 +10,86 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from sklearn.metrics import f1_score
 
-from . import measure
-from .data import Task
-from .errors import TrialFailed
-from .spaces import Genome
-from .train import TrainResult, TrainSettings, predict_logits, train
+from ..data import Task
+from ..errors import TrialFailed
+from ..measure.cost import count_flops, count_params, latency_seconds, model_size_bytes
+from ..measure.energy import energy_meter
+from ..measure.settings import MeasureSettings
+from ..spaces import Genome
+from ..strategies import STRATEGIES
+from ..train.settings import TrainSettings
+from ..train.trainer import TrainResult, predict_logits, train
+from .base import EVALUATORS, Evaluation, WeightSource
 
-
-class MeasureSettings(BaseModel):
-    """How latency is measured (warm-up runs, timed repeats, batch size)."""
-
-    model_config = ConfigDict(extra="forbid")
-    batch_size: int = Field(default=64, ge=1, le=100000)
-    warmup: int = Field(default=5, ge=0, le=1000)
-    repeats: int = Field(default=30, ge=1, le=10000)
-    backend: str = Field(default="torch", pattern="^(torch|onnx)$",
-                         description="onnx: also measure latency in onnxruntime after an ONNX export")
-    power: measure.PowerSettings = Field(default_factory=measure.PowerSettings)
+if TYPE_CHECKING:
+    from ..config import SearchConfig
+    from ..spaces import SearchSpace
 
 
 def model_costs(model: torch.nn.Module, input_shape: tuple[int, ...], X: torch.Tensor, ms: MeasureSettings) -> dict[str, Any]:
     """Size and speed of a trained model: parameters, FLOPs, serialised size, single-sample
     and batch latency and FPS on inputs from ``X`` (and in onnxruntime with backend onnx)."""
-    single = measure.latency_seconds(model, X[:1], ms.warmup, ms.repeats)
+    single = latency_seconds(model, X[:1], ms.warmup, ms.repeats)
     batch_x = X[: ms.batch_size]
-    batch = measure.latency_seconds(model, batch_x, ms.warmup, ms.repeats)
+    batch = latency_seconds(model, batch_x, ms.warmup, ms.repeats)
     costs: dict[str, Any] = dict(
-        params=measure.count_params(model),
-        flops=measure.count_flops(model, input_shape),
-        size_bytes=measure.model_size_bytes(model),
+        params=count_params(model),
+        flops=count_flops(model, input_shape),
+        size_bytes=model_size_bytes(model),
         latency_ms=single * 1e3,
         batch_latency_ms=batch * 1e3,
         fps=len(batch_x) / batch if batch > 0 else float("inf"),
     )
     if ms.backend == "onnx":
-        from .measure.onnx import onnx_latency
+        from ..measure.onnx import onnx_latency
 
         o = onnx_latency(model, batch_x, ms.warmup, ms.repeats)
         costs.update(onnx_latency_ms=o["latency_ms"], onnx_batch_latency_ms=o["batch_latency_ms"], onnx_fps=o["fps"])
     return costs
 
 
-@dataclass
-class Evaluation:
-    metrics: dict[str, Any]
-    state_dict: dict[str, torch.Tensor] = field(repr=False)
-
-
-def _accuracy_f1(logits: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+def accuracy_f1(logits: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     pred = logits.argmax(1)
     acc = float((pred == y).float().mean()) if len(y) else float("nan")
     f1 = float(f1_score(y.numpy(), pred.numpy(), average="macro", zero_division=0)) if len(y) else float("nan")
     return acc, f1
 
 
-class WeightSource(Protocol):
-    """Where a new network's starting weights may come from (TS-ENAS's weight inheritance)."""
+def measure_trained(model: torch.nn.Module, task: Task, ms: MeasureSettings,
+                    splits: dict[str, tuple[torch.Tensor, torch.Tensor]], infer_on: torch.Tensor) -> dict[str, Any]:
+    """Everything measured on a trained model, by the search and by the final training alike:
+    accuracy and macro-F1 on each of ``splits``, the energy of inference on ``infer_on``, and
+    size and speed (:func:`model_costs`)."""
+    metrics: dict[str, Any] = {}
+    for split, (X, y) in splits.items():
+        metrics[f"{split}_acc"], metrics[f"{split}_f1"] = accuracy_f1(predict_logits(model, X), y)
+    with energy_meter(ms.power) as infer_energy:
+        predict_logits(model, infer_on)
+    metrics.update(model_costs(model, task.input_shape, task.X_val, ms), infer_energy_kwh=infer_energy.kwh)
+    return metrics
 
-    def initialise(self, model: torch.nn.Module, genome: Genome) -> bool:
-        """Copy stored weights into ``model``; True if anything was inherited."""
 
-    def update(self, model: torch.nn.Module, genome: Genome, metrics: dict[str, Any]) -> None:
-        """Learn from a trained, measured network (e.g. keep the best weights per cell type)."""
+@EVALUATORS.register
+class TrainingEvaluator:
+    """Builds each genome under its seed, trains it, and measures it on this machine."""
 
+    name = "training"
+    needs_task = True
 
-class Evaluator:
+    @classmethod
+    def from_config(cls, config: SearchConfig, task: Task | None, space: SearchSpace, out: Path) -> "TrainingEvaluator":
+        assert task is not None, "the training evaluator trains on the run's task"
+        options = STRATEGIES.get(config.strategy.name).weight_inheritance(config.strategy, config.budget)
+        weights = (space.weight_store(task, config.train, out / "cell_weights.pt", config.seed, **options)
+                   if options is not None else None)
+        return cls(task, config.train, config.measure, weights)
+
     def __init__(self, task: Task, train_settings: TrainSettings | None = None,
                  measure_settings: MeasureSettings | None = None, weights: WeightSource | None = None):
         self.task = task
@@ -109,7 +118,7 @@ class Evaluator:
         task = self.task
         if s.method == "gradient":
             return train(model, task.X_train, task.y_train, task.X_val, task.y_val, s, generator)
-        from .train.evolve_weights import DEConfig, evolve_weights
+        from ..train.evolve_weights import DEConfig, evolve_weights
 
         config = DEConfig(population=s.de_population, generations=s.de_generations, F=s.de_f, CR=s.de_cr, seed=seed,
                           patience=s.patience or None)
@@ -137,21 +146,16 @@ class Evaluator:
         genome_decay = float(getattr(genome, "weight_decay", 0.0) or 0.0)  # the net family's regularisation gene
         if genome_decay:
             settings = settings.model_copy(update={"weight_decay": settings.weight_decay + genome_decay})
-        with measure.energy_meter(ms.power) as train_energy:
+        with energy_meter(ms.power) as train_energy:
             result = self._train(model, settings, generator, seed)
-        metrics: dict[str, Any] = {}
-        for split, X, y in (("train", task.X_train, task.y_train), ("val", task.X_val, task.y_val), ("test", task.X_test, task.y_test)):
-            metrics[f"{split}_acc"], metrics[f"{split}_f1"] = _accuracy_f1(predict_logits(model, X), y)
-        with measure.energy_meter(ms.power) as infer_energy:
-            predict_logits(model, task.X_val)
-        metrics.update(model_costs(model, task.input_shape, task.X_val, ms))
+        splits = {"train": (task.X_train, task.y_train), "val": (task.X_val, task.y_val), "test": (task.X_test, task.y_test)}
+        metrics = measure_trained(model, task, ms, splits, infer_on=task.X_val)
         metrics.update(
             val_loss=result.best_val_loss,
             train_seconds=result.seconds,
             epochs=result.epochs,
             best_epoch=result.best_epoch,
             train_energy_kwh=train_energy.kwh,
-            infer_energy_kwh=infer_energy.kwh,
             energy_source=train_energy.source,
             inherited=inherited,
         )

@@ -1,0 +1,6 @@
+"""``python -m nasforge.cli``: the same as the ``nasforge`` command."""
+import sys
+
+from . import main
+
+sys.exit(main())

@@ -1,0 +1,132 @@
+"""Commands that read runs and data without training anything: show, datasets, report,
+compare, dashboard, and the summary printed at the end of a search. Torch-free."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from ..data import BUILTINS
+from ..errors import NasforgeError
+from ..strategies import STRATEGIES
+
+if TYPE_CHECKING:
+    from ..config import SearchConfig
+    from ..storage import TrialRecord
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def genome_text(record: TrialRecord) -> str:
+    """A genome's summary, escaped: '[fa,usf]' is text, not a rich style tag."""
+    from ..spaces import genome_from_dict
+
+    try:
+        return escape(genome_from_dict(record.genome).summary())
+    except NasforgeError:
+        return escape(json.dumps(record.genome))
+
+
+def print_best(out: Path, quiet: bool = False, config: SearchConfig | None = None) -> None:
+    """The end of a search: the strategy's own summary (if it has one), then the best trial."""
+    from ..runs import best_trial, read_trials
+
+    trials = read_trials(out)
+    best = best_trial(trials)
+    if quiet:
+        return
+    if config is not None:
+        summary = STRATEGIES.get(config.strategy.name).summary(trials, config.strategy)
+        if summary:
+            print(summary)
+    console = Console(soft_wrap=True)
+    if best is None:
+        failed = [t for t in trials if t.state == "failed"]
+        first = failed[0].error if failed else "no trials"
+        console.print(f"no candidate trained successfully in {out}; first error: {escape(str(first))}")
+        return
+    b, m = best, best.metrics
+    console.print(f"\nbest: trial {b.number}  {genome_text(b)}")
+    accuracy = [f"{label} {fmt(m[key])}" for key, label in
+                (("val_acc", "validation accuracy"), ("test_acc", "test accuracy"), ("test_f1", "test macro-F1")) if key in m]
+    console.print("  " + "   ".join(accuracy))
+    if "latency_ms" in m:
+        console.print(f"  {m['params']} parameters, {m['flops']} FLOPs, latency {fmt(m['latency_ms'], 3)} ms, "
+                      f"{fmt(m['fps'], 0)} samples/s, trained in {fmt(m['train_seconds'], 2)} s")
+    failed = sum(t.state == "failed" and not t.interrupted for t in trials)
+    saved = f"saved to {out}/best/" + (f"; in Python: nasforge.load_model({str(out)!r})"
+                                        if (out / "best" / "model.pt").is_file() else "")
+    console.print(f"  {sum(t.finished for t in trials)} evaluations ({failed} failed); {saved}")
+
+
+COLUMNS = [("val_acc", "val acc"), ("test_acc", "test acc"), ("test_f1", "test F1"), ("params", "params"),
+           ("flops", "FLOPs"), ("latency_ms", "latency ms"), ("train_seconds", "train s")]
+
+
+def cmd_show(args: argparse.Namespace) -> None:
+    from ..runs import best_trial, read_trials
+
+    records = read_trials(args.run)
+    trials = sorted(records, key=lambda t: t.number)
+    if args.top:
+        trials = sorted((t for t in trials if t.fitness is not None), key=lambda t: -t.fitness)[: args.top]
+    if args.json:
+        print(json.dumps([t.__dict__ for t in trials], indent=1, default=str))
+        return
+    table = Table(title=f"{args.run}: {len(records)} trials")
+    for name in ["#", "status", "genome", "fitness", *(label for _, label in COLUMNS), "parent", "operator"]:
+        table.add_column(name, overflow="fold")
+    best = best_trial(records)
+    best_number = best.number if best else None
+    for t in trials:
+        status = t.state + (" (interrupted)" if t.interrupted else "") + (" *best*" if t.number == best_number else "")
+        cells = [fmt(t.metrics.get(key), 3 if key == "latency_ms" else 2 if key == "train_seconds" else 4) for key, _ in COLUMNS]
+        table.add_row(str(t.number), status, genome_text(t), fmt(t.fitness), *cells,
+                      ",".join(map(str, t.parents)) or "-", t.operator)
+        if t.error:
+            table.add_row("", "", f"[red]{escape(t.error)}[/red]", *[""] * (len(COLUMNS) + 3))
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+
+
+def cmd_datasets(args: argparse.Namespace) -> None:
+    for name in sorted(BUILTINS):
+        print(f"{name:10s} {BUILTINS[name].description}")
+    print("your own:  --csv FILE --target COLUMN")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from ..report import write_report
+
+    print(write_report(args.run, args.output))
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from ..report import write_comparison
+
+    print(write_comparison(args.runs, args.output))
+
+
+def cmd_dashboard(args: argparse.Namespace) -> None:
+    from ..report import dashboard_command
+
+    command = dashboard_command(args.run)
+    if Path(command[0]).is_file() or shutil.which(command[0]):
+        os.execvp(command[0], command)
+    print("optuna-dashboard is not installed: pip install optuna-dashboard, then run:\n  " + " ".join(command))
+
+
