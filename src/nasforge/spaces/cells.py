@@ -6,7 +6,7 @@ the 8 published cells of Table II (1-4 normal, 5-8 reduction: AmoebaNet-A, NASNe
 DARTS (V2), CARS-H). That triple is the paper's level-1 encoding (``level1()``).
 
 Level 2 is each cell's inside: intermediate nodes k = 2, 3, ... as 4-tuples
-``(x_i, x_j, o_i, o_j)`` (two earlier nodes, two op codes of nasforge.spaces.cell_ops; nodes
+``(x_i, x_j, o_i, o_j)`` (two earlier nodes, two op codes of nasforge.spaces.vocabulary.CELL_OPS; nodes
 0 and 1 are the cell inputs: 0 reads a2, 1 reads the previous cell, as in the DARTS genotype
 format). The genome always stores level 2, so a fine-stage edit is just another genome.
 
@@ -25,16 +25,18 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import InvalidGenome, NasforgeError
 from .base import Genome, SearchSpace
-from .cell_model import CellPlan, CellsNetwork, Node
-from .cell_ops import MUTABLE_OPS, OP_CODES, OPS
+from .cell_plan import CellPlan, Node
+from .vocabulary import CELL_OPS as OPS
+
+if TYPE_CHECKING:
+    import torch
 
 PUBLISHED_FILE = Path(__file__).with_name("published_cells.json")
 CELL_CODES: dict[int, tuple[str, str]] = {  # Table II
@@ -43,6 +45,10 @@ CELL_CODES: dict[int, tuple[str, str]] = {  # Table II
 }
 NORMAL_CODES, REDUCTION_CODES = (1, 2, 3, 4), (5, 6, 7, 8)
 LETTERS = {"AmoebaNet": "A", "NASNet": "N", "DARTS_V2": "D", "CARS_H": "C"}
+OP_CODES: dict[str, int] = {name: code for code, name in OPS.items()}
+# What edge mutation may choose: every real op. ``none`` would only delete an edge, which
+# node pruning already does more cleanly.
+MUTABLE_OPS: tuple[int, ...] = tuple(code for code in OPS if code != 0)
 
 
 @dataclass(frozen=True)
@@ -165,10 +171,14 @@ class CellsGenome(Genome):
     def build(self, input_shape: tuple[int, ...], n_classes: int) -> torch.nn.Module:
         if len(input_shape) != 3:
             raise ValueError(f"cells networks take images (channels, height, width), got input shape {input_shape}")
+        from .cell_model import CellsNetwork
+
         return CellsNetwork(self.plans(), tuple(input_shape), n_classes, self.channels, self.stem_size)
 
     def n_params(self, input_shape: tuple[int, ...], n_classes: int) -> int:
         """Parameter count, from a network built on the meta device (no memory, no init)."""
+        import torch
+
         with torch.device("meta"):
             return sum(p.numel() for p in self.build(input_shape, n_classes).parameters())
 

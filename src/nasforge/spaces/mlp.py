@@ -5,37 +5,17 @@ rate after every hidden layer and the learning rule of the output layer.
 """
 from __future__ import annotations
 
-import math
-from functools import partial
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from pydantic import Field
 
 from ..errors import InvalidGenome
 from .base import Genome, SearchSpace
+from .vocabulary import ACTIVATIONS, Activation, Rule
 
-ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
-    "relu": torch.nn.ReLU,
-    "tanh": torch.nn.Tanh,
-    "sigmoid": torch.nn.Sigmoid,
-    "gelu": torch.nn.GELU,
-    "elu": torch.nn.ELU,
-    "leaky_relu": torch.nn.LeakyReLU,
-    "silu": torch.nn.SiLU,
-}
-Activation = Literal["relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu", "silu"]
-Rule = Literal["backprop", "fa", "usf", "brsf", "frsf"]
-
-
-def linear_layer(n_in: int, n_out: int, rule: str) -> torch.nn.Linear:
-    """A Linear layer trained with ``rule`` (plain nn.Linear for backprop)."""
-    if rule == "backprop":
-        return torch.nn.Linear(n_in, n_out)
-    from ..learning_rules import RuleLinear
-
-    return RuleLinear(n_in, n_out, rule=rule)
+if TYPE_CHECKING:
+    import torch
 
 
 class Dense(Genome):
@@ -51,15 +31,9 @@ class MLPGenome(Genome):
     output_rule: Rule = "backprop"
 
     def build(self, input_shape: tuple[int, ...], n_classes: int) -> torch.nn.Module:
-        modules: list[torch.nn.Module] = [torch.nn.Flatten()]
-        width = math.prod(input_shape)
-        for layer in self.layers:
-            modules += [linear_layer(width, layer.units, layer.rule), ACTIVATIONS[layer.activation]()]
-            if self.dropout > 0:
-                modules.append(torch.nn.Dropout(self.dropout))
-            width = layer.units
-        modules.append(linear_layer(width, n_classes, self.output_rule))
-        return torch.nn.Sequential(*modules)
+        from .mlp_model import build_mlp
+
+        return build_mlp(self, input_shape, n_classes)
 
     def n_params(self, input_dim: int, n_classes: int) -> int:
         widths = [input_dim, *(layer.units for layer in self.layers), n_classes]

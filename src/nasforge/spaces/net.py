@@ -8,24 +8,27 @@ implicit classifier ``Linear(n_classes)`` and ``regularization``: the weight-dec
 coefficient, exposed as ``genome.weight_decay``, which the trainer should use. A dense
 layer (or the classifier) after an image tensor flattens it implicitly.
 
-The search space, :class:`~nasforge.spaces.net_space.NetSpace` (also importable from
-here), has LEMONADE's instructions (SPEC §4) as its mutation operators, one method each;
-:data:`INSTRUCTION_OPERATORS` maps the instruction codes to their names.
+The search space, :class:`~nasforge.spaces.net_space.NetSpace`, has LEMONADE's
+instructions (SPEC §4) as its mutation operators, one method each;
+:data:`INSTRUCTION_OPERATORS` maps the instruction codes to their names. This module does
+not import the space (the space imports the genome), and the layers and shape rules come
+from :mod:`nasforge.spaces.net_layers`, so nothing here needs torch until ``build``.
 """
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from pydantic import Field, field_validator
 
 from .base import Genome
-from .mlp import Rule
-from .net_model import (
-    ConvLayer, DenseLayer, DropoutLayer, GlobalPoolLayer, Init, Layer, PoolLayer, Shape, Skip,
-    build_model, check_skips, count_params, trace_shapes,
+from .net_layers import (
+    ConvLayer, DenseLayer, DropoutLayer, Layer, PoolLayer, Shape, Skip, check_skips, count_params, trace_shapes,
 )  # fmt: skip
+from .vocabulary import Init, Rule
+
+if TYPE_CHECKING:
+    import torch
 
 REGULARIZATIONS: tuple[float, ...] = (0.0, 1e-5, 1e-4, 1e-3, 1e-2)
 INSTRUCTION_OPERATORS: dict[str, str] = {
@@ -82,6 +85,8 @@ class NetGenome(Genome):
         return shapes
 
     def build(self, input_shape: tuple[int, ...], n_classes: int) -> torch.nn.Module:
+        from .net_model import build_model
+
         return build_model(self.layers, self.skips, input_shape, n_classes, self.init, self.output_rule)
 
     def n_params(self, input_shape: tuple[int, ...], n_classes: int) -> int:
@@ -134,11 +139,3 @@ class NetGenome(Genome):
     def schema_json(cls) -> str:
         return json.dumps(cls.json_schema(), indent=2)
 
-
-def __getattr__(name: str) -> Any:
-    """``from nasforge.spaces.net import NetSpace`` without a circular import."""
-    if name == "NetSpace":
-        from .net_space import NetSpace
-
-        return NetSpace
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

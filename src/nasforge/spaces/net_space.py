@@ -8,18 +8,18 @@ and drop those that no longer fit.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, get_args
+from typing import Any, Callable
 
 import numpy as np
 
 from ..errors import InvalidGenome
 from .base import Genome, SearchSpace
-from .mlp import Rule
 from .net import INSTRUCTION_OPERATORS, REGULARIZATIONS, NetGenome
-from .net_model import (
-    INITS, WIDTHS, Activation, ConvLayer, DenseLayer, DropoutLayer, GlobalPoolLayer, Layer, PoolLayer, Skip,
+from .net_layers import (
+    NET_ACTIVATIONS, WIDTHS, ConvLayer, DenseLayer, DropoutLayer, GlobalPoolLayer, Layer, PoolLayer, Skip,
     input_image_shape, skip_problem, trace_shapes,
 )  # fmt: skip
+from .vocabulary import INITS, LEARNING_RULES, POOL_OPS
 
 
 def _insert(g: NetGenome, at: int, layer: Layer) -> NetGenome:
@@ -83,8 +83,8 @@ class NetSpace(SearchSpace):
             raise InvalidGenome(f"bad layer bounds: conv {min_conv}..{max_conv}, dense {min_dense}..{max_dense}")
         for name, grid, allowed in (("channels", channels, WIDTHS), ("units", units, WIDTHS),
                                     ("kernels", kernels, (1, 3, 5, 7)), ("inits", inits, INITS),
-                                    ("activations", activations, get_args(Activation)),
-                                    ("rules", rules, get_args(Rule)), ("dropouts", dropouts, None),
+                                    ("activations", activations, NET_ACTIVATIONS),
+                                    ("rules", rules, LEARNING_RULES), ("dropouts", dropouts, None),
                                     ("regularizations", regularizations, REGULARIZATIONS)):  # fmt: skip
             if allowed is None:  # dropout rates: any in (0, 1)
                 allowed = tuple(r for r in grid if 0 < r < 1)
@@ -141,7 +141,7 @@ class NetSpace(SearchSpace):
             size = (size + 1) // 2 if stride == 2 else size
             layers.append(self._conv(rng, self.channels[width], stride, act))
             if stride == 1 and size >= 4 and rng.random() < 0.3:
-                layers.append(PoolLayer(op=self._pick(rng, ("max", "avg"))))
+                layers.append(PoolLayer(op=self._pick(rng, POOL_OPS)))
                 size //= 2
         if any(isinstance(layer, ConvLayer) for layer in layers) and rng.random() < 0.7:
             layers.append(GlobalPoolLayer())

@@ -25,7 +25,7 @@ import numpy as np
 from ...errors import InvalidGenome, NasforgeError
 from ...spaces import Genome, MLPGenome, MLPSpace, NetGenome, NetSpace, SearchSpace
 from ...spaces.mlp import Dense
-from ...spaces.net_model import ConvLayer, DenseLayer, GlobalPoolLayer, PoolLayer
+from ...spaces.net_layers import ConvLayer, DenseLayer, GlobalPoolLayer, PoolLayer
 
 MLP_APPLICABLE: frozenset[str] = frozenset({"ADL", "RDL", "AMN", "RN", "AD", "RD", "AR", "RR"})
 

@@ -28,8 +28,6 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-import torch
-
 from ...errors import InvalidGenome
 from ...spaces import Genome, SearchSpace, parse_genome
 from .designer import input_shape, reply_schema, space_bounds
@@ -226,6 +224,8 @@ def _strip_fences(text: str) -> str:
 
 def check_reply(space: SearchSpace, content: str) -> Genome:
     """Parse, validate (schema, then the space's bounds), build and run the reply's genome."""
+    import torch  # only here: the expert system itself (rules, prompts, schemas) needs no torch
+
     try:
         data = json.loads(_strip_fences(content))
     except json.JSONDecodeError as exc:
