@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -29,6 +29,9 @@ class Genome(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     family: ClassVar[str] = "base"
+    instruction_checks: ClassVar[Mapping[str, Callable[[Any, Any], bool]]] = {}
+    """Per LEMONADE instruction code: did ``new`` do what the code asks of ``old``? (the expert
+    system's compliance check, on two genomes of this family; empty: no instruction applies)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"family": self.family, **self.model_dump(mode="json")}

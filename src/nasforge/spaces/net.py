@@ -17,7 +17,7 @@ from :mod:`nasforge.spaces.net_layers`, so nothing here needs torch until ``buil
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from pydantic import Field, field_validator
 
@@ -46,10 +46,45 @@ SCHEMA_DESCRIPTION = (
 )
 
 
+def _total(g: NetGenome, kind: str, attr: str) -> float:
+    return sum(getattr(layer, attr) for layer in g.layers if layer.kind == kind)
+
+
+def _mean(g: NetGenome, kind: str, attr: str) -> float:
+    """Per layer on average, so that adding a layer does not by itself count as widening."""
+    n = g.count(kind)
+    return _total(g, kind, attr) / n if n else 0.0
+
+
+def _dropout(g: NetGenome) -> tuple[int, float]:
+    return g.count("dropout"), round(_total(g, "dropout", "rate"), 9)
+
+
+# The table of nasforge.strategies.expert.compliance, net column.
+INSTRUCTION_CHECKS: dict[str, Callable[[NetGenome, NetGenome], bool]] = {
+    "ACL": lambda a, b: b.count("conv") > a.count("conv"),
+    "RCL": lambda a, b: b.count("conv") < a.count("conv"),
+    "ASC": lambda a, b: len(b.skips) > len(a.skips),
+    "RSC": lambda a, b: len(b.skips) < len(a.skips),
+    "ADL": lambda a, b: b.count("dense") > a.count("dense"),
+    "RDL": lambda a, b: b.count("dense") < a.count("dense"),
+    "AD": lambda a, b: _dropout(b) > _dropout(a),  # more layers, or as many with higher rates
+    "RD": lambda a, b: _dropout(b) < _dropout(a),
+    "AMK": lambda a, b: _mean(b, "conv", "channels") > _mean(a, "conv", "channels"),
+    "RK": lambda a, b: _mean(b, "conv", "channels") < _mean(a, "conv", "channels"),
+    "AMN": lambda a, b: _mean(b, "dense", "units") > _mean(a, "dense", "units"),
+    "RN": lambda a, b: _mean(b, "dense", "units") < _mean(a, "dense", "units"),
+    "AR": lambda a, b: b.regularization > a.regularization,
+    "RR": lambda a, b: b.regularization < a.regularization,
+    "AWI": lambda a, b: b.init != a.init,
+}  # fmt: skip
+
+
 class NetGenome(Genome):
     """Layers in order, skips between them, init, output rule and weight decay (see module doc)."""
 
     family = "net"
+    instruction_checks = INSTRUCTION_CHECKS
     layers: tuple[Layer, ...] = Field(default=(), max_length=64)
     skips: tuple[Skip, ...] = Field(default=(), max_length=32)
     init: Init = "default"
