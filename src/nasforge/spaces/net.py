@@ -9,8 +9,10 @@ coefficient, exposed as ``genome.weight_decay``, which the trainer should use. A
 layer (or the classifier) after an image tensor flattens it implicitly.
 
 The search space, :class:`~nasforge.spaces.net_space.NetSpace`, has LEMONADE's
-instructions (SPEC §4) as its mutation operators, one method each;
-:data:`INSTRUCTION_OPERATORS` maps the instruction codes to their names. This module does
+instructions (SPEC §4) as its mutation operators, one method each
+(:mod:`nasforge.spaces.net_instructions`); :data:`INSTRUCTION_OPERATORS` maps the
+instruction codes to their names and :data:`INSTRUCTION_CHECKS` tells whether an edit did
+what a code asks. This module does
 not import the space (the space imports the genome), and the layers and shape rules come
 from :mod:`nasforge.spaces.net_layers`, so nothing here needs torch until ``build``.
 """

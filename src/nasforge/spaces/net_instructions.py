@@ -71,6 +71,7 @@ class NetInstructions:
         keep = tuple(s for s in dict.fromkeys(g.skips) if skip_problem(s, shapes) is None)
         return g if keep == g.skips else g.model_copy(update={"skips": keep})
 
+    # --- the instructions: each returns a new genome, or None when it does not apply ---
     def _image_positions(self, g: NetGenome) -> list[int]:
         """Insertion points whose input is still an image (where a conv can go)."""
         if not self.image:
@@ -200,6 +201,7 @@ class NetInstructions:
         rule = self._pick(rng, [r for r in self.rules if r != current])
         return g.model_copy(update={"output_rule": rule}) if at == -1 else _replace(g, at, rule=rule)
 
+    # --- Instructable: what the expert system asks of the space ---
     def applicable(self, code: str) -> bool:
         """Every instruction of Table 3 is an operator here."""
         return code in INSTRUCTION_OPERATORS
@@ -216,7 +218,6 @@ class NetInstructions:
             return None
         return valid_child(self, op, g, rng, tries)  # type: ignore[arg-type]
 
-    # --- what the expert system's designers need to know of the space ---
     def small_genome(self) -> NetGenome:
         """The paper's "simple CNN": two convs (a max pool after the first when the map allows),
         a global pool and one dense layer, at the space's narrow end; dense only for flat inputs."""
