@@ -11,9 +11,8 @@ from conftest import SHARED_DATA
 from nasforge.errors import InvalidGenome, NasforgeError
 from nasforge.spaces.base import parse_genome
 from nasforge.spaces.cell_ops import OPS
-from nasforge.spaces.cells import (
-    CELL_CODES, PUBLISHED_FILE, CellGene, CellsGenome, CellsSpace, is_reduction, published_cells,
-)  # fmt: skip
+from nasforge.spaces.cell_plan import CELL_CODES, PUBLISHED_FILE
+from nasforge.spaces.cells import CellGene, CellsGenome, CellsSpace, is_reduction, published_cells
 
 torch.set_num_threads(1)
 SHARED_CELLS = SHARED_DATA / "published_cells.json"

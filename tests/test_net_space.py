@@ -7,10 +7,11 @@ import torch
 from nasforge.errors import InvalidGenome
 from nasforge.learning_rules import RuleConv2d, RuleLinear
 from nasforge.spaces.base import parse_genome
-from nasforge.spaces.net import INSTRUCTION_OPERATORS, REGULARIZATIONS, NetGenome, NetSpace
-from nasforge.spaces.net_model import (
+from nasforge.spaces.net import INSTRUCTION_OPERATORS, REGULARIZATIONS, NetGenome
+from nasforge.spaces.net_layers import (
     WIDTHS, ConvLayer, DenseLayer, DropoutLayer, GlobalPoolLayer, PoolLayer, Skip,
 )  # fmt: skip
+from nasforge.spaces.net_space import NetSpace
 
 torch.set_num_threads(1)
 IMAGE_SHAPES = [(1, 8, 8), (1, 28, 28), (3, 32, 32)]

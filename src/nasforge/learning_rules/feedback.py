@@ -17,8 +17,7 @@ import math
 
 import torch
 
-RULES: tuple[str, ...] = ("backprop", "fa", "usf", "brsf", "frsf")
-"""Every learning rule a layer can use, in the order the SPEC lists them."""
+from nasforge.spaces.vocabulary import LEARNING_RULES as RULES
 
 # Rules whose feedback needs a random draw kept in a buffer: fa keeps B itself, the
 # random-magnitude sign-concordant rules keep |M| (brsf overwrites it every batch).

@@ -3,19 +3,25 @@
 A genome is an immutable pydantic model: its canonical JSON (sorted keys, no spaces) is the
 identity of an architecture, its id a short hash of that JSON. Pydantic gives validation
 with readable reasons and a JSON Schema for free (the schema is what an LLM designer writes).
+
+Nothing here imports torch, and no genome module does at import time: a family's ``build``
+imports its torch module when it is called, so configs, strategies, the expert system and
+the report can handle genomes in processes that never build a network.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import InvalidGenome
+
+if TYPE_CHECKING:
+    import torch
 
 
 class Genome(BaseModel):
@@ -23,6 +29,9 @@ class Genome(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     family: ClassVar[str] = "base"
+    instruction_checks: ClassVar[Mapping[str, Callable[[Any, Any], bool]]] = {}
+    """Per LEMONADE instruction code: did ``new`` do what the code asks of ``old``? (the expert
+    system's compliance check, on two genomes of this family; empty: no instruction applies)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"family": self.family, **self.model_dump(mode="json")}

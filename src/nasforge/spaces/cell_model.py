@@ -14,26 +14,15 @@ Module names are stable so weights can be inherited by name and shape
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
 
 from .cell_ops import OPS, FactorizedReduce, ReLUConvBN, make_op
+from .cell_plan import CellPlan, Node
 
-Node = tuple[int, int, int, int]  # (x_i, x_j, o_i, o_j): two input nodes, their two op codes
 Size = tuple[int, int]
-
-
-class CellPlan(NamedTuple):
-    """What the network needs to know of one cell (built from a genome's cell)."""
-
-    code: int
-    prev: int  # a1: output index of the previous cell (0 is the stem)
-    other: int  # a2: output index of the other input
-    nodes: tuple[Node, ...]
-    concat: tuple[int, ...]
-    reduction: bool
 
 
 def halve(size: Size) -> Size:

@@ -1,8 +1,6 @@
-"""The operations inside TS-ENAS cells: the paper's Table I plus what the published cells use.
-
-Codes 1-13 are Table I of the TS-ENAS paper, in its order; 14 (dilated 5x5, used by CARS-H)
-and 0 (``none``, DARTS's zero op) are added so every published cell is expressible. Names
-follow the DARTS genotype format of ``published_cells.json``.
+"""The torch modules of the operations inside TS-ENAS cells (codes and names:
+:data:`nasforge.spaces.vocabulary.CELL_OPS`, Table I of the paper plus what the published
+cells use).
 
 Every op maps C channels to C channels. With ``stride=2`` (an edge that leaves a cell input
 inside a reduction cell) every op maps a side of n pixels to ceil(n / 2): the same size for
@@ -18,27 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-OPS: dict[int, str] = {
-    0: "none",
-    1: "skip_connect",  # Table I "identity"
-    2: "conv_1x3_3x1",
-    3: "conv_7x1_1x7",  # Table I "1x7 then 7x1"; AmoebaNet's name for it
-    4: "dil_conv_3x3",
-    5: "avg_pool_3x3",
-    6: "max_pool_3x3",
-    7: "max_pool_5x5",
-    8: "max_pool_7x7",
-    9: "conv_1x1",
-    10: "conv_3x3",
-    11: "sep_conv_3x3",
-    12: "sep_conv_5x5",
-    13: "sep_conv_7x7",
-    14: "dil_conv_5x5",
-}
-OP_CODES: dict[str, int] = {name: code for code, name in OPS.items()}
-# What edge mutation may choose: every real op. ``none`` would only delete an edge, which
-# node pruning already does more cleanly.
-MUTABLE_OPS: tuple[int, ...] = tuple(code for code in OPS if code != 0)
+from .vocabulary import CELL_OPS
+
+OPS = CELL_OPS  # code -> name; the names are the keys of _FACTORIES below
 
 
 class ReLUConvBN(nn.Sequential):

@@ -3,11 +3,11 @@
 A network is a stem, N cells and a classifier. Cell j (1-based) has two inputs: a1 = j-1,
 the previous cell (0 is the stem), and a2, any output in [0, j-1]; its code a3 picks one of
 the 8 published cells of Table II (1-4 normal, 5-8 reduction: AmoebaNet-A, NASNet-A,
-DARTS (V2), CARS-H). That triple is the paper's level-1 encoding (``level1()``).
+DARTS (V2), CARS-H; see cell_plan). That triple is the paper's level-1 encoding (``level1()``).
 
 Level 2 is each cell's inside: intermediate nodes k = 2, 3, ... as 4-tuples
-``(x_i, x_j, o_i, o_j)`` (two earlier nodes, two op codes of nasforge.spaces.cell_ops; nodes
-0 and 1 are the cell inputs: 0 reads a2, 1 reads the previous cell, as in the DARTS genotype
+``(x_i, x_j, o_i, o_j)`` (two earlier nodes, two op codes of vocabulary.CELL_OPS; nodes 0
+and 1 are the cell inputs: 0 reads a2, 1 reads the previous cell, as in the DARTS genotype
 format). The genome always stores level 2, so a fine-stage edit is just another genome.
 
 Cell output: each published cell keeps its own rule, read off its published concat list:
@@ -21,68 +21,26 @@ normal cells). A reduction on a 1x1 map works (every op maps a side n to ceil(n/
 """
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import InvalidGenome, NasforgeError
 from .base import Genome, SearchSpace
-from .cell_model import CellPlan, CellsNetwork, Node
-from .cell_ops import MUTABLE_OPS, OP_CODES, OPS
+from .capabilities import Operator
+from .cell_plan import (
+    NORMAL_CODES, REDUCTION_CODES, CellPlan, Node, is_reduction, output_nodes, published_cells,
+)  # fmt: skip
+from .vocabulary import CELL_OPS as OPS
 
-PUBLISHED_FILE = Path(__file__).with_name("published_cells.json")
-CELL_CODES: dict[int, tuple[str, str]] = {  # Table II
-    1: ("AmoebaNet", "normal"), 2: ("NASNet", "normal"), 3: ("DARTS_V2", "normal"), 4: ("CARS_H", "normal"),
-    5: ("AmoebaNet", "reduce"), 6: ("NASNet", "reduce"), 7: ("DARTS_V2", "reduce"), 8: ("CARS_H", "reduce"),
-}
-NORMAL_CODES, REDUCTION_CODES = (1, 2, 3, 4), (5, 6, 7, 8)
+if TYPE_CHECKING:
+    import torch
+
 LETTERS = {"AmoebaNet": "A", "NASNet": "N", "DARTS_V2": "D", "CARS_H": "C"}
-
-
-@dataclass(frozen=True)
-class PublishedCell:
-    code: int
-    name: str
-    reduction: bool
-    nodes: tuple[Node, ...]
-    rule: str  # "loose": concat the nodes nobody reads; "all": concat every intermediate node
-
-
-def loose_nodes(nodes: Sequence[Node]) -> tuple[int, ...]:
-    read = {x for node in nodes for x in node[:2]}
-    return tuple(k for k in range(2, len(nodes) + 2) if k not in read)
-
-
-def output_nodes(nodes: Sequence[Node], rule: str) -> tuple[int, ...]:
-    return loose_nodes(nodes) if rule == "loose" else tuple(range(2, len(nodes) + 2))
-
-
-@lru_cache(maxsize=None)
-def published_cells(path: Path = PUBLISHED_FILE) -> dict[int, PublishedCell]:
-    """The 8 cells of Table II from a DARTS-genotype JSON file; the output rule of each cell
-    is whichever of "loose" and "all" reproduces its published concat list."""
-    data = json.loads(Path(path).read_text())["cells"]
-    cells = {}
-    for code, (name, kind) in CELL_CODES.items():
-        pairs = data[name][kind]
-        nodes = tuple((pairs[i][1], pairs[i + 1][1], OP_CODES[pairs[i][0]], OP_CODES[pairs[i + 1][0]])
-                      for i in range(0, len(pairs), 2))
-        concat = tuple(data[name][f"{kind}_concat"])
-        rule = next((r for r in ("loose", "all") if output_nodes(nodes, r) == concat), None)
-        if rule is None:
-            raise NasforgeError(f"{path}: {name} {kind} concat {list(concat)} is neither its loose nodes nor all nodes")
-        cells[code] = PublishedCell(code, name, kind == "reduce", nodes, rule)
-    return cells
-
-
-def is_reduction(code: int) -> bool:
-    return code in REDUCTION_CODES
+# What edge mutation may choose: every real op. ``none`` would only delete an edge, which
+# node pruning already does more cleanly.
+MUTABLE_OPS: tuple[int, ...] = tuple(code for code in OPS if code != 0)
 
 
 class CellGene(BaseModel):
@@ -165,10 +123,14 @@ class CellsGenome(Genome):
     def build(self, input_shape: tuple[int, ...], n_classes: int) -> torch.nn.Module:
         if len(input_shape) != 3:
             raise ValueError(f"cells networks take images (channels, height, width), got input shape {input_shape}")
+        from .cell_model import CellsNetwork
+
         return CellsNetwork(self.plans(), tuple(input_shape), n_classes, self.channels, self.stem_size)
 
     def n_params(self, input_shape: tuple[int, ...], n_classes: int) -> int:
         """Parameter count, from a network built on the meta device (no memory, no init)."""
+        import torch
+
         with torch.device("meta"):
             return sum(p.numel() for p in self.build(input_shape, n_classes).parameters())
 
@@ -179,9 +141,6 @@ class CellsGenome(Genome):
             name = published_cells()[c.code].name
             parts.append(f"{LETTERS[name]}{'r' if c.reduction else 'n'}{'*' if c.modified else ''}<{c.inputs[1]}")
         return " ".join(parts) + f" C{self.channels}"
-
-
-Operator = Callable[[CellsGenome, np.random.Generator], "CellsGenome | None"]
 
 
 def _pick(rng: np.random.Generator, options: Sequence[Any]) -> Any:

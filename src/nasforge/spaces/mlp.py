@@ -5,37 +5,18 @@ rate after every hidden layer and the learning rule of the output layer.
 """
 from __future__ import annotations
 
-import math
-from functools import partial
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-import torch
 from pydantic import Field
 
 from ..errors import InvalidGenome
 from .base import Genome, SearchSpace
+from .capabilities import Operator, valid_child
+from .vocabulary import ACTIVATIONS, Activation, Rule
 
-ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
-    "relu": torch.nn.ReLU,
-    "tanh": torch.nn.Tanh,
-    "sigmoid": torch.nn.Sigmoid,
-    "gelu": torch.nn.GELU,
-    "elu": torch.nn.ELU,
-    "leaky_relu": torch.nn.LeakyReLU,
-    "silu": torch.nn.SiLU,
-}
-Activation = Literal["relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu", "silu"]
-Rule = Literal["backprop", "fa", "usf", "brsf", "frsf"]
-
-
-def linear_layer(n_in: int, n_out: int, rule: str) -> torch.nn.Linear:
-    """A Linear layer trained with ``rule`` (plain nn.Linear for backprop)."""
-    if rule == "backprop":
-        return torch.nn.Linear(n_in, n_out)
-    from ..learning_rules import RuleLinear
-
-    return RuleLinear(n_in, n_out, rule=rule)
+if TYPE_CHECKING:
+    import torch
 
 
 class Dense(Genome):
@@ -44,22 +25,35 @@ class Dense(Genome):
     rule: Rule = "backprop"
 
 
+def _units(g: MLPGenome) -> float:
+    return sum(layer.units for layer in g.layers) / len(g.layers) if g.layers else 0.0
+
+
+# The table of nasforge.strategies.expert.compliance, mlp column: hidden layers stand for
+# dense layers and the dropout rate, the only regulariser, for dropout and regularisation.
+INSTRUCTION_CHECKS: dict[str, Callable[[MLPGenome, MLPGenome], bool]] = {
+    "ADL": lambda a, b: len(b.layers) > len(a.layers),
+    "RDL": lambda a, b: len(b.layers) < len(a.layers),
+    "AMN": lambda a, b: _units(b) > _units(a),
+    "RN": lambda a, b: _units(b) < _units(a),
+    "AD": lambda a, b: b.dropout > a.dropout,
+    "AR": lambda a, b: b.dropout > a.dropout,
+    "RD": lambda a, b: b.dropout < a.dropout,
+    "RR": lambda a, b: b.dropout < a.dropout,
+}
+
+
 class MLPGenome(Genome):
     family = "mlp"
+    instruction_checks = INSTRUCTION_CHECKS
     layers: tuple[Dense, ...] = Field(default=(), max_length=64)
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     output_rule: Rule = "backprop"
 
     def build(self, input_shape: tuple[int, ...], n_classes: int) -> torch.nn.Module:
-        modules: list[torch.nn.Module] = [torch.nn.Flatten()]
-        width = math.prod(input_shape)
-        for layer in self.layers:
-            modules += [linear_layer(width, layer.units, layer.rule), ACTIVATIONS[layer.activation]()]
-            if self.dropout > 0:
-                modules.append(torch.nn.Dropout(self.dropout))
-            width = layer.units
-        modules.append(linear_layer(width, n_classes, self.output_rule))
-        return torch.nn.Sequential(*modules)
+        from .mlp_model import build_mlp
+
+        return build_mlp(self, input_shape, n_classes)
 
     def n_params(self, input_dim: int, n_classes: int) -> int:
         widths = [input_dim, *(layer.units for layer in self.layers), n_classes]
@@ -115,6 +109,10 @@ class MLPSpace(SearchSpace):
         self.widths = self._grid(min_units, max_units)
         self.activations, self.dropouts, self.rules = tuple(activations), tuple(dropouts), tuple(rules)
         self.max_params = max_params
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (int(self.input_dim),)
 
     @staticmethod
     def _grid(lo: int, hi: int) -> tuple[int, ...]:
@@ -215,3 +213,47 @@ class MLPSpace(SearchSpace):
         if len(self.rules) > 1:
             ops["change_rule"] = self.change_rule
         return ops
+
+    # --- Instructable (nasforge.spaces.capabilities): what LEMONADE's instructions mean here ---
+    def _instruction_ops(self) -> dict[str, Operator]:
+        """ADL/RDL add/remove a hidden layer, AMN/RN move one width a grid step up/down, and
+        AD/AR, RD/RR move the shared dropout rate (the only regulariser) a step up/down.
+        No convolutions, skips or initialisers: ACL, RCL, ASC, RSC, AMK, RK, AWI do not apply."""
+        return {
+            "ADL": self.add_layer, "RDL": self.remove_layer,
+            "AMN": lambda g, rng: self.change_width(g, rng, step=+1),
+            "RN": lambda g, rng: self.change_width(g, rng, step=-1),
+            "AD": lambda g, rng: self._dropout_step(g, up=True), "AR": lambda g, rng: self._dropout_step(g, up=True),
+            "RD": lambda g, rng: self._dropout_step(g, up=False), "RR": lambda g, rng: self._dropout_step(g, up=False),
+        }  # fmt: skip
+
+    def _dropout_step(self, g: MLPGenome, up: bool) -> MLPGenome | None:
+        """The dropout rate one step along the space's grid (None at the end or with no layers)."""
+        grid = sorted(d for d in self.dropouts if (d > g.dropout if up else d < g.dropout))
+        if not g.layers or not grid:
+            return None
+        return g.model_copy(update={"dropout": grid[0] if up else grid[-1]})
+
+    def applicable(self, code: str) -> bool:
+        return code in self._instruction_ops()
+
+    def apply_instruction(self, genome: MLPGenome, code: str, rng: np.random.Generator) -> Genome | None:
+        op = self._instruction_ops().get(code)
+        return None if op is None else valid_child(self, op, genome, rng)
+
+    def small_genome(self) -> MLPGenome:
+        """Hidden layers (as few as the space allows, at least one) of the width nearest 32."""
+        width = min(self.widths, key=lambda w: abs(w - 32))
+        depth = min(max(1, self.min_layers), self.max_layers)
+        layer = Dense(units=width, activation=self.activations[0], rule=self.rules[0])
+        return MLPGenome(layers=(layer,) * depth, dropout=min(self.dropouts), output_rule=self.rules[0])
+
+    def reply_grids(self) -> tuple[dict[str, tuple], dict[str, tuple[int, int]]]:
+        return ({"units": self.widths, "activation": self.activations, "rule": self.rules,
+                 "output_rule": self.rules, "dropout": self.dropouts},
+                {"layers": (self.min_layers, self.max_layers)})  # fmt: skip
+
+    def prompt_bounds(self) -> dict[str, Any]:
+        return {"hidden_layers": [self.min_layers, self.max_layers], "units": [self.widths[0], self.widths[-1]],
+                "activations": list(self.activations), "dropout": list(self.dropouts),
+                "learning_rules": list(self.rules), "max_params": self.max_params}  # fmt: skip

@@ -8,24 +8,29 @@ implicit classifier ``Linear(n_classes)`` and ``regularization``: the weight-dec
 coefficient, exposed as ``genome.weight_decay``, which the trainer should use. A dense
 layer (or the classifier) after an image tensor flattens it implicitly.
 
-The search space, :class:`~nasforge.spaces.net_space.NetSpace` (also importable from
-here), has LEMONADE's instructions (SPEC §4) as its mutation operators, one method each;
-:data:`INSTRUCTION_OPERATORS` maps the instruction codes to their names.
+The search space, :class:`~nasforge.spaces.net_space.NetSpace`, has LEMONADE's
+instructions (SPEC §4) as its mutation operators, one method each
+(:mod:`nasforge.spaces.net_instructions`); :data:`INSTRUCTION_OPERATORS` maps the
+instruction codes to their names and :data:`INSTRUCTION_CHECKS` tells whether an edit did
+what a code asks. This module does
+not import the space (the space imports the genome), and the layers and shape rules come
+from :mod:`nasforge.spaces.net_layers`, so nothing here needs torch until ``build``.
 """
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
-import torch
 from pydantic import Field, field_validator
 
 from .base import Genome
-from .mlp import Rule
-from .net_model import (
-    ConvLayer, DenseLayer, DropoutLayer, GlobalPoolLayer, Init, Layer, PoolLayer, Shape, Skip,
-    build_model, check_skips, count_params, trace_shapes,
+from .net_layers import (
+    ConvLayer, DenseLayer, DropoutLayer, Layer, PoolLayer, Shape, Skip, check_skips, count_params, trace_shapes,
 )  # fmt: skip
+from .vocabulary import Init, Rule
+
+if TYPE_CHECKING:
+    import torch
 
 REGULARIZATIONS: tuple[float, ...] = (0.0, 1e-5, 1e-4, 1e-3, 1e-2)
 INSTRUCTION_OPERATORS: dict[str, str] = {
@@ -43,10 +48,45 @@ SCHEMA_DESCRIPTION = (
 )
 
 
+def _total(g: NetGenome, kind: str, attr: str) -> float:
+    return sum(getattr(layer, attr) for layer in g.layers if layer.kind == kind)
+
+
+def _mean(g: NetGenome, kind: str, attr: str) -> float:
+    """Per layer on average, so that adding a layer does not by itself count as widening."""
+    n = g.count(kind)
+    return _total(g, kind, attr) / n if n else 0.0
+
+
+def _dropout(g: NetGenome) -> tuple[int, float]:
+    return g.count("dropout"), round(_total(g, "dropout", "rate"), 9)
+
+
+# The table of nasforge.strategies.expert.compliance, net column.
+INSTRUCTION_CHECKS: dict[str, Callable[[NetGenome, NetGenome], bool]] = {
+    "ACL": lambda a, b: b.count("conv") > a.count("conv"),
+    "RCL": lambda a, b: b.count("conv") < a.count("conv"),
+    "ASC": lambda a, b: len(b.skips) > len(a.skips),
+    "RSC": lambda a, b: len(b.skips) < len(a.skips),
+    "ADL": lambda a, b: b.count("dense") > a.count("dense"),
+    "RDL": lambda a, b: b.count("dense") < a.count("dense"),
+    "AD": lambda a, b: _dropout(b) > _dropout(a),  # more layers, or as many with higher rates
+    "RD": lambda a, b: _dropout(b) < _dropout(a),
+    "AMK": lambda a, b: _mean(b, "conv", "channels") > _mean(a, "conv", "channels"),
+    "RK": lambda a, b: _mean(b, "conv", "channels") < _mean(a, "conv", "channels"),
+    "AMN": lambda a, b: _mean(b, "dense", "units") > _mean(a, "dense", "units"),
+    "RN": lambda a, b: _mean(b, "dense", "units") < _mean(a, "dense", "units"),
+    "AR": lambda a, b: b.regularization > a.regularization,
+    "RR": lambda a, b: b.regularization < a.regularization,
+    "AWI": lambda a, b: b.init != a.init,
+}  # fmt: skip
+
+
 class NetGenome(Genome):
     """Layers in order, skips between them, init, output rule and weight decay (see module doc)."""
 
     family = "net"
+    instruction_checks = INSTRUCTION_CHECKS
     layers: tuple[Layer, ...] = Field(default=(), max_length=64)
     skips: tuple[Skip, ...] = Field(default=(), max_length=32)
     init: Init = "default"
@@ -82,6 +122,8 @@ class NetGenome(Genome):
         return shapes
 
     def build(self, input_shape: tuple[int, ...], n_classes: int) -> torch.nn.Module:
+        from .net_model import build_model
+
         return build_model(self.layers, self.skips, input_shape, n_classes, self.init, self.output_rule)
 
     def n_params(self, input_shape: tuple[int, ...], n_classes: int) -> int:
@@ -134,11 +176,3 @@ class NetGenome(Genome):
     def schema_json(cls) -> str:
         return json.dumps(cls.json_schema(), indent=2)
 
-
-def __getattr__(name: str) -> Any:
-    """``from nasforge.spaces.net import NetSpace`` without a circular import."""
-    if name == "NetSpace":
-        from .net_space import NetSpace
-
-        return NetSpace
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,68 +16,20 @@ measures this instead of trusting it. Each check compares the old and the new ge
 
 Widths are compared per layer on average, so that adding a layer (ACL, ADL) does not by
 itself count as "more kernels/neurons". Comparing counts and averages needs no alignment
-of old and new layers, which an LLM may reorder freely.
+of old and new layers, which an LLM may reorder freely. Each family's column is its
+genome's ``instruction_checks`` (:mod:`nasforge.spaces.net`, :mod:`nasforge.spaces.mlp`), so
+this module names no family.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
-from ...spaces import Genome, MLPGenome, NetGenome
-
-Check = Callable[[Any, Any], bool]
-
-
-def _net_total(g: NetGenome, kind: str, attr: str) -> float:
-    return sum(getattr(layer, attr) for layer in g.layers if layer.kind == kind)
-
-
-def _net_mean(g: NetGenome, kind: str, attr: str) -> float:
-    n = g.count(kind)
-    return _net_total(g, kind, attr) / n if n else 0.0
-
-
-def _net_dropout(g: NetGenome) -> tuple[int, float]:
-    return g.count("dropout"), round(_net_total(g, "dropout", "rate"), 9)
-
-
-NET_CHECKS: dict[str, Check] = {
-    "ACL": lambda a, b: b.count("conv") > a.count("conv"),
-    "RCL": lambda a, b: b.count("conv") < a.count("conv"),
-    "ASC": lambda a, b: len(b.skips) > len(a.skips),
-    "RSC": lambda a, b: len(b.skips) < len(a.skips),
-    "ADL": lambda a, b: b.count("dense") > a.count("dense"),
-    "RDL": lambda a, b: b.count("dense") < a.count("dense"),
-    "AD": lambda a, b: _net_dropout(b) > _net_dropout(a),  # more layers, or as many with higher rates
-    "RD": lambda a, b: _net_dropout(b) < _net_dropout(a),
-    "AMK": lambda a, b: _net_mean(b, "conv", "channels") > _net_mean(a, "conv", "channels"),
-    "RK": lambda a, b: _net_mean(b, "conv", "channels") < _net_mean(a, "conv", "channels"),
-    "AMN": lambda a, b: _net_mean(b, "dense", "units") > _net_mean(a, "dense", "units"),
-    "RN": lambda a, b: _net_mean(b, "dense", "units") < _net_mean(a, "dense", "units"),
-    "AR": lambda a, b: b.regularization > a.regularization,
-    "RR": lambda a, b: b.regularization < a.regularization,
-    "AWI": lambda a, b: b.init != a.init,
-}  # fmt: skip
-
-
-def _units(g: MLPGenome) -> float:
-    return sum(layer.units for layer in g.layers) / len(g.layers) if g.layers else 0.0
-
-
-MLP_CHECKS: dict[str, Check] = {
-    "ADL": lambda a, b: len(b.layers) > len(a.layers),
-    "RDL": lambda a, b: len(b.layers) < len(a.layers),
-    "AMN": lambda a, b: _units(b) > _units(a),
-    "RN": lambda a, b: _units(b) < _units(a),
-    "AD": lambda a, b: b.dropout > a.dropout,
-    "AR": lambda a, b: b.dropout > a.dropout,
-    "RD": lambda a, b: b.dropout < a.dropout,
-    "RR": lambda a, b: b.dropout < a.dropout,
-}
+from ...spaces import Genome
 
 
 def followed(old: Genome, new: Genome, code: str) -> bool | None:
     """True/False: the new genome did / did not do ``code``; None: not applicable to the family."""
-    checks = NET_CHECKS if isinstance(old, NetGenome) else MLP_CHECKS if isinstance(old, MLPGenome) else {}
+    checks = type(old).instruction_checks
     if type(old) is not type(new) or code not in checks:
         return None
     return bool(checks[code](old, new))

@@ -33,7 +33,7 @@ from ...spaces import Genome, SearchSpace
 from ..base import STRATEGIES, Proposal, Strategy
 from .compliance import check_compliance
 from .conflicts import resolve
-from .designer import RuleDesigner, applicable, describe_change, family_of
+from .designer import RuleDesigner, describe_change, instructable
 from .llm import ChatClient, LLMDesigner
 from .rules import combine, fire_rules
 from .settings import ExpertSettings
@@ -64,7 +64,7 @@ class ExpertStrategy(Strategy):
 
     @classmethod
     def check_space(cls, space: SearchSpace) -> None:
-        family_of(space)  # net or mlp: the families whose operators the rule designer has
+        instructable(space)  # a space whose operators carry out the instructions
 
     def __init__(self, space: SearchSpace, rng: np.random.Generator, budget: int,
                  expert: ExpertSettings | None = None, task: str | None = None):  # fmt: skip
@@ -126,11 +126,11 @@ class ExpertStrategy(Strategy):
         firings = fire_rules(base.metrics, self.settings.thresholds, self.n_classes)
         proposed = combine(firings)
         resolution = resolve(proposed)
-        family = self.designer.family
+        applicable = self.designer.instructions.applicable
         info.update(rules=[f.to_dict() for f in firings], proposed=_pairs(proposed),
                     instructions=_pairs(resolution.kept), zeroed=resolution.zeroed,
-                    not_applicable=[c for c in resolution.codes if not applicable(family, c)])  # fmt: skip
-        usable = [(c, w) for c, w in resolution.kept if applicable(family, c)]
+                    not_applicable=[c for c in resolution.codes if not applicable(c)])  # fmt: skip
+        usable = [(c, w) for c, w in resolution.kept if applicable(c)]
         if self.llm is not None:
             proposal = self._llm_step(base, usable, rng, info)
             if proposal is not None:
