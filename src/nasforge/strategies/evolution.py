@@ -7,24 +7,21 @@ Aging keeps the search moving away from lucky early evaluations.
 In the asynchronous form (several workers), asks may run ahead of tells: while the first P
 random proposals are out, further asks are random too if nobody has been told yet.
 A failed trial joins nothing; a failed initial genome is replaced by another random one.
+
+The tournament ranks by fitness alone, ties to the first member drawn (the paper's rule and
+this strategy's recorded behaviour), not by ``ga.rank_key``: the parameter count is not part
+of the paper's selection.
 """
 from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
 
 import numpy as np
 
-from ..spaces import Genome, SearchSpace
+from ..spaces import SearchSpace
 from .base import Proposal, Strategy
-
-
-@dataclass(frozen=True)
-class Member:
-    trial: int
-    genome: Genome
-    fitness: float
+from .ga import Member, aging, tournament
 
 
 def default_population(budget: int) -> int:
@@ -52,8 +49,7 @@ class RegularizedEvolution(Strategy):
         if self.initial_open < self.population_size or not self.population:
             self.initial_open += 1
             return Proposal(self.space.sample(self.rng), info={"initial": True})
-        picks = self.rng.choice(len(self.population), size=min(self.sample_size, len(self.population)), replace=False)
-        parent = max((self.population[int(i)] for i in picks), key=lambda m: m.fitness)
+        parent = tournament(self.population, self.sample_size, self.rng, key=lambda m: m.fitness)
         child, operator = self.space.mutate(parent.genome, self.rng)
         return Proposal(child, parents=(parent.trial,), operator=operator)
 
@@ -63,9 +59,7 @@ class RegularizedEvolution(Strategy):
                 self.initial_open -= 1
             return
         assert proposal.trial is not None, "the study numbers a proposal before telling it"
-        self.population.append(Member(proposal.trial, proposal.genome, fitness))
-        if len(self.population) > self.population_size:
-            self.population.popleft()
+        aging(self.population, Member(proposal.genome, fitness, proposal.trial), self.population_size)
 
     def describe(self) -> str:
         return f"regularized evolution (P={self.population_size}, S={self.sample_size})"
