@@ -85,7 +85,7 @@ def main() -> None:
     torch.set_num_threads(1)
     seeds = args.seeds or (2 if args.quick else 5)
     budget = args.budget or (12 if args.quick else 30)
-    settings = BilevelSettings(population=4 if args.quick else 6)
+    settings = BilevelSettings(population_size=4 if args.quick else 6)
     methods = args.methods.split(",")
     began = time.perf_counter()
     # rows[dataset][label] -> per-seed dicts with test_acc, test_f1, params, wall_s
@@ -148,7 +148,7 @@ def report(rows: dict[str, dict[str, list[dict[str, Any]]]], methods: list[str],
         "## EB-LNAST bi-level search vs a tuned MLP and classical baselines\n\n"
         f"Command: {command}  \nMachine: {machine()}  \nTotal wall time: {total / 60:.1f} min\n\n"
         f"{seeds} seeds (each its own 60/20/20 split, shared by all methods); {budget} evaluations per bi-level "
-        f"search; upper level: GA, population {settings.population}, F = params/params_max + {settings.rho:g} * "
+        f"search; upper level: GA, population {settings.population_size}, F = params/params_max + {settings.rho:g} * "
         f"max(0, tau - val_acc), tau = best val_acc - {settings.tolerance:g}; MLP space 1-3 hidden layers of 2-256 "
         f"units (params_max = three 256-unit layers). Lower levels: {lower}. Baselines: nasforge.baselines "
         f"({'8' if args.quick else '20'} MLP configurations drawn from its grid; selection on validation, fit on "

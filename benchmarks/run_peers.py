@@ -44,9 +44,9 @@ from nasforge.data import Task, load_task  # noqa: E402
 from nasforge.errors import TrialFailed  # noqa: E402
 from nasforge.evaluators.training import TrainingEvaluator as Evaluator  # noqa: E402
 from nasforge.objectives import hypervolume_2d, pareto_front  # noqa: E402
-from nasforge.spaces import MLPGenome, MLPSpace  # noqa: E402
+from nasforge.spaces import MLPGenome, MLPSpace, make_space  # noqa: E402
 from nasforge.spaces.mlp import Dense  # noqa: E402
-from nasforge.study import make_space, trial_seed  # noqa: E402
+from nasforge.study import trial_seed  # noqa: E402
 
 DEFAULT_DATASETS = "wdbc,digits,wine,colors"
 QUICK = {"datasets": "iris,wine", "seeds": 1, "budget": 6}
@@ -122,7 +122,7 @@ def hypervolume(candidates: Sequence[Candidate], max_params: int) -> float:
 def nasforge_space(task: Task) -> MLPSpace:
     """The MLP space ``nasforge.search`` builds for this task with default settings."""
     config = build_config({"data": {"dataset": task.name}})
-    space = make_space(config, task)
+    space = make_space(config.space, task)
     assert isinstance(space, MLPSpace)
     return space
 
@@ -198,7 +198,7 @@ def run_optuna(dataset: str, kind: str, seed: int, budget: int, task: Task | Non
     start = time.perf_counter()
     task = task or load_task(dataset, seed=seed)
     config = build_config({**(settings or {}), "data": {"dataset": dataset}, "seed": seed})
-    space = make_space(config, task)
+    space = make_space(config.space, task)
     assert isinstance(space, MLPSpace), "the Optuna twin covers the MLP space only"
     evaluator = Evaluator(task, config.train, config.measure)
     candidates: list[Candidate] = []

@@ -52,7 +52,7 @@ def run_one(args: argparse.Namespace, dataset: str, strategy: str, seed: int, ou
         name = "expert"
         llm = {"designer": "llm", "llm_local": args.llm_local, "llm_timeout": args.llm_timeout,
                "repair_attempts": args.repair_attempts, "enforce": strategy == "expert-llm-enforce"}
-        settings["config"] = {"strategy": {"expert": llm}}
+        settings["config"] = {"strategy": llm}
     start = time.perf_counter()
     result = nasforge.search(dataset, strategy=name, budget=args.budget, seed=seed, out=out, **settings)
     seconds = time.perf_counter() - start

@@ -71,8 +71,7 @@ def test_settings_are_checked_and_space_must_be_mlp():
         BilevelEvolution(NB201Space(), np.random.default_rng(0), 10)
     assert largest_params(MLPSpace(10, 3, max_layers=2, max_units=64)) == 11 * 64 + 65 * 64 + 65 * 3
     space, rng = MLPSpace(10, 3), np.random.default_rng(0)
-    assert BilevelEvolution(space, rng, 40, population_size=7).population_size == 7  # the study's --population
-    assert BilevelEvolution(space, rng, 40, BilevelSettings(population=5), population_size=7).population_size == 5
+    assert BilevelEvolution(space, rng, 40, BilevelSettings(population_size=7)).population_size == 7
 
 
 # --- the loop on a fake lower level ---
@@ -84,7 +83,7 @@ def fake_perf(genome: MLPGenome) -> float:
 
 def run_fake(seed: int, budget: int = 90) -> tuple[BilevelEvolution, list[Proposal], list[dict]]:
     space = MLPSpace(10, 3, max_layers=3, min_units=2, max_units=256)
-    s = BilevelEvolution(space, np.random.default_rng(seed), budget, BilevelSettings(population=10))
+    s = BilevelEvolution(space, np.random.default_rng(seed), budget, BilevelSettings(population_size=10))
     proposals, records = [], []
     for i in range(budget):
         p = s.ask()
@@ -120,7 +119,7 @@ def test_loop_converges_to_small_networks_meeting_tau_and_is_deterministic():
 
 def test_replay_reproduces_asks():
     s, proposals, _ = run_fake(3, budget=25)
-    fresh = BilevelEvolution(s.space, np.random.default_rng(3), 25, BilevelSettings(population=10))
+    fresh = BilevelEvolution(s.space, np.random.default_rng(3), 25, BilevelSettings(population_size=10))
     for p in proposals:
         q = fresh.replay(p.genome, type("R", (), {"ask_index": p.trial})())
         q.trial = p.trial
@@ -175,7 +174,7 @@ def test_end_to_end_wdbc_de_lower_level():
     space = MLPSpace(30, 2, max_layers=2, min_units=2, max_units=32)
     evaluator = Evaluator(task, TrainSettings(method="de", de_population=8, de_generations=5),
                           MeasureSettings(repeats=1, warmup=0))
-    s = BilevelEvolution(space, np.random.default_rng(0), 6, BilevelSettings(population=3))
+    s = BilevelEvolution(space, np.random.default_rng(0), 6, BilevelSettings(population_size=3))
     records = []
     for i in range(6):
         p = s.ask()

@@ -10,7 +10,7 @@ import torch
 from conftest import SHARED_DATA
 from nasforge.errors import InvalidGenome, NasforgeError
 from nasforge.spaces.base import parse_genome
-from nasforge.spaces.cell_ops import OPS
+from nasforge.spaces.vocabulary import CELL_OPS as OPS
 from nasforge.spaces.cell_plan import CELL_CODES, PUBLISHED_FILE
 from nasforge.spaces.cells import CellGene, CellsGenome, CellsSpace, is_reduction, published_cells
 

@@ -2,7 +2,6 @@
 import copy
 import json
 import logging
-import os
 import socket
 import subprocess
 import sys

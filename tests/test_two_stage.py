@@ -97,7 +97,7 @@ def test_loop_runs_both_stages_in_order_and_is_deterministic():
 
 
 def test_fine_stage_keeps_the_best_of_parent_and_children():
-    strategy = make(budget=70, population=6, fine_size=3)
+    strategy = make(budget=70, population_size=6, fine_size=3)
     log = drive(strategy, strategy.rough_budget)
     assert strategy.stage == "fine" and len(strategy.population) == 3
     before = [m.fitness for m in strategy.population]
@@ -132,7 +132,7 @@ def test_replay_rebuilds_the_same_state_and_continues_identically():
 
 
 def test_asks_ahead_of_tells_join_the_current_generation():
-    strategy = make(budget=40, population=4)
+    strategy = make(budget=40, population_size=4)
     asked = [strategy.ask() for _ in range(6)]  # four planned children, two extra
     assert [p.info.get("extra", False) for p in asked] == [False] * 4 + [True] * 2
     for i, p in enumerate(asked):

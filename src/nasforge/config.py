@@ -15,10 +15,10 @@ from .errors import NasforgeError
 from .flags import flag
 from .measure.settings import MeasureSettings
 from .objectives import Objective
+from .spaces import SPACES
 from .strategies import STRATEGIES
 from .train.settings import TrainSettings
 
-LEARNING_RULES = ("backprop", "fa", "usf", "brsf", "frsf")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -67,50 +67,9 @@ class DataSettings(BaseModel):
             "val_fraction": self.val_fraction, "test_fraction": self.test_fraction}
 
 
-class SpaceSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    family: str = Field(default="mlp", pattern="^(mlp|net|nb201|cells)$", json_schema_extra=flag("--space"), description=(
-        "genome family: mlp (default), net (conv/pool/dense layers with skips), nb201 (NAS-Bench-201 cell), "
-        "cells (TS-ENAS)"))
-    min_layers: int = Field(default=1, ge=0, le=64, json_schema_extra=flag("--min-layers"), description="fewest hidden layers")
-    max_layers: int = Field(default=4, ge=0, le=64, json_schema_extra=flag("--max-layers"), description="most hidden layers")
-    min_units: int = Field(default=8, ge=1, le=65536, json_schema_extra=flag("--min-units"), description="narrowest layer")
-    max_units: int = Field(default=256, ge=1, le=65536, json_schema_extra=flag("--max-units"), description="widest layer")
-    activations: list[str] = Field(default_factory=lambda: ["relu", "tanh", "gelu", "elu", "leaky_relu", "silu"],
-                                   json_schema_extra=flag("--activations"), description="activations to search, comma-separated")
-    dropouts: list[float] = Field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.5])
-    max_params: Optional[int] = Field(default=None, ge=1, json_schema_extra=flag("--max-params"), description=(
-        "parameter budget: larger candidates are never trained"))
-    learning_rules: list[str] = Field(default_factory=lambda: ["backprop"], json_schema_extra=flag("--learning-rules"),
-                                      description="learning rules to search per layer: backprop,fa,usf,brsf,frsf "
-                                                  "(one name fixes it)")
-    min_cells: int = Field(default=3, ge=1, le=64, json_schema_extra=flag("--min-cells"), description="cells space: fewest cells")
-    max_cells: int = Field(default=5, ge=1, le=64, json_schema_extra=flag("--max-cells"), description="cells space: most cells")
-    channels: int = Field(default=8, ge=1, le=1024, json_schema_extra=flag("--channels"), description=(
-        "cells space: channels of the first cell"))
-
-    @field_validator("learning_rules")
-    @classmethod
-    def _known_rules(cls, rules: list[str]) -> list[str]:
-        unknown = [r for r in rules if r not in LEARNING_RULES]
-        if unknown or not rules:
-            raise ValueError(f"unknown learning rules {unknown}; choose from {', '.join(LEARNING_RULES)}")
-        return rules
-
-    @field_validator("dropouts")
-    @classmethod
-    def _dropout_range(cls, values: list[float]) -> list[float]:
-        if not values or any(not 0 <= v < 1 for v in values):
-            raise ValueError("dropout rates must be in [0, 1)")
-        return values
-
-    @model_validator(mode="after")
-    def _ordered(self) -> "SpaceSettings":
-        if self.min_layers > self.max_layers:
-            raise ValueError(f"min_layers ({self.min_layers}) is above max_layers ({self.max_layers})")
-        if self.min_units > self.max_units:
-            raise ValueError(f"min_units ({self.min_units}) is above max_units ({self.max_units})")
-        return self
+# The [space] table: each registered family's own settings model, told apart by "family".
+AnySpaceSettings = Annotated[Union[tuple(cls.Settings for cls in SPACES)], Field(discriminator="family")]
+DEFAULT_FAMILY = "mlp"
 
 
 # The [strategy] table: each registered strategy's own settings model, told apart by "name".
@@ -197,7 +156,8 @@ class SearchConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     data: DataSettings = Field(default_factory=DataSettings, json_schema_extra={"group": "data"})
-    space: SpaceSettings = Field(default_factory=SpaceSettings, json_schema_extra={"group": "search space"})
+    space: AnySpaceSettings = Field(default_factory=lambda: SPACES.get(DEFAULT_FAMILY).Settings(),
+                                    json_schema_extra={"group": "search space"})
     strategy: AnyStrategySettings = Field(default_factory=lambda: STRATEGIES.get("evolution").Settings())
     train: TrainSettings = Field(default_factory=TrainSettings, json_schema_extra={"group": "training"})
     measure: MeasureSettings = Field(default_factory=MeasureSettings, json_schema_extra={"group": "objective"})
@@ -216,22 +176,31 @@ class SearchConfig(BaseModel):
     def _strategy_shape(cls, data: Any) -> Any:
         return strategy_table(data)
 
-    @model_validator(mode="after")
-    def _strategy_space(self) -> "SearchConfig":
-        """A strategy bound to one family (``Strategy.family``) gets it in place of the default."""
-        family = STRATEGIES.get(self.strategy.name).family
-        if family is not None:
-            if self.space.family not in (SpaceSettings.model_fields["family"].default, family):
-                raise ValueError(f"{self.strategy.name} searches the {family} space, not {self.space.family!r}")
-            self.space.family = family
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _implied_family(cls, data: Any) -> Any:
+        """The [space] table's family: as given, else the default (mlp). A strategy bound to one
+        family (``Strategy.family``) and the benchmark table (nb201 cells) imply theirs: it
+        replaces the default, another one is an error."""
+        if not isinstance(data, dict) or not isinstance(data.get("space", {}), dict):
+            return data
+        space = dict(data.get("space") or {})
+        given = space.setdefault("family", DEFAULT_FAMILY)
+        strategy = data.get("strategy") or {}
+        name = strategy.get("name", "evolution") if isinstance(strategy, dict) else getattr(strategy, "name", None)
+        if data.get("benchmark") is not None:
+            space["family"] = "nb201"
+        elif name in STRATEGIES and STRATEGIES.get(name).family is not None:
+            implied = STRATEGIES.get(name).family
+            if given not in (DEFAULT_FAMILY, implied):
+                raise ValueError(f"{name} searches the {implied} space, not {given!r}")
+            space["family"] = implied
+        return {**data, "space": space}
 
     @model_validator(mode="after")
     def _benchmark_mode(self) -> "SearchConfig":
-        if self.benchmark is not None:
-            if self.objective.combined:
-                raise ValueError("a tabular benchmark records validation and test accuracy only: leave out --weights")
-            self.space.family = "nb201"
+        if self.benchmark is not None and self.objective.combined:
+            raise ValueError("a tabular benchmark records validation and test accuracy only: leave out --weights")
         return self
 
     @property
@@ -252,12 +221,20 @@ class SearchConfig(BaseModel):
 def validation_message(exc: ValidationError, prefix: str = "") -> str:
     first = exc.errors()[0]
     loc = [str(p) for p in first["loc"]]
-    if loc[:1] == ["strategy"] and len(loc) > 1 and loc[1] in STRATEGIES:
-        del loc[1]  # the union's tag repeats strategy.name
-    key = ".".join(filter(None, [prefix, *loc])) or "config"
+    message = first["msg"].removeprefix("Value error, ")
+    tables = {"strategy": ("strategy", STRATEGIES), "space": ("search space", SPACES)}
+    if loc and loc[0] in tables:  # a registry's union: name the part, not the union's tag
+        kind, registry = tables[loc[0]]
+        if first["type"] == "union_tag_invalid":
+            message = f"unknown {kind} {first['ctx']['tag']!r}; choose from {', '.join(registry.names())}"
+        elif len(loc) > 1 and loc[1] in registry:
+            part = loc.pop(1)
+            if first["type"] == "extra_forbidden":
+                message = f"the {part} {kind} has no such setting"
+    key = ".".join(filter(None, [prefix, *loc]))
     value = first.get("input")
     shown = f" (got {value!r})" if not isinstance(value, dict) else ""
-    return f"config {key}: {first['msg'].removeprefix('Value error, ')}{shown}"
+    return f"config {key}: {message}{shown}" if key else f"config: {message}"
 
 
 def validated(model: type[M], data: Any, prefix: str = "") -> M:
@@ -272,6 +249,9 @@ def build_config(data: dict[str, Any], stored: bool = False) -> SearchConfig:
     """The configuration from a file/flags tree; ``stored``: one a run saved (older shapes allowed)."""
     if stored and isinstance(data.get("strategy"), dict):
         data = {**data, "strategy": strategy_table(data["strategy"], stored=True)}
+    if stored and isinstance(data.get("space"), dict):  # one flat table held every family's bounds before 0.2
+        fields = SPACES.get(data["space"].get("family", DEFAULT_FAMILY)).Settings.model_fields
+        data = {**data, "space": {k: v for k, v in data["space"].items() if k in fields}}
     return validated(SearchConfig, data)
 
 

@@ -27,7 +27,7 @@ from .data import Task, load_task, reload_task
 from .errors import NasforgeError
 from .evaluators import EVALUATORS, Evaluator
 from .executors import Job, Outcome, make_executor
-from .spaces import CellsSpace, Genome, MLPSpace, NB201Space, NetSpace, SearchSpace, genome_from_dict
+from .spaces import Genome, SearchSpace, genome_from_dict, make_space
 from .runs import best_trial
 from .storage import RunStore, TrialRecord, sqlite_url
 from .strategies import Proposal, Strategy, check_strategy, make_strategy
@@ -37,27 +37,6 @@ Callback = Callable[[TrialRecord, "Study"], None]
 
 def trial_seed(seed: int, ask_index: int) -> int:
     return (seed * 1_000_003 + ask_index * 7919) % (2**31 - 1)
-
-
-def make_space(config: SearchConfig, task: Task | None) -> SearchSpace:
-    s = config.space
-    if s.family == "net":
-        assert task is not None, "the net space is sized by the task"
-        return NetSpace(task.input_shape, task.n_classes, rules=tuple(s.learning_rules), max_params=s.max_params)
-    if s.family == "cells":
-        assert task is not None, "the cells space is sized by the task"
-        return CellsSpace(task.input_shape, task.n_classes, min_cells=s.min_cells, max_cells=s.max_cells,
-                          channels=s.channels, max_params=s.max_params)
-    if s.family == "nb201":
-        if task is not None and len(task.input_shape) != 3:
-            raise NasforgeError(f"the nb201 space needs images; {task.name} has flat features (use --space mlp)")
-        return NB201Space()
-    assert task is not None, "the mlp space is sized by the task"
-    return MLPSpace(
-        int(np.prod(task.input_shape)), task.n_classes, min_layers=s.min_layers, max_layers=s.max_layers,
-        min_units=s.min_units, max_units=s.max_units, activations=tuple(s.activations),
-        dropouts=tuple(s.dropouts), rules=tuple(s.learning_rules), max_params=s.max_params,
-    )
 
 
 @dataclass
@@ -112,7 +91,7 @@ class Study:
         kind = EVALUATORS.get(config.evaluator_kind)
         if kind.needs_task:
             task = task or _load_configured_task(config)
-        space = make_space(config, task)
+        space = make_space(config.space, task)
         return task, kind.from_config(config, task, space, out), space
 
     def _make_strategy(self) -> Strategy:

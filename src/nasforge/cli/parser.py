@@ -11,6 +11,7 @@ from typing import Any
 from ..config import SearchConfig
 from ..errors import NasforgeError
 from ..flags import FlagSpec, flag_specs, merge_specs
+from ..spaces import SPACES
 from ..strategies import STRATEGIES
 
 # Help sections of `search`, in order; each flag's section comes from its settings model.
@@ -29,6 +30,8 @@ class Parser(argparse.ArgumentParser):
 def search_flags() -> list[FlagSpec]:
     """The flags of ``nasforge search``: the run's settings, then each strategy's own."""
     owned = [("", spec) for spec in flag_specs(SearchConfig)]
+    for space in SPACES:
+        owned += [(space.name, spec) for spec in flag_specs(space.Settings, "space.", "search space")]
     for cls in STRATEGIES:
         owned += [(cls.name, spec) for spec in flag_specs(cls.Settings, "strategy.", "strategy")]
     return merge_specs(owned)
@@ -56,6 +59,10 @@ def _search_parser(sub: Any) -> None:
     groups = {name: s.add_argument_group(name) for name in GROUPS}
     groups["strategy"].add_argument("--strategy", dest="strategy.name", default=None, metavar="NAME",
                                     help=f"search strategy: {', '.join(STRATEGIES.names())} (default evolution)")
+    groups["search space"].add_argument(
+        "--space", dest="space.family", default=None, metavar="FAMILY",
+        help=f"genome family: {', '.join(SPACES.names())} (default mlp; net: conv/pool/dense layers with skips, "
+             "for images; nb201: the NAS-Bench-201 cell; cells: TS-ENAS's chains of published cells)")
     for spec in search_flags():
         _add(groups[spec.group], spec)
         if spec.path == "data.path":

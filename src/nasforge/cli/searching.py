@@ -31,8 +31,9 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
 
     tree: dict[str, Any] = load_toml(args.config) if args.config else {}
     flags: dict[str, Any] = {}
-    if getattr(args, "strategy.name") is not None:
-        _set(flags, "strategy.name", getattr(args, "strategy.name"))
+    for path in ("strategy.name", "space.family"):
+        if getattr(args, path) is not None:
+            _set(flags, path, getattr(args, path))
     for spec in search_flags():
         value = getattr(args, spec.path)
         if value is not None:

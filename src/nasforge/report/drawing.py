@@ -150,7 +150,7 @@ def draw_nb201(g: dict[str, Any]) -> str:
 def draw_cells(g: dict[str, Any]) -> str:
     """TS-ENAS: stem, one box per cell (published name, normal/reduction, nodes, edited or not),
     an arc from each cell's second input when it is not the previous cell, classifier."""
-    from ..spaces.cell_ops import OPS
+    from ..spaces.vocabulary import CELL_OPS as OPS
     from ..spaces.cells import published_cells
 
     genome = genome_from_dict(g)

@@ -1,22 +1,33 @@
-"""Genome families and their search spaces."""
-from .base import Genome, SearchSpace, parse_genome
+"""Genome families and their search spaces.
+
+Each family is a module here that registers its space class with ``SPACES`` (see
+``base.py``); the registry finds them by itself, and the names re-exported below are only
+conveniences for Python users. Modules here import without torch: the networks genomes
+build live in ``nasforge.nets``.
+"""
+from __future__ import annotations
+
+from ..errors import InvalidGenome
+from .base import SPACES, Genome, SearchSpace, SpaceSettings, parse_genome
+from .cells import CellsGenome, CellsSpace
 from .mlp import MLPGenome, MLPSpace
 from .nb201 import NB201Genome, NB201Space
-from .cells import CellsGenome, CellsSpace
 from .net import NetGenome
 from .net_space import NetSpace
-
-GENOME_TYPES: dict[str, type[Genome]] = {g.family: g for g in (MLPGenome, NetGenome, NB201Genome, CellsGenome)}
 
 
 def genome_from_dict(data: dict) -> Genome:
     """Rebuild any genome from its ``to_dict()`` form (the family key picks the class)."""
-    from ..errors import InvalidGenome
-
     family = data.get("family") if isinstance(data, dict) else None
-    if family not in GENOME_TYPES:
-        raise InvalidGenome(f"unknown genome family {family!r}; known: {sorted(GENOME_TYPES)}")
-    return parse_genome(GENOME_TYPES[family], data)
+    if family not in SPACES:
+        raise InvalidGenome(f"unknown genome family {family!r}; known: {sorted(SPACES.names())}")
+    return parse_genome(SPACES.get(family).genome_type, data)
 
 
-__all__ = ["Genome", "SearchSpace", "MLPGenome", "MLPSpace", "NB201Genome", "NB201Space", "NetGenome", "NetSpace", "CellsGenome", "CellsSpace", "GENOME_TYPES", "genome_from_dict", "parse_genome"]
+def make_space(settings: SpaceSettings, task: object) -> SearchSpace:
+    """The registered family's space for these settings, sized by ``task``."""
+    return SPACES.get(settings.family).from_settings(settings, task)
+
+
+__all__ = ["Genome", "SearchSpace", "SpaceSettings", "SPACES", "MLPGenome", "MLPSpace", "NB201Genome", "NB201Space",
+           "NetGenome", "NetSpace", "CellsGenome", "CellsSpace", "genome_from_dict", "make_space", "parse_genome"]

@@ -13,12 +13,15 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Optional
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..errors import InvalidGenome
+from ..errors import InvalidGenome, NasforgeError
+from ..flags import flag
+from ..registry import Registry
+from .vocabulary import LEARNING_RULES
 
 if TYPE_CHECKING:
     import torch
@@ -71,11 +74,57 @@ def parse_genome(cls: type[Genome], data: dict[str, Any] | str) -> Genome:
         raise InvalidGenome(f"{where}: {first['msg']}") from None
 
 
-class SearchSpace(ABC):
-    """Samples, mutates and checks genomes of one family under user bounds."""
+class SpaceSettings(BaseModel):
+    """A family's own settings (the ``[space]`` table); ``family`` picks the family.
 
+    Each family subclasses this with ``family: Literal["its-name"]`` and its fields (mixing in
+    :class:`ParamBudget` and :class:`RuleChoice` where they apply), so the run configuration
+    is the union of the families' settings and a bound another family owns is an error.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    family: str
+
+
+class ParamBudget(BaseModel):
+    max_params: Optional[int] = Field(default=None, ge=1, json_schema_extra=flag("--max-params"), description=(
+        "parameter budget: larger candidates are never trained"))
+
+
+class RuleChoice(BaseModel):
+    learning_rules: list[str] = Field(default_factory=lambda: ["backprop"], json_schema_extra=flag("--learning-rules"),
+                                      description="learning rules to search per layer: backprop,fa,usf,brsf,frsf "
+                                                  "(one name fixes it; default backprop)")
+
+    @field_validator("learning_rules")
+    @classmethod
+    def _known_rules(cls, rules: list[str]) -> list[str]:
+        unknown = [r for r in rules if r not in LEARNING_RULES]
+        if unknown or not rules:
+            raise ValueError(f"unknown learning rules {unknown}; choose from {', '.join(LEARNING_RULES)}")
+        return rules
+
+
+class SearchSpace(ABC):
+    """Samples, mutates and checks genomes of one family under user bounds.
+
+    A family registers its space class with ``@SPACES.register`` and names its ``Settings``
+    and how it is built from them and a task (:meth:`from_settings`).
+    """
+
+    name: ClassVar[str]  # the family, as users type it
     genome_type: ClassVar[type[Genome]]
+    Settings: ClassVar[type[SpaceSettings]]
     max_tries: ClassVar[int] = 200
+
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, settings: Any, task: Any) -> "SearchSpace":
+        """The space a run's settings describe, sized by its task (None in table mode)."""
+
+    def weight_store(self, task: Any, train: Any, path: Any, seed: int, **options: Any) -> Any:
+        """A store of trained weights new candidates start from (weight inheritance)."""
+        raise NasforgeError(f"the {self.name} space keeps no inherited weights (only the cells space does)")
 
     @abstractmethod
     def random_genome(self, rng: np.random.Generator) -> Genome:
@@ -118,3 +167,6 @@ class SearchSpace(ABC):
             if child is not None and child != genome and self.is_valid(child):
                 return child, name
         raise InvalidGenome(f"no mutation of {genome.summary()} stays inside the space")
+
+
+SPACES: Registry[type[SearchSpace]] = Registry("search space", "nasforge.spaces")

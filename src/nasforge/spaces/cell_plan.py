@@ -3,7 +3,7 @@
 The published cells (Table II of TS-ENAS) are read from ``published_cells.json`` in the
 DARTS genotype format. A :class:`CellPlan` is what a network needs to know of one cell: the
 genome (:mod:`nasforge.spaces.cells`) makes plans and the torch networks
-(:mod:`nasforge.spaces.cell_model`) build them, so the genome imports without torch.
+(:mod:`nasforge.nets.cell_model`) build them, so the genome imports without torch.
 """
 from __future__ import annotations
 

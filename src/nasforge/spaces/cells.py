@@ -21,13 +21,14 @@ normal cells). A reduction on a 1x1 map works (every op maps a side n to ceil(n/
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import InvalidGenome, NasforgeError
-from .base import Genome, SearchSpace
+from ..flags import flag
+from .base import SPACES, Genome, ParamBudget, SearchSpace, SpaceSettings
 from .capabilities import Operator
 from .cell_plan import (
     NORMAL_CODES, REDUCTION_CODES, CellPlan, Node, is_reduction, output_nodes, published_cells,
@@ -123,7 +124,7 @@ class CellsGenome(Genome):
     def build(self, input_shape: tuple[int, ...], n_classes: int) -> torch.nn.Module:
         if len(input_shape) != 3:
             raise ValueError(f"cells networks take images (channels, height, width), got input shape {input_shape}")
-        from .cell_model import CellsNetwork
+        from ..nets.cell_model import CellsNetwork
 
         return CellsNetwork(self.plans(), tuple(input_shape), n_classes, self.channels, self.stem_size)
 
@@ -164,10 +165,33 @@ def _replace(g: CellsGenome, index: int, **changes: Any) -> CellsGenome:
     return _with_cells(g, cells)
 
 
+class CellsSettings(SpaceSettings, ParamBudget):
+    family: Literal["cells"] = "cells"
+    min_cells: int = Field(default=3, ge=1, le=64, json_schema_extra=flag("--min-cells"), description="fewest cells")
+    max_cells: int = Field(default=5, ge=1, le=64, json_schema_extra=flag("--max-cells"), description="most cells")
+    channels: int = Field(default=8, ge=1, le=1024, json_schema_extra=flag("--channels"),
+                          description="channels of the first cell")
+
+
+@SPACES.register
 class CellsSpace(SearchSpace):
     """Chains of min_cells..max_cells published cells for one image shape (see module doc)."""
 
+    name = "cells"
     genome_type = CellsGenome
+    Settings = CellsSettings
+
+    @classmethod
+    def from_settings(cls, s: CellsSettings, task: Any) -> "CellsSpace":
+        assert task is not None, "the cells space is sized by the task"
+        return cls(task.input_shape, task.n_classes, min_cells=s.min_cells, max_cells=s.max_cells,
+                   channels=s.channels, max_params=s.max_params)
+
+    def weight_store(self, task: Any, train: Any, path: Any, seed: int, **options: Any) -> Any:
+        """TS-ENAS's cell-based weight inheritance (``nasforge.train.inheritance``)."""
+        from ..train.inheritance import CellWeightStore
+
+        return CellWeightStore(task, self, train, path, seed=seed, **options)
 
     def __init__(self, input_shape: tuple[int, ...], n_classes: int, *, min_cells: int = 3, max_cells: int = 5,
                  channels: int = 8, stem_size: int = 16, max_params: int | None = None):

@@ -5,13 +5,14 @@ rate after every hidden layer and the learning rule of the output layer.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from ..errors import InvalidGenome
-from .base import Genome, SearchSpace
+from ..flags import flag
+from .base import SPACES, Genome, ParamBudget, RuleChoice, SearchSpace, SpaceSettings
 from .capabilities import Operator, valid_child
 from .vocabulary import ACTIVATIONS, Activation, Rule
 
@@ -51,7 +52,7 @@ class MLPGenome(Genome):
     output_rule: Rule = "backprop"
 
     def build(self, input_shape: tuple[int, ...], n_classes: int) -> torch.nn.Module:
-        from .mlp_model import build_mlp
+        from ..nets.mlp_model import build_mlp
 
         return build_mlp(self, input_shape, n_classes)
 
@@ -78,10 +79,46 @@ def _replace_layer(genome: MLPGenome, index: int, **changes: Any) -> MLPGenome:
     return genome.model_copy(update={"layers": tuple(layers)})
 
 
+class MLPSettings(SpaceSettings, ParamBudget, RuleChoice):
+    family: Literal["mlp"] = "mlp"
+    min_layers: int = Field(default=1, ge=0, le=64, json_schema_extra=flag("--min-layers"), description="fewest hidden layers")
+    max_layers: int = Field(default=4, ge=0, le=64, json_schema_extra=flag("--max-layers"), description="most hidden layers")
+    min_units: int = Field(default=8, ge=1, le=65536, json_schema_extra=flag("--min-units"), description="narrowest layer")
+    max_units: int = Field(default=256, ge=1, le=65536, json_schema_extra=flag("--max-units"), description="widest layer")
+    activations: list[str] = Field(default_factory=lambda: ["relu", "tanh", "gelu", "elu", "leaky_relu", "silu"],
+                                   json_schema_extra=flag("--activations"), description="activations to search, comma-separated")
+    dropouts: list[float] = Field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.5])
+
+    @field_validator("dropouts")
+    @classmethod
+    def _dropout_range(cls, values: list[float]) -> list[float]:
+        if not values or any(not 0 <= v < 1 for v in values):
+            raise ValueError("dropout rates must be in [0, 1)")
+        return values
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "MLPSettings":
+        if self.min_layers > self.max_layers:
+            raise ValueError(f"min_layers ({self.min_layers}) is above max_layers ({self.max_layers})")
+        if self.min_units > self.max_units:
+            raise ValueError(f"min_units ({self.min_units}) is above max_units ({self.max_units})")
+        return self
+
+
+@SPACES.register
 class MLPSpace(SearchSpace):
     """MLPs with ``min_layers..max_layers`` hidden layers of widths from a geometric grid."""
 
+    name = "mlp"
     genome_type = MLPGenome
+    Settings = MLPSettings
+
+    @classmethod
+    def from_settings(cls, s: MLPSettings, task: Any) -> "MLPSpace":
+        assert task is not None, "the mlp space is sized by the task"
+        return cls(int(np.prod(task.input_shape)), task.n_classes, min_layers=s.min_layers, max_layers=s.max_layers,
+                   min_units=s.min_units, max_units=s.max_units, activations=tuple(s.activations),
+                   dropouts=tuple(s.dropouts), rules=tuple(s.learning_rules), max_params=s.max_params)
 
     def __init__(
         self,

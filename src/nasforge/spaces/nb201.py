@@ -14,7 +14,7 @@ input node). The topology here is fixed -- every node already reads every earlie
 so there is nothing to rewire; the benchmark expresses "no edge" as the ``none`` op, which
 op mutation already reaches. Only the ``op`` operator exists for this family.
 
-The network (:mod:`nasforge.spaces.nb201_model`) is imported by ``build`` only, so the
+The network (:mod:`nasforge.nets.nb201_model`) is imported by ``build`` only, so the
 genome and the tabular benchmark need no torch.
 """
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from ..errors import InvalidGenome
-from .base import Genome, SearchSpace
+from ..errors import InvalidGenome, NasforgeError
+from .base import SPACES, Genome, SearchSpace, SpaceSettings
 from .vocabulary import NB201_OPS as OPS
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ class NB201Genome(Genome):
             raise ValueError(f"nb201 networks take images (channels, height, width), got input shape {input_shape}")
         if channels < 1 or cells_per_stage < 1:
             raise ValueError(f"need channels >= 1 and cells_per_stage >= 1, got {channels}, {cells_per_stage}")
-        from .nb201_model import NB201Network
+        from ..nets.nb201_model import NB201Network
 
         return NB201Network(self.ops, int(input_shape[0]), n_classes, channels, cells_per_stage)
 
@@ -122,11 +122,24 @@ class NB201Genome(Genome):
         return total + 2 * c_last + c_last * n_classes + n_classes
 
 
+class NB201Settings(SpaceSettings):
+    family: Literal["nb201"] = "nb201"
+
+
+@SPACES.register
 class NB201Space(SearchSpace):
     """All 15,625 NAS-Bench-201 cells; ``reject_disconnected`` drops cells whose output
     cannot see the input (off by default: the benchmark includes and scores them)."""
 
+    name = "nb201"
     genome_type = NB201Genome
+    Settings = NB201Settings
+
+    @classmethod
+    def from_settings(cls, s: NB201Settings, task: Any) -> "NB201Space":
+        if task is not None and len(task.input_shape) != 3:
+            raise NasforgeError(f"the nb201 space needs images; {task.name} has flat features (use --space mlp)")
+        return cls()
 
     def __init__(self, *, reject_disconnected: bool = False):
         self.reject_disconnected = reject_disconnected

@@ -122,7 +122,7 @@ class NetGenome(Genome):
         return shapes
 
     def build(self, input_shape: tuple[int, ...], n_classes: int) -> torch.nn.Module:
-        from .net_model import build_model
+        from ..nets.net_model import build_model
 
         return build_model(self.layers, self.skips, input_shape, n_classes, self.init, self.output_rule)
 

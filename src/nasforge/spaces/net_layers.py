@@ -1,7 +1,7 @@
 """Layers and shape rules of the ``net`` genome family, without torch.
 
 Kept apart from :mod:`nasforge.spaces.net` (the genome) so that the shape rules, which
-``check``, ``n_params`` and the torch builder (:mod:`nasforge.spaces.net_model`) all need,
+``check``, ``n_params`` and the torch builder (:mod:`nasforge.nets.net_model`) all need,
 live next to the layers they describe.
 
 Shapes are tracked without torch: ``(C, H, W)`` for an image tensor, ``(F,)`` for

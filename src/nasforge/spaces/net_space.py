@@ -7,12 +7,12 @@ the method names) and what the expert system needs to drive them are
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import numpy as np
 
 from ..errors import InvalidGenome
-from .base import Genome, SearchSpace
+from .base import SPACES, Genome, ParamBudget, RuleChoice, SearchSpace, SpaceSettings
 from .net import INSTRUCTION_OPERATORS, REGULARIZATIONS, NetGenome
 from .net_instructions import NetInstructions
 from .net_layers import (
@@ -21,10 +21,22 @@ from .net_layers import (
 )  # fmt: skip
 from .vocabulary import INITS, LEARNING_RULES, POOL_OPS
 
+class NetSettings(SpaceSettings, ParamBudget, RuleChoice):
+    family: Literal["net"] = "net"
+
+
+@SPACES.register
 class NetSpace(NetInstructions, SearchSpace):
     """Nets for one input shape; every bound is checked by :meth:`check`."""
 
+    name = "net"
     genome_type = NetGenome
+    Settings = NetSettings
+
+    @classmethod
+    def from_settings(cls, s: NetSettings, task: Any) -> "NetSpace":
+        assert task is not None, "the net space is sized by the task"
+        return cls(task.input_shape, task.n_classes, rules=tuple(s.learning_rules), max_params=s.max_params)
 
     def __init__(
         self,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Literal
 
 ACTIVATIONS: tuple[str, ...] = ("relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu", "silu")
-"""Activation functions by name (torch classes: :mod:`nasforge.spaces.mlp_model`)."""
+"""Activation functions by name (torch classes: :mod:`nasforge.nets.mlp_model`)."""
 
 LEARNING_RULES: tuple[str, ...] = ("backprop", "fa", "usf", "brsf", "frsf")
 """Every learning rule a layer can use, in the order the SPEC lists them (:mod:`nasforge.learning_rules`)."""
@@ -42,7 +42,7 @@ CELL_OPS: dict[int, str] = {
 }
 """Operation codes inside TS-ENAS cells: 1-13 are Table I of the paper in its order, 14 (used
 by CARS-H) and 0 (DARTS's zero op) make every published cell expressible; names follow the
-DARTS genotype format (modules: :mod:`nasforge.spaces.cell_ops`)."""
+DARTS genotype format (modules: :mod:`nasforge.nets.cell_ops`)."""
 
 NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 """The five NAS-Bench-201 edge operations, in the benchmark's order."""

@@ -29,14 +29,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 from pydantic import Field
 
 from ..errors import InvalidGenome, NasforgeError
-from ..spaces import Genome, MLPGenome, MLPSpace, SearchSpace, genome_from_dict
+from ..spaces import MLPGenome, MLPSpace, SearchSpace, genome_from_dict
+from ..spaces.mlp_crossover import crossover
 from .base import STRATEGIES, Proposal, Strategy, StrategySettings
+from .ga import Member, Seen, mu_plus_lambda, rank_key, ranked, tournament
 
 
 class BilevelSettings(StrategySettings):
@@ -74,15 +76,6 @@ def largest_params(space: MLPSpace) -> int:
     return min(n, space.max_params) if space.max_params else n
 
 
-@dataclass(frozen=True)
-class Member:
-    trial: int
-    genome: MLPGenome
-    params: int
-    perf: float
-    seq: int  # order of the tell, the last tie-breaker
-
-
 @STRATEGIES.register
 class BilevelEvolution(Strategy):
     name = "bilevel"
@@ -92,7 +85,7 @@ class BilevelEvolution(Strategy):
     @classmethod
     def create(cls, space: SearchSpace, rng: np.random.Generator, budget: int, settings: BilevelSettings,
                task: str | None = None) -> "BilevelEvolution":
-        return cls(space, rng, budget, bilevel=settings)
+        return cls(space, rng, budget, settings)
 
     @classmethod
     def summary(cls, records: Sequence[Any], settings: BilevelSettings) -> str | None:
@@ -104,19 +97,18 @@ class BilevelEvolution(Strategy):
             raise NasforgeError("the bilevel strategy evolves MLPs: use the mlp search space")
 
     def __init__(self, space: SearchSpace, rng: np.random.Generator, budget: int,
-                 bilevel: BilevelSettings | None = None, population_size: int | None = None):
-        """``population_size`` is the study's generic ``--population``; ``bilevel.population`` wins."""
+                 settings: BilevelSettings | None = None):
         super().__init__(space, rng, budget)
         self.space: MLPSpace = space
-        self.settings = bilevel or BilevelSettings()
-        self.population_size = self.settings.population_size or population_size or default_population(budget)
+        self.settings = settings or BilevelSettings()
+        self.population_size = self.settings.population_size or default_population(budget)
         self.params_max = self.settings.params_max or largest_params(space)
         self.population: list[Member] = []  # survivors of the last selection
         self.pool: list[Member] = []  # told since the last selection
         self.queue: list[Proposal] = []  # the current generation's asks not yet handed out
         self.generation = -1
         self.best_perf = -math.inf
-        self.asked: set[str] = set()  # canonical JSON of every genome asked
+        self.seen = Seen()
         self.tells = 0
 
     # --- the objective ---
@@ -130,23 +122,23 @@ class BilevelEvolution(Strategy):
         """F under the current tau."""
         return upper_objective(params, perf, params_max=self.params_max, rho=self.settings.rho, tau=self.tau)
 
-    def _key(self, m: Member) -> tuple[float, int, int]:
-        return (self.objective(m.params, m.perf), m.params, m.seq)
+    def _key(self, m: Member) -> tuple[float, float, int]:
+        """The common tie rule on -F: lower F, then fewer parameters, then the earlier tell."""
+        return rank_key(-self.objective(m.params, m.perf), m.params, m.order)
 
     def ranked(self) -> list[Member]:
         """Every member alive (survivors and new arrivals), best F first, re-scored under today's tau."""
-        return sorted(self.population + self.pool, key=self._key)
+        return ranked(self.population + self.pool, self._key)
 
     def best(self) -> Member | None:
-        ranked = self.ranked()
-        return ranked[0] if ranked else None
+        return next(iter(self.ranked()), None)
 
     # --- ask / tell ---
     def ask(self) -> Proposal:
         if not self.queue:
             self._next_generation()
         proposal = self.queue.pop(0)
-        self.asked.add(proposal.genome.to_json())
+        self.seen.add(proposal.genome)
         return proposal
 
     def tell(self, proposal: Proposal, fitness: float | None, metrics: dict[str, Any] | None = None) -> None:
@@ -159,40 +151,28 @@ class BilevelEvolution(Strategy):
         if params is None:
             params = genome.n_params(self.space.input_dim, self.space.n_classes)
         trial = proposal.trial if proposal.trial is not None else self.tells
-        self.pool.append(Member(trial, genome, int(params), float(perf), self.tells))
+        self.pool.append(Member(genome, float(fitness), trial, int(params), self.tells, perf=float(perf)))
         self.best_perf = max(self.best_perf, float(perf))
         self.tells += 1
 
     # --- the GA ---
     def _next_generation(self) -> None:
         self.generation += 1
-        self.population = self.ranked()[: self.population_size]
+        self.population = mu_plus_lambda(self.population, self.pool, self.population_size, self._key)
         self.pool = []
+        self.seen.start_batch()
         info = {"generation": self.generation, "params_max": self.params_max}
-        if not self.population:  # the start, or every member failed so far
-            for _ in range(self.population_size):
-                genome = self._novel(lambda: self.space.sample(self.rng))
-                self.queue.append(Proposal(genome, info={**info, "initial": True}))
-            return
         for _ in range(self.population_size):
-            self.queue.append(self._child(info))
-
-    def _is_new(self, genome: Genome) -> bool:
-        return genome.to_json() not in self.asked and all(genome != p.genome for p in self.queue)
-
-    def _novel(self, draw: Callable[[], Genome]) -> Genome:
-        """Draw until the genome is new to this search (bounded: a tiny space may run out)."""
-        genome = draw()
-        for _ in range(50):
-            if self._is_new(genome):
-                break
-            genome = draw()
-        return genome
+            if self.population:
+                proposal = self._child(info)
+            else:  # the start, or every member failed so far: random genomes, new if the space allows
+                genome = self.seen.novel(self.space.sample(self.rng), lambda _: self.space.sample(self.rng), 50)
+                proposal = Proposal(genome, info={**info, "initial": True})
+            self.seen.keep(proposal.genome)
+            self.queue.append(proposal)
 
     def _tournament(self) -> Member:
-        k = min(self.settings.tournament_size, len(self.population))
-        picks = self.rng.choice(len(self.population), size=k, replace=False)
-        return min((self.population[int(i)] for i in picks), key=self._key)
+        return tournament(self.population, self.settings.tournament_size, self.rng, self._key)
 
     def _child(self, info: dict[str, Any]) -> Proposal:
         first = self._tournament()
@@ -201,16 +181,13 @@ class BilevelEvolution(Strategy):
         ops: list[str] = []
         if len(self.population) > 1 and self.rng.random() < self.settings.crossover_rate:
             second = self._tournament()
-            crossed = self.crossover(first.genome, second.genome)
+            crossed = crossover(self.space, first.genome, second.genome, self.rng)
             if crossed is not None:
                 genome, parents = crossed, (first.trial, second.trial)
                 ops.append("crossover")
         if not ops or self.rng.random() < self.settings.mutation_rate:
             genome = self._mutate(genome, ops)
-        for _ in range(20):  # a repeat of a known architecture is mutated further
-            if self._is_new(genome):
-                break
-            genome = self._mutate(genome, ops)
+        genome = self.seen.novel(genome, lambda g: self._mutate(g, ops), 20)  # a known architecture mutates further
         return Proposal(genome, parents=parents, operator="+".join(ops) or "copy", info=info)
 
     def _mutate(self, genome: MLPGenome, ops: list[str]) -> MLPGenome:
@@ -221,20 +198,6 @@ class BilevelEvolution(Strategy):
         assert isinstance(child, MLPGenome)
         ops.append(op)
         return child
-
-    def crossover(self, a: MLPGenome, b: MLPGenome, tries: int = 10) -> MLPGenome | None:
-        """One-point crossover of the layer lists: a's first i layers, then b's layers from j on.
-
-        Dropout and output rule come from ``a``. None if no cut gives a valid genome that
-        differs from both parents.
-        """
-        for _ in range(tries):
-            i = int(self.rng.integers(len(a.layers) + 1))
-            j = int(self.rng.integers(len(b.layers) + 1))
-            child = a.model_copy(update={"layers": a.layers[:i] + b.layers[j:]})
-            if child != a and child != b and self.space.is_valid(child):
-                return child
-        return None
 
     def describe(self) -> str:
         s = self.settings
@@ -301,14 +264,14 @@ def chosen(records: Sequence[Any], settings: BilevelSettings | None = None, para
     """The bi-level search's answer: min F under the final tau (ties: fewer params, earlier trial)."""
     s = settings or BilevelSettings()
     t = final_trade_off(records, s, params_max)
-    return min(_usable(records, s.perf_metric), key=lambda r: (t.F(r), _get(r, "metrics")["params"], _number(r)))
+    return max(_usable(records, s.perf_metric), key=lambda r: rank_key(-t.F(r), _get(r, "metrics")["params"], _number(r)))
 
 
 def most_accurate(records: Sequence[Any], settings: BilevelSettings | None = None) -> Any:
     """The best network by the validation score (ties: fewer params, earlier trial); never by test."""
     metric = (settings or BilevelSettings()).perf_metric
-    return min(_usable(records, metric),
-               key=lambda r: (-_get(r, "metrics")[metric], _get(r, "metrics")["params"], _number(r)))
+    return max(_usable(records, metric),
+               key=lambda r: rank_key(_get(r, "metrics")[metric], _get(r, "metrics")["params"], _number(r)))
 
 
 def _describe(record: Any, label: str, t: TradeOff) -> str:

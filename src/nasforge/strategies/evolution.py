@@ -7,12 +7,15 @@ Aging keeps the search moving away from lucky early evaluations.
 In the asynchronous form (several workers), asks may run ahead of tells: while the first P
 random proposals are out, further asks are random too if nobody has been told yet.
 A failed trial joins nothing; a failed initial genome is replaced by another random one.
+
+The tournament ranks by fitness alone, ties to the first member drawn (the paper's rule and
+this strategy's recorded behaviour), not by ``ga.rank_key``: the parameter count is not part
+of the paper's selection.
 """
 from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
 
 from typing import TYPE_CHECKING, Literal, Optional
 
@@ -20,16 +23,10 @@ import numpy as np
 from pydantic import Field
 
 from .base import STRATEGIES, Proposal, Strategy, StrategySettings
+from .ga import Member, aging, tournament
 
 if TYPE_CHECKING:
-    from ..spaces import Genome, SearchSpace
-
-
-@dataclass(frozen=True)
-class Member:
-    trial: int
-    genome: Genome
-    fitness: float
+    from ..spaces import SearchSpace
 
 
 def default_population(budget: int) -> int:
@@ -68,8 +65,7 @@ class RegularizedEvolution(Strategy):
         if self.initial_open < self.population_size or not self.population:
             self.initial_open += 1
             return Proposal(self.space.sample(self.rng), info={"initial": True})
-        picks = self.rng.choice(len(self.population), size=min(self.sample_size, len(self.population)), replace=False)
-        parent = max((self.population[int(i)] for i in picks), key=lambda m: m.fitness)
+        parent = tournament(self.population, self.sample_size, self.rng, key=lambda m: m.fitness)
         child, operator = self.space.mutate(parent.genome, self.rng)
         return Proposal(child, parents=(parent.trial,), operator=operator)
 
@@ -79,9 +75,7 @@ class RegularizedEvolution(Strategy):
                 self.initial_open -= 1
             return
         assert proposal.trial is not None, "the study numbers a proposal before telling it"
-        self.population.append(Member(proposal.trial, proposal.genome, fitness))
-        if len(self.population) > self.population_size:
-            self.population.popleft()
+        aging(self.population, Member(proposal.genome, fitness, proposal.trial), self.population_size)
 
     def describe(self) -> str:
         return f"regularized evolution (P={self.population_size}, S={self.sample_size})"

@@ -30,8 +30,7 @@ parameters, then to the earlier evaluation.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Callable, Literal, Optional, Sequence, TypeVar
+from typing import Any, Literal, Optional
 
 import numpy as np
 from pydantic import Field
@@ -40,8 +39,9 @@ from ..errors import NasforgeError
 from ..spaces import SearchSpace
 from ..spaces.cells import CellsGenome, CellsSpace
 from .base import STRATEGIES, Proposal, Strategy, StrategySettings
+from .ga import Member as Individual  # the paper's word for a population member
+from .ga import Seen, environmental_selection, ranked, tournament
 
-T = TypeVar("T")
 PAPER_BUDGET = 100 * 101 + 30 * 2 * 50  # P=100 for T0=100 generations after the first, then S=30 for T1=50
 
 
@@ -72,61 +72,20 @@ class TwoStageSettings(StrategySettings):
         "evaluations between refreshes of the stored cell weights (paper: 'some generations'); default P"))
 
 
-def plan(settings: TwoStageSettings, budget: int, population_size: int | None = None) -> tuple[int, int, int]:
+def plan(settings: TwoStageSettings, budget: int) -> tuple[int, int, int]:
     """(P, evaluations of the rough stage, S) for a budget: P defaults to a quarter of the
     rough budget (2..100), the rough stage gets at least the initial population."""
     planned = min(budget, max(1, round(budget * settings.rough_fraction)))
-    population = settings.population_size or population_size or int(min(100, max(2, planned // 4)))
+    population = settings.population_size or int(min(100, max(2, planned // 4)))
     fine = min(population, settings.fine_size or max(1, round(0.3 * population)))
     return population, min(budget, max(planned, population)), fine
 
 
-def weight_store_options(settings: TwoStageSettings | None, budget: int, population_size: int | None = None) -> dict[str, Any]:
+def weight_store_options(settings: TwoStageSettings | None, budget: int) -> dict[str, Any]:
     """Keyword arguments of nasforge.train.inheritance.CellWeightStore for these settings."""
     s = settings or TwoStageSettings()
     return {"supernet_epochs": s.supernet_epochs, "enabled": s.inheritance, "mode": s.supernet,
-            "refresh_every": s.refresh_every or plan(s, budget, population_size)[0]}
-
-
-@dataclass
-class Individual:
-    genome: CellsGenome
-    fitness: float
-    trial: int
-    params: int
-    order: int  # position in the sequence of tells, for tie-breaking
-    slot: Optional[int] = None  # fine stage: the population place this child competes for
-
-    def key(self) -> tuple[float, int, int]:
-        """Larger is better: fitness, then fewer parameters, then earlier."""
-        return (self.fitness, -self.params, -self.order)
-
-
-def environmental_selection(pool: Sequence[T], size: int, alpha: float, fitness: Callable[[T], float],
-                            depth: Callable[[T], int]) -> list[T]:
-    """The rough stage's selection: levels of accuracy within ``alpha`` of each level's best,
-    filled whole while they fit; the overflowing level gives its places one at a time to its
-    member with the lowest density (chosen individuals with the same depth so far), ties to
-    the fitter, then the earlier in ``pool``."""
-    ranked = sorted(range(len(pool)), key=lambda i: -fitness(pool[i]))  # stable
-    chosen: list[int] = []
-    start = 0
-    while start < len(ranked) and len(chosen) < size:
-        top = fitness(pool[ranked[start]])
-        end = start
-        while end < len(ranked) and top - fitness(pool[ranked[end]]) < alpha:
-            end += 1
-        level = ranked[start:end]
-        if len(chosen) + len(level) <= size:
-            chosen += level
-        else:
-            while len(chosen) < size:
-                density = {i: sum(depth(pool[c]) == depth(pool[i]) for c in chosen) for i in level}
-                pick = min(level, key=lambda i: (density[i], -fitness(pool[i]), i))
-                chosen.append(pick)
-                level.remove(pick)
-        start = end
-    return [pool[i] for i in chosen]
+            "refresh_every": s.refresh_every or plan(s, budget)[0]}
 
 
 @STRATEGIES.register
@@ -139,7 +98,7 @@ class TwoStageEvolution(Strategy):
     @classmethod
     def create(cls, space: SearchSpace, rng: np.random.Generator, budget: int, settings: TwoStageSettings,
                task: str | None = None) -> "TwoStageEvolution":
-        return cls(space, rng, budget, two_stage=settings)
+        return cls(space, rng, budget, settings)
 
     @classmethod
     def weight_inheritance(cls, settings: TwoStageSettings, budget: int) -> dict[str, Any] | None:
@@ -152,18 +111,18 @@ class TwoStageEvolution(Strategy):
             raise NasforgeError("the ts-enas strategy searches the cells space (--space cells)")
 
     def __init__(self, space: SearchSpace, rng: np.random.Generator, budget: int,
-                 two_stage: TwoStageSettings | None = None, population_size: int | None = None):
+                 settings: TwoStageSettings | None = None):
         super().__init__(space, rng, budget)
         self.space: CellsSpace = space
-        self.settings = two_stage or TwoStageSettings()
-        self.population_size, self.rough_budget, self.fine_size = plan(self.settings, budget, population_size)
+        self.settings = settings or TwoStageSettings()
+        self.population_size, self.rough_budget, self.fine_size = plan(self.settings, budget)
         self.stage, self.generation = "rough", 0
         self.population: list[Individual] = []
         self.queue: list[Proposal] = []
         self.outstanding = 0
         self.asked = self.told = 0
         self.offspring: list[Individual] = []
-        self.seen: set[str] = set()  # ids of every genome asked (membership only, never iterated)
+        self.seen = Seen(valid=self.space.is_valid)
         self._breed_first()
 
     # --- ask / tell ---
@@ -171,7 +130,7 @@ class TwoStageEvolution(Strategy):
         if not self.queue:
             self.queue.append(self._extra())  # asks ran ahead of tells (asynchronous mode)
         proposal = self.queue.pop(0)
-        self.seen.add(proposal.genome.id)
+        self.seen.add(proposal.genome)
         self.asked += 1
         self.outstanding += 1
         return proposal
@@ -183,7 +142,7 @@ class TwoStageEvolution(Strategy):
             assert proposal.trial is not None, "the study numbers a proposal before telling it"
             params = int((metrics or {}).get("params", 0))
             self.offspring.append(Individual(proposal.genome, float(fitness), proposal.trial, params, self.told,
-                                             proposal.info.get("slot")))
+                                             slot=proposal.info.get("slot")))
         if not self.queue and self.outstanding == 0:
             self._next_generation()
 
@@ -198,15 +157,16 @@ class TwoStageEvolution(Strategy):
         return {"stage": self.stage, "generation": self.generation, **extra}
 
     def _breed_first(self) -> None:
+        """Algorithm 3: P new random genomes (fewer if the space keeps repeating itself)."""
         n = min(self.population_size, self.rough_budget)
-        genomes: list[CellsGenome] = []
+        self.seen.start_batch()
+        self.queue = []
         for _ in range(50 * n):
-            if len(genomes) == n:
+            if len(self.queue) == n:
                 break
             g = self.space.sample(self.rng)
-            if g.id not in self.seen and g not in genomes:
-                genomes.append(g)
-        self.queue = [Proposal(g, (), "random", self._info()) for g in genomes]
+            if self.seen.is_new(g):
+                self._put(self.queue, g, (), "random")
 
     def _next_generation(self) -> None:
         if self.stage == "rough":
@@ -225,26 +185,28 @@ class TwoStageEvolution(Strategy):
             return
         if self.stage == "rough" and self.asked >= self.rough_budget:
             self.stage = "fine"
-            self.population = sorted(self.population, key=Individual.key, reverse=True)[: self.fine_size]
+            self.population = ranked(self.population, Individual.key)[: self.fine_size]
         self.queue = self._breed_rough() if self.stage == "rough" else self._breed_fine()
 
-    def _new(self, genome: CellsGenome | None, batch: list[Proposal]) -> bool:
-        return (genome is not None and genome.id not in self.seen and self.space.is_valid(genome)
-                and all(p.genome != genome for p in batch))
-
     def _tournament(self) -> Individual:
-        a, b = (self.population[int(i)] for i in self.rng.integers(len(self.population), size=2))
-        return max(a, b, key=Individual.key)
+        return tournament(self.population, 2, self.rng, Individual.key, replace=True)
+
+    def _put(self, batch: list[Proposal], genome: CellsGenome, parents: tuple[Individual, ...], operator: str,
+             **info: Any) -> None:
+        """Add a child to the generation being bred; the novelty filter hears of it."""
+        self.seen.keep(genome)
+        batch.append(Proposal(genome, tuple(p.trial for p in parents), operator, self._info(**info)))
 
     def _breed_rough(self) -> list[Proposal]:
         """Algorithm 2, lines 8-19: crossover pairs and mutants until P new offspring."""
         s, space = self.settings, self.space
         n = min(self.population_size, self.rough_budget - self.asked)
         batch: list[Proposal] = []
+        self.seen.start_batch()
 
         def add(genome: CellsGenome | None, parents: tuple[Individual, ...], operator: str) -> None:
-            if len(batch) < n and self._new(genome, batch):
-                batch.append(Proposal(genome, tuple(p.trial for p in parents), operator, self._info()))
+            if len(batch) < n and self.seen.is_new(genome):
+                self._put(batch, genome, parents, operator)
 
         for _ in range(20 * n):
             if len(batch) >= n:
@@ -262,33 +224,32 @@ class TwoStageEvolution(Strategy):
             for _ in range(self.space.max_tries):
                 operator = "cell" if self.rng.random() < 0.5 else "connection"
                 child = space.mutation_operators()[operator](parent.genome, self.rng)
-                if self._new(child, batch):
+                if self.seen.is_new(child):
                     break
             else:
                 child, operator = space.mutate(parent.genome, self.rng)
-            batch.append(Proposal(child, (parent.trial,), operator, self._info()))
+            self._put(batch, child, (parent,), operator)
         return batch
 
-    def _fine_child(self, parent: CellsGenome, operator: str, batch: list[Proposal]) -> CellsGenome | None:
+    def _fine_child(self, parent: CellsGenome, operator: str) -> CellsGenome | None:
+        """A new p1 or p2 of ``parent`` in at most 20 tries; None if none came (or no node to prune)."""
         make = self.space.fine_mutation if operator == "edge/node_input" else self.space.prune_node
-        for _ in range(20):
-            child = make(parent, self.rng)
-            if child is None or self._new(child, batch):
-                return child
-        return None
+        child = self.seen.novel(make(parent, self.rng), lambda _: make(parent, self.rng), 19)
+        return child if child is None or self.seen.is_new(child) else None
 
     def _breed_fine(self) -> list[Proposal]:
         """Algorithm 4, lines 4-6: p1 by mutation and p2 by pruning for every individual."""
         batch: list[Proposal] = []
+        self.seen.start_batch()
         for slot, member in enumerate(self.population):
             for operator in ("edge/node_input", "prune"):
-                child = self._fine_child(member.genome, operator, batch)
+                child = self._fine_child(member.genome, operator)
                 if child is not None:
-                    batch.append(Proposal(child, (member.trial,), operator, self._info(slot=slot)))
+                    self._put(batch, child, (member,), operator, slot=slot)
         if not batch:  # nothing new to try in the fine stage: keep searching with any mutation
             member = self.population[0]
             child, operator = self.space.mutate(member.genome, self.rng)
-            batch.append(Proposal(child, (member.trial,), operator, self._info(slot=0)))
+            self._put(batch, child, (member,), operator, slot=0)
         return batch
 
     def _extra(self) -> Proposal:

@@ -17,7 +17,7 @@ Our choices (**ours**), where the paper is silent:
   one-shot style (SPOS, the paper's ref. [17]): every batch builds a random network of the
   space (Algorithm 3) on the shared tensors and trains it, so every cell learns in the
   contexts individuals use it in. ``mode="stacked"`` is the paper's literal supernet: the
-  8 cells stacked in one fixed network per width (nasforge.spaces.cell_model.SuperNet).
+  8 cells stacked in one fixed network per width (nasforge.nets.cell_model.SuperNet).
   Measured on digits-images: a stacked supernet learned (val acc 0.97) but networks that
   wire its cells differently started at chance and trained no faster than from scratch.
 - After copying, batch-norm statistics are recalibrated on training data (the shared ones
@@ -47,7 +47,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import Task
-from ..spaces.cell_model import CellPlan, SuperNet
+from ..nets.cell_model import SuperNet
+from ..spaces.cell_plan import CellPlan
 from ..spaces.cells import NORMAL_CODES, REDUCTION_CODES, CellsSpace, output_nodes, published_cells
 from .settings import TrainSettings
 from .trainer import make_optimizer, predict_logits

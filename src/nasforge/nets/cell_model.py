@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .cell_ops import OPS, FactorizedReduce, ReLUConvBN, make_op
-from .cell_plan import CellPlan, Node
+from ..spaces.cell_plan import CellPlan, Node
 
 Size = tuple[int, int]
 

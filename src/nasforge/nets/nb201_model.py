@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .nb201 import EDGES, N_NODES
+from ..spaces.nb201 import EDGES, N_NODES
 
 
 def _relu_conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Sequential:

@@ -11,7 +11,7 @@ import torch
 
 from ..errors import InvalidGenome
 from .mlp_model import ACTIVATION_MODULES, linear_layer
-from .net_layers import (
+from ..spaces.net_layers import (
     ConvLayer, DropoutLayer, GlobalPoolLayer, Layer, PoolLayer, Shape, Skip, check_skips,
     input_image_shape, trace_shapes,
 )  # fmt: skip

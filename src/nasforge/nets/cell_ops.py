@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .vocabulary import CELL_OPS
+from ..spaces.vocabulary import CELL_OPS
 
 OPS = CELL_OPS  # code -> name; the names are the keys of _FACTORIES below
 

@@ -1,0 +1,167 @@
+"""The genetic-algorithm toolkit the evolutionary strategies are composed from (issue #14).
+
+Regularized evolution, TS-ENAS and the bi-level GA differ in which parents they draw, which
+members survive and what "better" means, not in how a tournament, a novelty check or a tie
+works. Those shared rules live here once, as small operators in the spirit of pymoo's
+operators-as-objects, so the strategies cannot drift apart on them:
+
+- ``Member``: one evaluated genome in a population;
+- ``rank_key``: the tie rule of every ranking (higher fitness, then fewer parameters, then earlier);
+- ``ranked`` and ``tournament``: order a population, or pick the best of a uniform sample;
+- ``Seen``: the novelty filter, so the budget is not spent evaluating a known genome again;
+- survival: ``aging`` (regularized evolution), ``mu_plus_lambda`` (bi-level) and
+  ``environmental_selection`` (TS-ENAS's rough stage).
+
+Every random draw goes through the strategy's own generator in the order the strategy makes
+it, so a search replayed from its tells asks the same genomes again.
+"""
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+
+from ..spaces import Genome
+
+T = TypeVar("T")
+G = TypeVar("G", bound=Genome)
+
+
+def rank_key(fitness: float, params: float, order: int) -> tuple[float, float, int]:
+    """The tie rule, larger is better: higher fitness, then fewer parameters, then earlier.
+
+    ``order`` is whatever says "earlier" (a trial number, the position of a tell). Take
+    ``max`` for the best, ``ranked`` for an ordering; an objective to minimise enters as its
+    negation. Fewer parameters break ties because, at equal fitness, the smaller network is
+    the cheaper one to train, deploy and explain.
+    """
+    return (fitness, -params, -order)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One evaluated genome in a population.
+
+    The fields come in TS-ENAS's order (genome, fitness, trial, ...), which its tests build
+    positionally. ``slot`` and ``perf`` serve one strategy each; the others leave them None.
+    """
+
+    genome: Genome
+    fitness: float
+    trial: int
+    params: int = 0
+    order: int = 0  # position among the strategy's tells: the last tie-breaker
+    slot: int | None = None  # TS-ENAS fine stage: the population place this child competes for
+    perf: float | None = None  # bi-level: the lower level's score, re-scored into F whenever tau moves
+
+    def key(self) -> tuple[float, float, int]:
+        """``rank_key`` of this member's fitness, parameters and order."""
+        return rank_key(self.fitness, self.params, self.order)
+
+
+def ranked(members: Iterable[T], key: Callable[[T], Any]) -> list[T]:
+    """Best first by ``key`` (larger is better)."""
+    return sorted(members, key=key, reverse=True)
+
+
+def tournament(population: Sequence[T], size: int, rng: np.random.Generator, key: Callable[[T], Any],
+               replace: bool = False) -> T:
+    """The best by ``key`` of ``size`` members drawn uniformly; ties go to the first drawn.
+
+    Without replacement (regularized evolution, bi-level) the sample is
+    ``rng.choice(n, min(size, n), replace=False)``; with it (TS-ENAS's binary tournament)
+    ``rng.integers(n, size=size)``. The two draws consume the generator differently, which is
+    why both are kept: a strategy's recorded searches depend on its own.
+    """
+    n = len(population)
+    picks = rng.integers(n, size=size) if replace else rng.choice(n, size=min(size, n), replace=False)
+    return max((population[int(i)] for i in picks), key=key)
+
+
+class Seen:
+    """The novelty filter: ids of every genome asked, and of the batch being bred.
+
+    A genome in either is not new. Ids are hashes of the canonical JSON, so equal ids mean
+    equal genomes. ``valid`` (optional) makes a genome the space rejects count as not new, for
+    strategies whose operators may produce one.
+    """
+
+    def __init__(self, valid: Callable[[Genome], bool] | None = None):
+        self.asked: set[str] = set()  # membership only, never iterated (order-free)
+        self.batch: set[str] = set()
+        self.valid = valid
+
+    def add(self, genome: Genome) -> None:
+        """Record a genome handed out by ``ask``."""
+        self.asked.add(genome.id)
+
+    def start_batch(self) -> None:
+        self.batch = set()
+
+    def keep(self, genome: Genome) -> None:
+        """Record a genome put in the batch being bred."""
+        self.batch.add(genome.id)
+
+    def is_new(self, genome: Genome | None) -> bool:
+        return (genome is not None and genome.id not in self.asked and genome.id not in self.batch
+                and (self.valid is None or self.valid(genome)))
+
+    def novel(self, genome: G | None, again: Callable[[G], G | None], tries: int) -> G | None:
+        """``genome``, or while it is not new, ``again(genome)``, at most ``tries`` times.
+
+        Bounded because a small space runs out of new genomes: the last one is returned
+        whether new or not (the caller decides whether a repeat will do), and None from
+        ``again`` (nothing left to try) ends the search.
+        """
+        for _ in range(tries):
+            if genome is None or self.is_new(genome):
+                break
+            genome = again(genome)
+        return genome
+
+
+# --- survival ---
+def aging(population: deque[T], member: T, size: int) -> None:
+    """Regularized evolution: the newcomer joins and, past ``size``, the OLDEST leaves (not the
+    worst), so no lucky early evaluation stays forever."""
+    population.append(member)
+    if len(population) > size:
+        population.popleft()
+
+
+def mu_plus_lambda(parents: Sequence[T], children: Sequence[T], size: int, key: Callable[[T], Any]) -> list[T]:
+    """(mu + lambda): parents and children compete, the best ``size`` by ``key`` survive."""
+    return ranked([*parents, *children], key)[:size]
+
+
+def environmental_selection(pool: Sequence[T], size: int, alpha: float, fitness: Callable[[T], float],
+                            depth: Callable[[T], int]) -> list[T]:
+    """TS-ENAS's rough-stage selection: levels of accuracy within ``alpha`` of each level's best,
+    filled whole while they fit; the overflowing level gives its places one at a time to its
+    member with the lowest density (chosen individuals with the same depth so far), ties to
+    the fitter, then the earlier in ``pool``. Density keeps networks of every depth alive."""
+    order = sorted(range(len(pool)), key=lambda i: -fitness(pool[i]))  # stable
+    chosen: list[int] = []
+    start = 0
+    while start < len(order) and len(chosen) < size:
+        top = fitness(pool[order[start]])
+        end = start
+        while end < len(order) and top - fitness(pool[order[end]]) < alpha:
+            end += 1
+        level = order[start:end]
+        if len(chosen) + len(level) <= size:
+            chosen += level
+        else:
+            while len(chosen) < size:
+                density = {i: sum(depth(pool[c]) == depth(pool[i]) for c in chosen) for i in level}
+                pick = min(level, key=lambda i: (density[i], -fitness(pool[i]), i))
+                chosen.append(pick)
+                level.remove(pick)
+        start = end
+    return [pool[i] for i in chosen]
+
+
+__all__ = ["Member", "Seen", "aging", "environmental_selection", "mu_plus_lambda", "rank_key", "ranked", "tournament"]
