@@ -1,4 +1,4 @@
-"""The GA toolkit (strategies/ga.py) and the MLP crossover (spaces/mlp_crossover.py)."""
+"""The GA toolkit (strategies/ga.py) and the MLP crossover (MLPSpace.crossover)."""
 from __future__ import annotations
 
 from collections import deque
@@ -9,7 +9,6 @@ import pytest
 
 from nasforge.spaces import MLPSpace
 from nasforge.spaces.mlp import Dense, MLPGenome
-from nasforge.spaces.mlp_crossover import crossover
 from nasforge.strategies.ga import (Member, Seen, aging, environmental_selection, mu_plus_lambda, rank_key, ranked,
                                     tournament)
 
@@ -112,8 +111,8 @@ def test_mlp_crossover_joins_a_prefix_of_one_parent_to_a_suffix_of_the_other():
     space = MLPSpace(10, 3, max_layers=4, max_units=64)
     a, b = mlp(8, 16, 32), mlp(4, 64)
     for seed in range(10):
-        child = crossover(space, a, b, np.random.default_rng(seed))
+        child = space.crossover(a, b, np.random.default_rng(seed))
         assert child is not None and child not in (a, b) and space.is_valid(child)
         units = [layer.units for layer in child.layers]
         assert any(units == [8, 16, 32][:i] + [4, 64][j:] for i in range(4) for j in range(3))
-    assert crossover(space, MLPGenome(), MLPGenome(), np.random.default_rng(0)) is None  # every cut is a parent
+    assert space.crossover(MLPGenome(), MLPGenome(), np.random.default_rng(0)) is None  # every cut is a parent

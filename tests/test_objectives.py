@@ -38,3 +38,15 @@ def test_pareto_and_hypervolume():
     assert pareto_front(pts) == [0, 1, 3]
     # rectangles above reference (0, -4): (0.9*1) + (0.8*1) + (0.7*1) stacked in y
     assert hypervolume_2d([(0.9, -3.0), (0.8, -2.0), (0.7, -1.0)], (0.0, -4.0)) == pytest.approx(0.9 + 0.8 + 0.7)
+
+
+def test_two_dimensional_front_sweep_agrees_with_the_pairwise_check():
+    import numpy as np
+
+    from nasforge.objectives import pareto_front
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        points = [tuple(map(float, p)) for p in rng.integers(0, 6, size=(int(rng.integers(1, 30)), 2))]
+        pairwise = pareto_front([(x, y, 0.0) for x, y in points])  # three coordinates: the pairwise path
+        assert pareto_front(points) == pairwise

@@ -82,7 +82,11 @@ def parse_weights(text: str) -> dict[str, float]:
 
 
 def pareto_front(points: Sequence[Sequence[float]]) -> list[int]:
-    """Indices of the points no other point dominates (every coordinate maximised)."""
+    """Indices of the points no other point dominates (every coordinate maximised), in input
+    order; equal points do not dominate each other. Two coordinates take one sorted sweep
+    (reports draw fronts of thousands of trials), more take the pairwise check."""
+    if points and all(len(p) == 2 for p in points):
+        return _front_2d(points)
     front = []
     for i, p in enumerate(points):
         dominated = any(
@@ -91,6 +95,20 @@ def pareto_front(points: Sequence[Sequence[float]]) -> list[int]:
         if not dominated:
             front.append(i)
     return front
+
+
+def _front_2d(points: Sequence[Sequence[float]]) -> list[int]:
+    order = sorted(range(len(points)), key=lambda i: (-points[i][0], -points[i][1]))
+    front, best_y, start = [], -math.inf, 0
+    while start < len(order):  # one group of equal x at a time, x falling
+        end = start
+        while end < len(order) and points[order[end]][0] == points[order[start]][0]:
+            end += 1
+        top = points[order[start]][1]  # the group's highest y
+        front += [i for i in order[start:end] if points[i][1] == top and top > best_y]
+        best_y = max(best_y, top)
+        start = end
+    return sorted(front)
 
 
 def hypervolume_2d(points: Sequence[tuple[float, float]], reference: tuple[float, float]) -> float:

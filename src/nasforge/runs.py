@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .errors import NasforgeError
 from .storage import RunStore, TrialRecord, sqlite_url
+from .strategies.ga import rank_key
 
 
 def run_meta(out: Path) -> tuple[str, str]:
@@ -30,4 +31,4 @@ def read_trials(out: str | Path, storage: str | None = None) -> list[TrialRecord
 def best_trial(records: list[TrialRecord]) -> TrialRecord | None:
     """Highest fitness; ties go to fewer parameters, then to the earlier trial."""
     done = [r for r in records if r.state == "complete" and r.fitness is not None]
-    return max(done, key=lambda r: (r.fitness, -r.metrics.get("params", 0), -r.number), default=None)
+    return max(done, key=lambda r: rank_key(r.fitness, r.metrics.get("params", 0), r.number), default=None)

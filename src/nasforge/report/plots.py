@@ -19,6 +19,7 @@ matplotlib.use("Agg", force=False)  # never pick a GUI backend for a headless re
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
 
+from .. import objectives  # noqa: E402
 from ..storage import TrialRecord  # noqa: E402
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
@@ -156,11 +157,9 @@ def progress_figure(runs: Sequence[tuple[str, Progress]]) -> Markup:
 def pareto_front(points: Sequence[tuple[float, float, int]]) -> list[tuple[float, float, int]]:
     """Points (cost, accuracy, trial) no other point beats on both (lower cost, higher accuracy),
     sorted by cost: the trade-offs worth choosing from."""
-    front: list[tuple[float, float, int]] = []
-    for cost, acc, number in sorted(points, key=lambda p: (p[0], -p[1], p[2])):
-        if not front or acc > front[-1][1]:
-            front.append((cost, acc, number))
-    return front
+    chosen = sorted((points[i] for i in objectives.pareto_front([(-c, a) for c, a, _ in points])),
+                    key=lambda p: (p[0], -p[1], p[2]))
+    return [p for k, p in enumerate(chosen) if k == 0 or p[:2] != chosen[k - 1][:2]]  # one trial per point
 
 
 def front_points(trials: Sequence[TrialRecord], cost: str) -> list[tuple[float, float, int]]:

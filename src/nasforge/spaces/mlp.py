@@ -294,3 +294,17 @@ class MLPSpace(SearchSpace):
         return {"hidden_layers": [self.min_layers, self.max_layers], "units": [self.widths[0], self.widths[-1]],
                 "activations": list(self.activations), "dropout": list(self.dropouts),
                 "learning_rules": list(self.rules), "max_params": self.max_params}  # fmt: skip
+
+    def crossover(self, a: MLPGenome, b: MLPGenome, rng: np.random.Generator, tries: int = 10) -> MLPGenome | None:
+        """One-point crossover of the layer lists: a's first i layers, then b's layers from j on.
+
+        Dropout and output rule come from ``a``. None if no cut in ``tries`` gives a valid genome
+        that differs from both parents (a copy of a parent would only repeat it).
+        """
+        for _ in range(tries):
+            i = int(rng.integers(len(a.layers) + 1))
+            j = int(rng.integers(len(b.layers) + 1))
+            child = a.model_copy(update={"layers": a.layers[:i] + b.layers[j:]})
+            if child != a and child != b and self.is_valid(child):
+                return child
+        return None

@@ -36,7 +36,6 @@ from pydantic import Field
 
 from ..errors import InvalidGenome, NasforgeError
 from ..spaces import MLPGenome, MLPSpace, SearchSpace, genome_from_dict
-from ..spaces.mlp_crossover import crossover
 from .base import STRATEGIES, Proposal, Strategy, StrategySettings
 from .ga import Member, Seen, mu_plus_lambda, rank_key, ranked, tournament
 
@@ -181,7 +180,7 @@ class BilevelEvolution(Strategy):
         ops: list[str] = []
         if len(self.population) > 1 and self.rng.random() < self.settings.crossover_rate:
             second = self._tournament()
-            crossed = crossover(self.space, first.genome, second.genome, self.rng)
+            crossed = self.space.crossover(first.genome, second.genome, self.rng)
             if crossed is not None:
                 genome, parents = crossed, (first.trial, second.trial)
                 ops.append("crossover")

@@ -31,6 +31,7 @@ import numpy as np
 
 from ...spaces import Genome, SearchSpace
 from ..base import STRATEGIES, Proposal, Strategy
+from ..ga import rank_key
 from .compliance import check_compliance
 from .conflicts import resolve
 from .designer import RuleDesigner, describe_change, instructable
@@ -99,7 +100,7 @@ class ExpertStrategy(Strategy):
         """Highest fitness; ties go to fewer parameters, then the earlier trial (as the study's best)."""
         done = [(i, t) for i, t in enumerate(self.told) if t.fitness is not None]
         best = max(done, default=None,
-                   key=lambda it: (it[1].fitness, -float(it[1].metrics.get("params", 0) or 0), -it[0]))
+                   key=lambda it: rank_key(it[1].fitness, float(it[1].metrics.get("params", 0) or 0), it[0]))
         return best[1] if best else None
 
     def _base(self) -> tuple[Told | None, dict[str, Any]]:
