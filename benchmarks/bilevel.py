@@ -37,7 +37,7 @@ from nasforge.measure.settings import MeasureSettings  # noqa: E402
 from nasforge.spaces import MLPSpace  # noqa: E402
 from nasforge.storage import TrialRecord  # noqa: E402
 from nasforge.strategies.bilevel import BilevelEvolution, BilevelSettings, chosen, most_accurate  # noqa: E402
-from nasforge.study import trial_seed  # noqa: E402
+from nasforge.loop import trial_seed  # noqa: E402
 from nasforge.train.settings import TrainSettings  # noqa: E402
 
 CLAIM_PP, CLAIM_REDUCTION = 0.99, 90.0

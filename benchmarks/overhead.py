@@ -25,7 +25,8 @@ from _results import machine, table, write_section  # noqa: E402
 from nasforge.config import build_config  # noqa: E402
 from nasforge.spaces import MLPGenome  # noqa: E402
 from nasforge.spaces.mlp import Dense  # noqa: E402
-from nasforge.study import Study, _Pending  # noqa: E402
+from nasforge.loop import Pending, SearchLoop  # noqa: E402
+from nasforge.study import create_study  # noqa: E402
 from nasforge.strategies import Proposal  # noqa: E402
 
 
@@ -60,13 +61,14 @@ def main() -> None:
                            "train": {"epochs": args.epochs, "patience": 0}})
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        study = Study(Path(tmp) / "run", config)
+        study = create_study(Path(tmp) / "run", config)
+        loop = SearchLoop(study)
         s = config.train
         bare, full = [], []
         for r in range(args.repeats + 1):
             b = bare_loop(genome, study.task, s.epochs, s.batch_size, s.lr, seed=r)
             start = time.perf_counter()
-            study._evaluate(_Pending(r, r, Proposal(genome)), told_seq=r)
+            loop.evaluate(Pending(r, r, Proposal(genome)), told_seq=r)
             f = time.perf_counter() - start
             if r:  # the first pair warms up both paths
                 bare.append(b), full.append(f)

@@ -46,7 +46,7 @@ from nasforge.evaluators.training import TrainingEvaluator as Evaluator  # noqa:
 from nasforge.objectives import hypervolume_2d, pareto_front  # noqa: E402
 from nasforge.spaces import MLPGenome, MLPSpace, make_space  # noqa: E402
 from nasforge.spaces.mlp import Dense  # noqa: E402
-from nasforge.study import trial_seed  # noqa: E402
+from nasforge.loop import trial_seed  # noqa: E402
 
 DEFAULT_DATASETS = "wdbc,digits,wine,colors"
 QUICK = {"datasets": "iris,wine", "seeds": 1, "budget": 6}

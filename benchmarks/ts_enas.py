@@ -41,7 +41,7 @@ from nasforge.measure.settings import MeasureSettings  # noqa: E402
 from nasforge.spaces.cells import CellsSpace  # noqa: E402
 from nasforge.strategies.evolution import RegularizedEvolution  # noqa: E402
 from nasforge.strategies.two_stage import TwoStageEvolution, TwoStageSettings, weight_store_options  # noqa: E402
-from nasforge.study import trial_seed  # noqa: E402
+from nasforge.loop import trial_seed  # noqa: E402
 from nasforge.train.settings import TrainSettings  # noqa: E402
 from nasforge.train.inheritance import CellWeightStore  # noqa: E402
 

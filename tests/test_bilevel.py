@@ -167,7 +167,7 @@ def test_end_to_end_wdbc_de_lower_level():
     from nasforge.evaluators.training import TrainingEvaluator as Evaluator
     from nasforge.measure.settings import MeasureSettings
     from nasforge.storage import TrialRecord
-    from nasforge.study import trial_seed
+    from nasforge.loop import trial_seed
     from nasforge.train.settings import TrainSettings
 
     task = load_task("wdbc", seed=0)

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import nasforge_cmd
 from nasforge.config import build_config
-from nasforge.study import Study
+from nasforge.study import create_study
 
 FAST = {"space": {"max_layers": 2, "max_units": 32}}
 
@@ -26,7 +26,7 @@ def cfg(budget, workers=1, epochs=4, retries=1, **kw):
 
 
 def run(out, config, callback=None):
-    study = Study(out, config)
+    study = create_study(out, config)
     try:
         study.run(callback)
         return study.trials()

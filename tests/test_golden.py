@@ -104,14 +104,14 @@ def test_every_strategy_proposes_the_recorded_sequence():
 
 def test_study_in_table_mode_makes_the_recorded_trials(tmp_path):
     from nasforge.config import build_config
-    from nasforge.study import Study
+    from nasforge.study import create_study
 
     runs = {}
     for strategy in ("random", "evolution"):
         table = {"name": strategy, **({"population_size": 8, "sample_size": 3} if strategy == "evolution" else {})}
         cfg = build_config({"budget": 30, "seed": 0, "strategy": table,
                             "benchmark": {"file": str(SHARED_DATA / "nb201_12epoch.csv"), "dataset": "cifar10"}})
-        study = Study(tmp_path / strategy, cfg)
+        study = create_study(tmp_path / strategy, cfg)
         try:
             study.run()
             runs[strategy] = [{"number": t.number, "genome": t.genome, "fitness": t.fitness, "parents": t.parents,

@@ -3,7 +3,7 @@ import pytest
 import nasforge
 from nasforge.config import build_config
 from nasforge.errors import NasforgeError
-from nasforge.study import Study
+from nasforge.study import create_study
 
 FAST = {"train": {"epochs": 4, "patience": 0}, "space": {"max_layers": 2, "max_units": 32}}
 
@@ -18,7 +18,7 @@ def sequence(trials):
 
 
 def run(out, config):
-    study = Study(out, config)
+    study = create_study(out, config)
     try:
         study.run()
         return study.trials()
@@ -48,12 +48,11 @@ def test_trial_left_running_is_marked_interrupted_and_its_ask_rerun(tmp_path):
     whole = run(tmp_path / "whole", cfg(budget=8))
     run(tmp_path / "cut", cfg(budget=5))
     # simulate a process killed during trial 5: the ask is stored as running, never told
-    study = Study(tmp_path / "cut", cfg(budget=8))
-    from nasforge.strategies import make_strategy
-    import numpy as np
+    study = create_study(tmp_path / "cut", cfg(budget=8))
+    from nasforge.loop import SearchLoop
 
-    strategy = make_strategy("evolution", study.space, np.random.default_rng(0), 8)
-    pending, next_ask, tells = study._replay(strategy, study.trials())
+    strategy = study.strategy()
+    pending, next_ask, tells = SearchLoop(study).replay(strategy, study.trials())
     proposal = strategy.ask()
     study.store.start({"genome": proposal.genome.to_dict(), "parents": list(proposal.parents),
                        "operator": proposal.operator, "info": proposal.info, "ask_index": next_ask, "asked_after": tells})
@@ -69,13 +68,13 @@ def test_trial_left_running_is_marked_interrupted_and_its_ask_rerun(tmp_path):
 def test_other_settings_in_the_same_directory_are_refused(tmp_path):
     run(tmp_path / "r", cfg(budget=2))
     with pytest.raises(NasforgeError, match="other settings"):
-        Study(tmp_path / "r", cfg(budget=2, seed=1))
+        create_study(tmp_path / "r", cfg(budget=2, seed=1))
 
 
 def test_failing_candidates_are_recorded_and_the_search_goes_on(tmp_path):
     task = nasforge.load_task("iris", seed=0)
     task.X_train[0, 0] = float("nan")  # every training loss becomes NaN
-    study = Study(tmp_path / "r", cfg(budget=4), task=task)
+    study = create_study(tmp_path / "r", cfg(budget=4), task=task)
     try:
         best = study.run()
     finally:

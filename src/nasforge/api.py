@@ -15,7 +15,7 @@ from .errors import NasforgeError
 from .spaces import Genome, genome_from_dict
 from .storage import TrialRecord
 from .runs import best_trial, read_trials
-from .study import Study
+from .study import Study, create_study
 
 
 @dataclass
@@ -63,7 +63,7 @@ def search(
         flags["data"] = data
     cfg = build_config(merge(base, flags))
     out = Path(out) if out else default_out(cfg.label, cfg.strategy.name, cfg.seed)
-    study = Study(out, cfg, storage=storage)
+    study = create_study(out, cfg, storage=storage)
     try:
         best = study.run(callback)
         return SearchResult(out, best, study.trials())

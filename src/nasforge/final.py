@@ -33,7 +33,7 @@ from .measure.energy import energy_meter
 from .spaces import Genome, genome_from_dict
 from .storage import TrialRecord
 from .runs import best_trial, read_trials
-from .study import Study
+from .study import load_study
 from .train.settings import TrainSettings
 from .train.trainer import train
 
@@ -42,7 +42,7 @@ FINAL_DIR = "final"
 
 def run_task(out: str | Path) -> tuple[SearchConfig, Task]:
     """The run's configuration and its data, split exactly as during the search."""
-    study = Study(out)
+    study = load_study(out)
     try:
         if study.task is None:
             raise NasforgeError(f"{out} is a tabular-benchmark run: its accuracies were looked up, no network was trained")

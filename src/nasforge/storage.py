@@ -64,7 +64,7 @@ class RunStore:
             storage = optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
         except Exception as exc:  # bad URL, driver missing, server down
             raise NasforgeError(f"cannot open storage {url}: {str(exc).splitlines()[0]}") from None
-        self.url = url
+        self.url, self.name = url, name
         if url.startswith("sqlite"):
             _fast_durable_sqlite(storage)
         names = [s.study_name for s in optuna.get_all_study_summaries(storage)]

@@ -1,12 +1,10 @@
-"""A search run: the loop, its storage, and exact resume.
+"""A run: its settings, its storage and the parts that search it, created or loaded.
 
-Resume works by replay. The strategy is rebuilt from the configuration and seed, then is
-shown the stored asks and tells in their original order (``ask_index``, ``asked_after``,
-``told_seq``), so its state after resume is the state it would have had. A trial that was
-running when the process died is marked failed with ``interrupted`` and its ask is
-evaluated again under the same seed: nothing finished is lost or evaluated twice.
-Each evaluation's seed comes from the run seed and its ask index, so a re-run of an
-interrupted ask gives what the uninterrupted run would have given.
+``create_study`` starts a run in a directory, or continues the one there if its settings
+are the same; ``load_study`` opens a run with its stored settings (Optuna's
+``create_study`` / ``load_study``). Each builds the run's parts once, from the registries:
+task (data), search space, evaluator; the strategy is built by the loop
+(:mod:`nasforge.loop`), which replays the stored history into it.
 """
 from __future__ import annotations
 
@@ -14,93 +12,57 @@ import fcntl
 import json
 import os
 import pickle
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import IO, Any
 
 import numpy as np
-import torch
 
 from .config import SearchConfig, build_config
 from .data import Task, load_task, reload_task
 from .errors import NasforgeError
 from .evaluators import EVALUATORS, Evaluator
-from .executors import Job, Outcome, make_executor
-from .spaces import Genome, SearchSpace, genome_from_dict, make_space
+from .loop import Callback, SearchLoop
 from .runs import best_trial
+from .spaces import Genome, SearchSpace, genome_from_dict, make_space
 from .storage import RunStore, TrialRecord, sqlite_url
-from .strategies import Proposal, Strategy, check_strategy, make_strategy
-
-Callback = Callable[[TrialRecord, "Study"], None]
-
-
-def trial_seed(seed: int, ask_index: int) -> int:
-    return (seed * 1_000_003 + ask_index * 7919) % (2**31 - 1)
+from .strategies import Strategy, check_strategy, make_strategy
 
 
 @dataclass
-class _Pending:
-    ask_index: int
-    asked_after: int
-    proposal: Proposal
+class Parts:
+    """What a configuration is searched with: data (None in table mode), space, evaluator."""
+
+    task: Task | None
+    space: SearchSpace
+    evaluator: Evaluator
+
+
+def build_parts(config: SearchConfig, out: Path, task: Task | None = None) -> Parts:
+    """Each part from its registry; a bad dataset, space or pair of strategy and space fails here."""
+    kind = EVALUATORS.get(config.evaluator_kind)
+    if kind.needs_task:
+        task = task or _load_configured_task(config)
+    space = make_space(config.space, task)
+    check_strategy(config.strategy.name, space)
+    return Parts(task, space, kind.from_config(config, task, space, out))
 
 
 class Study:
-    """Create a run in ``out`` (or continue the one there) and run it."""
+    """An open run. Make one with :func:`create_study` or :func:`load_study`."""
 
-    def __init__(self, out: str | Path, config: SearchConfig | None = None, storage: str | None = None, task: Task | None = None):
-        self.out = Path(out)
-        meta_path = self.out / "run.json"
-        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-        if config is None and not meta and storage is None:
-            raise NasforgeError(f"{self.out} holds no nasforge run; start one with 'nasforge search'")
-        fresh = config is not None and not meta
-        if fresh:  # bad data or settings fail here, before anything is written
-            self.task, self.evaluator, self.space = self._components(config, task, self.out)
-            check_strategy(config.strategy.name, self.space)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self._lock = _lock_run(self.out) if config is not None else None
-        url = storage or meta.get("storage") or sqlite_url(self.out)
-        name = meta.get("study") or self.out.resolve().name
-        self.store = RunStore(url, name, create=config is not None)
-        stored = self.store.get("config")
-        if config is None:
-            if stored is None:
-                raise NasforgeError(f"{self.out} holds no nasforge run; start one with 'nasforge search'")
-            config = build_config(stored, stored=True)
-        elif stored is not None:
-            _check_same_run(build_config(stored, stored=True), config, self.out)
-        self.config = config
-        if not fresh:
-            stored_task = self.store.get("task")
-            self.task, self.evaluator, self.space = self._components(
-                config, task or (reload_task(stored_task) if stored_task else None), self.out)
-        if stored is None or self.store.get("budget") != config.budget:
-            self.store.set("config", config.model_dump(mode="json"))
-            self.store.set("budget", config.budget)
-        if self.task is not None and self.store.get("task") is None:
-            self.store.set("task", self.task.spec)
-        meta_path.write_text(json.dumps({"storage": url, "study": name}, indent=1))
-        if self.task is not None and self._lock is not None:
-            _save_task_info(self.out, self.task)
+    def __init__(self, out: Path, config: SearchConfig, store: RunStore, parts: Parts, lock: IO[str] | None):
+        self.out, self.config, self.store, self._lock = out, config, store, lock
+        self.task, self.space, self.evaluator = parts.task, parts.space, parts.evaluator
 
-    @staticmethod
-    def _components(config: SearchConfig, task: Task | None, out: Path) -> tuple[Task | None, Evaluator, SearchSpace]:
-        """The task, evaluator and search space a configuration describes."""
-        kind = EVALUATORS.get(config.evaluator_kind)
-        if kind.needs_task:
-            task = task or _load_configured_task(config)
-        space = make_space(config.space, task)
-        return task, kind.from_config(config, task, space, out), space
-
-    def _make_strategy(self) -> Strategy:
+    def strategy(self) -> Strategy:
+        """A fresh strategy for this run, before any replay."""
         cfg = self.config
         return make_strategy(cfg.strategy.name, self.space, np.random.default_rng(cfg.seed), cfg.budget, cfg.strategy,
                              task=self.task.name if self.task else cfg.label)
 
     def strategy_description(self) -> str:
-        return self._make_strategy().describe()
+        return self.strategy().describe()
 
     # --- reading ---
     def trials(self) -> list[TrialRecord]:
@@ -115,146 +77,82 @@ class Study:
     def genome(self, record: TrialRecord) -> Genome:
         return genome_from_dict(record.genome)
 
-    # --- the loop ---
-    def _replay(self, strategy: Strategy, records: list[TrialRecord]) -> tuple[list[_Pending], int, int]:
-        """Bring a fresh strategy to the stored state; return asks still to evaluate."""
-        by_ask: dict[int, TrialRecord] = {}
-        for r in records:  # a finished record of an ask wins over its interrupted attempts
-            if not r.genome:
-                continue  # stopped between creating the trial and storing its proposal: never asked for the record
-            if r.finished or r.ask_index not in by_ask:
-                by_ask[r.ask_index] = r
-        pending: dict[int, _Pending] = {}
-        next_ask = tells = 0
-
-        def ask_up_to(n_tells: int) -> None:
-            nonlocal next_ask
-            while next_ask in by_ask and by_ask[next_ask].asked_after <= n_tells:
-                record = by_ask[next_ask]
-                proposal = strategy.replay(genome_from_dict(record.genome), record)
-                pending[next_ask] = _Pending(next_ask, record.asked_after, proposal)
-                next_ask += 1
-
-        for record in sorted((r for r in by_ask.values() if r.finished), key=lambda r: r.told_seq or 0):
-            ask_up_to(tells)
-            item = pending.pop(record.ask_index)
-            item.proposal.trial = record.number
-            strategy.tell(item.proposal, record.fitness, record.metrics)
-            tells += 1
-        ask_up_to(tells)
-        return sorted(pending.values(), key=lambda p: p.ask_index), next_ask, tells
-
+    # --- running ---
     def run(self, callback: Callback | None = None) -> TrialRecord | None:
-        """Evaluate until the budget of finished trials is spent; return the best trial.
-
-        Asks go out while the executor has free slots; results are stored and told in the
-        order they arrive (asynchronous evolution with several workers). With one slot this
-        is the plain serial loop: ask, evaluate, tell.
-        """
-        cfg = self.config
+        """Evaluate until the budget of finished trials is spent; return the best trial."""
         if self._lock is None:
             self._lock = _lock_run(self.out)
-        self._close_running("interrupted: the search process stopped; the ask is evaluated again")
-        records = self.trials()
-        strategy = self._make_strategy()
-        pending, next_ask, tells = self._replay(strategy, records)
-        done = sum(r.finished for r in records)
-        executor = make_executor(cfg, self.evaluator)
-        inflight: dict[int, tuple[_Pending, TrialRecord, int]] = {}
-        try:
-            while True:
-                while done + len(inflight) < cfg.budget and len(inflight) < executor.slots:
-                    if pending:
-                        item = pending.pop(0)
-                    else:
-                        item = _Pending(next_ask, tells, strategy.ask())
-                        next_ask += 1
-                    record = self._start(item)
-                    inflight[record.number] = (item, record, 0)
-                    executor.submit(record.number, self._job(item))
-                if not inflight:
-                    break
-                for number, outcome in executor.wait():
-                    item, record, attempts = inflight.pop(number)
-                    if outcome.worker_died and attempts < cfg.executor.retries:
-                        inflight[number] = (item, record, attempts + 1)
-                        executor.submit(number, self._job(item))
-                        continue
-                    if outcome.worker_died:
-                        outcome.error = f"{outcome.error} (after {attempts + 1} attempts)"
-                    self._finish(record, outcome, told_seq=tells)
-                    strategy.tell(item.proposal, record.fitness, record.metrics)
-                    tells += 1
-                    done += 1
-                    if callback:
-                        callback(record, self)
-        except KeyboardInterrupt:
-            executor.cancel_all()
-            self._close_running("interrupted by the user; the ask is evaluated again on resume")
-            raise
-        finally:
-            executor.close()
-        best = self.best()
-        if best is not None:
-            self._save_best(best)
-        return best
+        return SearchLoop(self).run(callback)
 
-    def _close_running(self, reason: str) -> None:
-        """Mark every trial still 'running' as failed and interrupted (its ask is re-run)."""
-        for record in self.trials():
-            if record.state == "running":
-                self.store.fail(record.number, reason if record.genome else reason + " (stopped before it was stored)",
-                                told_seq=None, interrupted=True)
-
-    def _job(self, item: _Pending) -> Job:
-        return Job(item.proposal.genome.to_dict(), trial_seed(self.config.seed, item.ask_index),
-                   self.evaluator.weights)
-
-    def _start(self, item: _Pending) -> TrialRecord:
-        """Store an ask as a running trial before it is evaluated."""
-        p = item.proposal
-        record = TrialRecord(number=-1, state="running", genome=p.genome.to_dict(), fitness=None,
-                             parents=list(p.parents), operator=p.operator, info=p.info,
-                             ask_index=item.ask_index, asked_after=item.asked_after)
-        record.number = p.trial = self.store.start(
-            {k: getattr(record, k) for k in ("genome", "parents", "operator", "info", "ask_index", "asked_after")})
-        return record
-
-    def _finish(self, record: TrialRecord, outcome: Outcome, told_seq: int) -> None:
-        """Store a result: weights first, then the trial (a crash between them loses nothing)."""
-        record.told_seq = told_seq
-        evaluation = outcome.evaluation
-        if evaluation is not None:
-            try:
-                fitness = self.config.objective.fitness(evaluation.metrics)
-                if evaluation.state_dict:
-                    _atomic_save(evaluation.state_dict, self.model_path(record.number))
-                self.evaluator.learn(genome_from_dict(record.genome), evaluation)
-            except Exception as exc:  # e.g. a metric the objective needs is missing
-                outcome.error = f"{type(exc).__name__}: {exc}"
-            else:
-                self.store.finish(record.number, fitness, evaluation.metrics, told_seq)
-                record.state, record.fitness, record.metrics = "complete", fitness, evaluation.metrics
-                return
-        record.state, record.error = "failed", outcome.error or "unknown failure"
-        self.store.fail(record.number, record.error, told_seq)
-
-    # --- files ---
     def model_path(self, number: int) -> Path:
         return self.out / "models" / f"trial-{number:05d}.pt"
-
-    def _save_best(self, best: TrialRecord) -> None:
-        folder = self.out / "best"
-        folder.mkdir(exist_ok=True)
-        (folder / "genome.json").write_text(json.dumps(best.genome, indent=2, sort_keys=True))
-        (folder / "metrics.json").write_text(json.dumps({"trial": best.number, "fitness": best.fitness, **best.metrics}, indent=2))
-        if self.model_path(best.number).is_file():  # tabular benchmarks train nothing
-            shutil.copyfile(self.model_path(best.number), folder / "model.pt")
 
     def close(self) -> None:
         if self._lock is not None:
             self._lock.close()
             self._lock = None
+
+
+def create_study(out: str | Path, config: SearchConfig, storage: str | None = None, task: Task | None = None) -> Study:
+    """Start a run in ``out``, or continue the run there when its settings are the same (the
+    budget may grow). Nothing is written before the data, space and strategy are checked."""
+    out = Path(out)
+    meta = _read_meta(out)
+    parts = build_parts(config, out, task) if not meta else None
+    out.mkdir(parents=True, exist_ok=True)
+    lock = _lock_run(out)
+    try:
+        store = _open_store(out, meta, storage, create=True)
+        stored = store.get("config")
+        if stored is not None:
+            _check_same_run(build_config(stored, stored=True), config, out)
+        if parts is None:
+            parts = build_parts(config, out, task or _stored_task(store))
+        if stored is None or store.get("budget") != config.budget:
+            store.set("config", config.model_dump(mode="json"))
+            store.set("budget", config.budget)
+        if parts.task is not None:
+            if store.get("task") is None:
+                store.set("task", parts.task.spec)
+            _save_task_info(out, parts.task)
+        _write_meta(out, store)
+    except BaseException:
+        lock.close()
+        raise
+    return Study(out, config, store, parts, lock)
+
+
+def load_study(out: str | Path, storage: str | None = None, task: Task | None = None) -> Study:
+    """Open the run in ``out`` with its stored settings (to read it, resume it or retrain from it)."""
+    out = Path(out)
+    meta = _read_meta(out)
+    if not meta and storage is None:
+        raise NasforgeError(f"{out} holds no nasforge run; start one with 'nasforge search'")
+    store = _open_store(out, meta, storage, create=False)
+    stored = store.get("config")
+    if stored is None:
+        raise NasforgeError(f"{out} holds no nasforge run; start one with 'nasforge search'")
+    config = build_config(stored, stored=True)
+    return Study(out, config, store, build_parts(config, out, task or _stored_task(store)), None)
+
+
+def _read_meta(out: Path) -> dict[str, Any]:
+    path = out / "run.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _open_store(out: Path, meta: dict[str, Any], storage: str | None, create: bool) -> RunStore:
+    url = storage or meta.get("storage") or sqlite_url(out)
+    return RunStore(url, meta.get("study") or out.resolve().name, create=create)
+
+
+def _write_meta(out: Path, store: RunStore) -> None:
+    (out / "run.json").write_text(json.dumps({"storage": store.url, "study": store.name}, indent=1))
+
+
+def _stored_task(store: RunStore) -> Task | None:
+    spec = store.get("task")
+    return reload_task(spec) if spec else None
 
 
 def _load_configured_task(config: SearchConfig) -> Task:
@@ -284,13 +182,6 @@ def _lock_run(out: Path):
         handle.close()
         raise NasforgeError(f"another nasforge process is running the search in {out}") from None
     return handle
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def _save_task_info(out: Path, task: Task) -> None:

@@ -76,11 +76,11 @@ def cmd_search(args: argparse.Namespace) -> None:
     from rich.console import Console
 
     from ..api import default_out
-    from ..study import Study
+    from ..study import create_study
 
     cfg = search_config(args)
     out = Path(args.out) if args.out else default_out(cfg.label, cfg.strategy.name, cfg.seed)
-    study = Study(out, cfg, storage=args.storage)
+    study = create_study(out, cfg, storage=args.storage)
     if args.jsonl is False and not args.quiet:
         data = study.task.describe() if study.task else f"tabular benchmark {cfg.label} ({cfg.benchmark.file})"
         Console(stderr=True).print(f"{data}\nstrategy: {study.strategy_description()}, budget {cfg.budget}, "
@@ -90,9 +90,9 @@ def cmd_search(args: argparse.Namespace) -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> None:
-    from ..study import Study
+    from ..study import create_study, load_study
 
-    study = Study(args.run)
+    study = load_study(args.run)
     overrides: dict[str, Any] = {}
     for spec in resume_flags():
         if getattr(args, spec.path, None) is not None:
@@ -102,7 +102,7 @@ def cmd_resume(args: argparse.Namespace) -> None:
     if overrides:
         cfg = build_config(merge(study.config.model_dump(mode="json"), overrides))
         study.close()
-        study = Study(args.run, cfg)
+        study = create_study(args.run, cfg)
     config = study.config
     _run(study, _mode(args))
     print_best(Path(args.run), quiet=args.jsonl, config=config)

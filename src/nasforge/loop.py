@@ -1,0 +1,193 @@
+"""The search loop: ask, evaluate, tell, store; and exact resume by replay.
+
+Resume works by replay. The strategy is rebuilt from the configuration and seed, then is
+shown the stored asks and tells in their original order (``ask_index``, ``asked_after``,
+``told_seq``), so its state after resume is the state it would have had. A trial that was
+running when the process died is marked failed with ``interrupted`` and its ask is
+evaluated again under the same seed: nothing finished is lost or evaluated twice.
+Each evaluation's seed comes from the run seed and its ask index, so a re-run of an
+interrupted ask gives what the uninterrupted run would have given.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+
+from .executors import Job, Outcome, make_executor, run_job
+from .spaces import genome_from_dict
+from .storage import TrialRecord
+from .strategies import Proposal, Strategy
+
+if TYPE_CHECKING:
+    from .study import Study
+
+Callback = Callable[[TrialRecord, "Study"], None]
+
+
+def trial_seed(seed: int, ask_index: int) -> int:
+    return (seed * 1_000_003 + ask_index * 7919) % (2**31 - 1)
+
+
+@dataclass
+class Pending:
+    """An ask not yet told: which ask it was, after how many tells, and what was proposed."""
+
+    ask_index: int
+    asked_after: int
+    proposal: Proposal
+
+
+class SearchLoop:
+    """Runs one study's search to its budget; the study's only writer while it runs."""
+
+    def __init__(self, study: Study):
+        self.study, self.config, self.store = study, study.config, study.store
+
+    def replay(self, strategy: Strategy, records: list[TrialRecord]) -> tuple[list[Pending], int, int]:
+        """Bring a fresh strategy to the stored state; return asks still to evaluate."""
+        by_ask: dict[int, TrialRecord] = {}
+        for r in records:  # a finished record of an ask wins over its interrupted attempts
+            if not r.genome:
+                continue  # stopped between creating the trial and storing its proposal: never asked for the record
+            if r.finished or r.ask_index not in by_ask:
+                by_ask[r.ask_index] = r
+        pending: dict[int, Pending] = {}
+        next_ask = tells = 0
+
+        def ask_up_to(n_tells: int) -> None:
+            nonlocal next_ask
+            while next_ask in by_ask and by_ask[next_ask].asked_after <= n_tells:
+                record = by_ask[next_ask]
+                proposal = strategy.replay(genome_from_dict(record.genome), record)
+                pending[next_ask] = Pending(next_ask, record.asked_after, proposal)
+                next_ask += 1
+
+        for record in sorted((r for r in by_ask.values() if r.finished), key=lambda r: r.told_seq or 0):
+            ask_up_to(tells)
+            item = pending.pop(record.ask_index)
+            item.proposal.trial = record.number
+            strategy.tell(item.proposal, record.fitness, record.metrics)
+            tells += 1
+        ask_up_to(tells)
+        return sorted(pending.values(), key=lambda p: p.ask_index), next_ask, tells
+
+    def run(self, callback: Callback | None = None) -> TrialRecord | None:
+        """Evaluate until the budget of finished trials is spent; return the best trial.
+
+        Asks go out while the executor has free slots; results are stored and told in the
+        order they arrive (asynchronous evolution with several workers). With one slot this
+        is the plain serial loop: ask, evaluate, tell.
+        """
+        cfg, study = self.config, self.study
+        self._close_running("interrupted: the search process stopped; the ask is evaluated again")
+        records = study.trials()
+        strategy = study.strategy()
+        pending, next_ask, tells = self.replay(strategy, records)
+        done = sum(r.finished for r in records)
+        executor = make_executor(cfg, study.evaluator)
+        inflight: dict[int, tuple[Pending, TrialRecord, int]] = {}
+        try:
+            while True:
+                while done + len(inflight) < cfg.budget and len(inflight) < executor.slots:
+                    if pending:
+                        item = pending.pop(0)
+                    else:
+                        item = Pending(next_ask, tells, strategy.ask())
+                        next_ask += 1
+                    record = self._start(item)
+                    inflight[record.number] = (item, record, 0)
+                    executor.submit(record.number, self._job(item))
+                if not inflight:
+                    break
+                for number, outcome in executor.wait():
+                    item, record, attempts = inflight.pop(number)
+                    if outcome.worker_died and attempts < cfg.executor.retries:
+                        inflight[number] = (item, record, attempts + 1)
+                        executor.submit(number, self._job(item))
+                        continue
+                    if outcome.worker_died:
+                        outcome.error = f"{outcome.error} (after {attempts + 1} attempts)"
+                    self._finish(record, outcome, told_seq=tells)
+                    strategy.tell(item.proposal, record.fitness, record.metrics)
+                    tells += 1
+                    done += 1
+                    if callback:
+                        callback(record, study)
+        except KeyboardInterrupt:
+            executor.cancel_all()
+            self._close_running("interrupted by the user; the ask is evaluated again on resume")
+            raise
+        finally:
+            executor.close()
+        best = study.best()
+        if best is not None:
+            self._save_best(best)
+        return best
+
+    def _close_running(self, reason: str) -> None:
+        """Mark every trial still 'running' as failed and interrupted (its ask is re-run)."""
+        for record in self.study.trials():
+            if record.state == "running":
+                self.store.fail(record.number, reason if record.genome else reason + " (stopped before it was stored)",
+                                told_seq=None, interrupted=True)
+
+    def _job(self, item: Pending) -> Job:
+        return Job(item.proposal.genome.to_dict(), trial_seed(self.config.seed, item.ask_index),
+                   self.study.evaluator.weights)
+
+    def _start(self, item: Pending) -> TrialRecord:
+        """Store an ask as a running trial before it is evaluated."""
+        p = item.proposal
+        record = TrialRecord(number=-1, state="running", genome=p.genome.to_dict(), fitness=None,
+                             parents=list(p.parents), operator=p.operator, info=p.info,
+                             ask_index=item.ask_index, asked_after=item.asked_after)
+        record.number = p.trial = self.store.start(
+            {k: getattr(record, k) for k in ("genome", "parents", "operator", "info", "ask_index", "asked_after")})
+        return record
+
+    def _finish(self, record: TrialRecord, outcome: Outcome, told_seq: int) -> None:
+        """Store a result: weights first, then the trial (a crash between them loses nothing)."""
+        record.told_seq = told_seq
+        evaluation = outcome.evaluation
+        if evaluation is not None:
+            try:
+                fitness = self.config.objective.fitness(evaluation.metrics)
+                if evaluation.state_dict:
+                    _atomic_save(evaluation.state_dict, self.study.model_path(record.number))
+                self.study.evaluator.learn(genome_from_dict(record.genome), evaluation)
+            except Exception as exc:  # e.g. a metric the objective needs is missing
+                outcome.error = f"{type(exc).__name__}: {exc}"
+            else:
+                self.store.finish(record.number, fitness, evaluation.metrics, told_seq)
+                record.state, record.fitness, record.metrics = "complete", fitness, evaluation.metrics
+                return
+        record.state, record.error = "failed", outcome.error or "unknown failure"
+        self.store.fail(record.number, record.error, told_seq)
+
+    def evaluate(self, item: Pending, told_seq: int) -> TrialRecord:
+        """Store, evaluate in this process and store the result of one ask (no strategy
+        involved): what every trial costs beyond training, for benchmarks/overhead.py."""
+        record = self._start(item)
+        self._finish(record, run_job(self.study.evaluator, self._job(item)), told_seq)
+        return record
+
+    def _save_best(self, best: TrialRecord) -> None:
+        folder = self.study.out / "best"
+        folder.mkdir(exist_ok=True)
+        (folder / "genome.json").write_text(json.dumps(best.genome, indent=2, sort_keys=True))
+        (folder / "metrics.json").write_text(json.dumps({"trial": best.number, "fitness": best.fitness, **best.metrics}, indent=2))
+        if self.study.model_path(best.number).is_file():  # tabular benchmarks train nothing
+            shutil.copyfile(self.study.model_path(best.number), folder / "model.pt")
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
