@@ -2,6 +2,7 @@ import json
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 
 import pytest
@@ -94,3 +95,21 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, needle):
 def test_datasets_lists_builtins():
     r = cli("datasets")
     assert r.returncode == 0 and all(n in r.stdout for n in ("digits", "wdbc", "iris", "wine"))
+
+
+def test_help_datasets_and_show_start_without_torch_or_scikit_learn(tmp_path):
+    """The CLI imports the heavy libraries inside the commands that train (benchmarks/cli_startup.py times it)."""
+    from conftest import SHARED_DATA
+
+    run = tmp_path / "nb"
+    r = cli("search", "--benchmark", "nb201", "--bench-file", SHARED_DATA / "nb201_12epoch.csv", "--budget", 3,
+            "--out", run, "--quiet")
+    assert r.returncode == 0, r.stderr
+    probe = ("import sys, contextlib, io\nfrom nasforge.cli import main\n"
+             "for argv in (['--help'], ['search', '--help'], ['resume', '--help'], ['datasets'], ['show', sys.argv[1]]):\n"
+             "    with contextlib.redirect_stdout(io.StringIO()):\n"
+             "        try:\n            main(argv)\n        except SystemExit:\n            pass\n"
+             "print(sorted(m for m in ('torch', 'sklearn', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe, str(run)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -17,11 +17,14 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 
-def flag(name: str, *, group: str | None = None, const: Any = None, parse: str | None = None) -> dict[str, Any]:
+def flag(name: str, *, group: str | None = None, const: Any = None, parse: str | None = None,
+         help: str | None = None) -> dict[str, Any]:
     """Mark a settings field as the CLI flag ``name`` (``const``: a switch that stores it;
     ``parse``: a named parser, see ``PARSERS``; ``group``: the help section, when it is not
-    the model's)."""
+    the model's; ``help``: when the switch needs other words than the field's description)."""
     extra: dict[str, Any] = {"flag": name}
+    if help is not None:
+        extra["help"] = help
     if group is not None:
         extra["group"] = group
     if const is not None:
@@ -99,7 +102,7 @@ def _spec(path: str, info: FieldInfo, group: str) -> FlagSpec:
     parse, choices = _parser(info.annotation)
     if "parse" in extra:
         parse = PARSERS[extra["parse"]]
-    return FlagSpec(str(extra["flag"]), path, str(extra.get("group", group)), _help(info), parse, choices,
+    return FlagSpec(str(extra["flag"]), path, str(extra.get("group", group)), extra.get("help") or _help(info), parse, choices,
                     extra.get("const"))
 
 
@@ -118,18 +121,20 @@ def flag_specs(model: type[BaseModel], prefix: str = "", group: str = "options")
 
 
 def merge_specs(specs: Iterable[tuple[str, FlagSpec]]) -> list[FlagSpec]:
-    """One spec per flag; ``(owner, spec)`` pairs of a shared flag add their owner to its help."""
+    """One spec per flag; a flag several parts declare names them in its help, each with its
+    own words where they differ ("evolution: ...; ts-enas: ...")."""
     merged: dict[str, FlagSpec] = {}
+    helps: dict[str, list[tuple[str, str]]] = {}
     for owner, spec in specs:
-        known = merged.get(spec.flag)
-        if known is None:
-            spec.owners = [owner] if owner else []
-            merged[spec.flag] = spec
-        elif known.path != spec.path:
+        known = merged.setdefault(spec.flag, spec)
+        if known.path != spec.path:
             raise RuntimeError(f"flag {spec.flag} sets both {known.path} and {spec.path}")
-        elif owner:
+        if owner:
             known.owners.append(owner)
-    for spec in merged.values():
-        if spec.owners:
-            spec.help = f"{', '.join(spec.owners)}: {spec.help}"
+            helps.setdefault(spec.flag, []).append((owner, spec.help))
+    for flag_name, pairs in helps.items():
+        texts = {text for _, text in pairs}
+        spec = merged[flag_name]
+        spec.help = (f"{', '.join(spec.owners)}: {pairs[0][1]}" if len(texts) == 1
+                     else "; ".join(f"{owner}: {text}" for owner, text in pairs))
     return list(merged.values())

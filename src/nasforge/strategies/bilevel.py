@@ -35,6 +35,7 @@ import numpy as np
 from pydantic import Field
 
 from ..errors import InvalidGenome, NasforgeError
+from ..flags import flag
 from ..spaces import MLPGenome, MLPSpace, SearchSpace, genome_from_dict
 from .base import STRATEGIES, Proposal, Strategy, StrategySettings
 from .ga import Member, Seen, mu_plus_lambda, rank_key, ranked, tournament
@@ -44,7 +45,7 @@ class BilevelSettings(StrategySettings):
     """The upper level's knobs (the ``[strategy]`` table with ``name = "bilevel"``)."""
 
     name: Literal["bilevel"] = "bilevel"
-    population_size: int | None = Field(default=None, ge=2, le=10000, json_schema_extra={"flag": "--population"},
+    population_size: int | None = Field(default=None, ge=2, le=10000, json_schema_extra=flag("--population"),
                                         description="members per generation; default budget/5 between 4 and 30")
     rho: float = Field(default=10.0, ge=0, description="weight of the performance shortfall below tau")
     tolerance: float = Field(default=0.01, ge=0, le=1, description="tau = best perf seen - tolerance")

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import math
 from collections import deque
-
 from typing import TYPE_CHECKING, Literal, Optional
 
 import numpy as np
 from pydantic import Field
 
+from ..flags import flag
 from .base import STRATEGIES, Proposal, Strategy, StrategySettings
 from .ga import Member, aging, tournament
 
@@ -42,10 +42,10 @@ def default_sample(population: int) -> int:
 class EvolutionSettings(StrategySettings):
     name: Literal["evolution"] = "evolution"
     population_size: Optional[int] = Field(default=None, ge=2, le=100000, description=(
-        "P, the population (default budget/4, 5..100; the paper: 100)"), json_schema_extra={"flag": "--population"})
+        "P, the population (default budget/4, 5..100; the paper: 100)"), json_schema_extra=flag("--population"))
     sample_size: Optional[int] = Field(default=None, ge=1, le=100000, description=(
         "S, members sampled per tournament (default P/4, at least 2; the paper: 25)"),
-        json_schema_extra={"flag": "--sample"})
+        json_schema_extra=flag("--sample"))
 
 
 @STRATEGIES.register

@@ -36,6 +36,7 @@ import numpy as np
 from pydantic import Field
 
 from ..errors import NasforgeError
+from ..flags import flag
 from ..spaces import SearchSpace
 from ..spaces.cells import CellsGenome, CellsSpace
 from .base import STRATEGIES, Proposal, Strategy, StrategySettings
@@ -51,7 +52,7 @@ class TwoStageSettings(StrategySettings):
     name: Literal["ts-enas"] = "ts-enas"
     population_size: Optional[int] = Field(default=None, ge=2, le=100000, description=(
         "P, rough-stage population (paper: 100); default a quarter of the rough budget, 2..100"),
-        json_schema_extra={"flag": "--population"})
+        json_schema_extra=flag("--population"))
     rough_fraction: float = Field(default=0.7, gt=0, le=1, description=(
         "share of the budget (evaluations) for the rough stage (paper: 100 of 150 generations, "
         f"10100 of {PAPER_BUDGET} evaluations = 0.77)"))
@@ -63,7 +64,7 @@ class TwoStageSettings(StrategySettings):
         "S, individuals carried into the fine stage (paper: 30 of P=100); default 30 % of P, at least 1"))
     inheritance: bool = Field(default=True, description=(
         "cell-based weight inheritance (paper: on); off trains from scratch"),
-        json_schema_extra={"flag": "--no-inheritance", "const": False})
+        json_schema_extra=flag("--no-inheritance", const=False, help="train every individual from scratch (no weight inheritance)"))
     supernet: Literal["sampled", "stacked"] = Field(default="sampled", description=(
         "how the supernet of all 8 cells is trained: 'stacked' is the paper's fixed stack of the cells; "
         "'sampled' (ours) trains random networks of the space on shared cell weights (see train/inheritance.py)"))
