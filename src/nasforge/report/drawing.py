@@ -1,5 +1,10 @@
 """Architectures and lineages drawn as inline SVG, generated from the stored genome dict.
 
+What an architecture looks like is the genome's own ``diagram()``, plain data in the shapes of
+:mod:`nasforge.spaces.diagram` (a stack of boxes, a cell graph); this module draws those
+shapes and never names a family, so a new family draws itself (or, without a diagram, gets
+the generic view of its JSON).
+
 Drawn by hand rather than with matplotlib so that every part is an element the page (and a
 test) can point at: each layer is a ``<g data-layer="i">``, each skip a ``data-skip``
 path. Arrowheads are polygons, not ``<marker>`` definitions, because several drawings share
@@ -11,19 +16,18 @@ from __future__ import annotations
 
 import json
 from html import escape
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from markupsafe import Markup
 
 from ..errors import NasforgeError
 from ..spaces import genome_from_dict
+from ..spaces.diagram import CellGraph, Stack
 from ..storage import TrialRecord
 
 BOX_H, GAP, CHAR_W = 30, 22, 7.0
 FILL = {"input": "#eceff1", "dense": "#e3f2fd", "conv": "#e8f5e9", "pool": "#fff3e0", "global_pool": "#fff3e0",
         "dropout": "#f3e5f5", "output": "#fce4ec", "item": "#e3f2fd", "trial": "#f5f5f5", "best": "#fff8e1"}
-NB201_SHORT = {"none": "none", "skip_connect": "skip", "nor_conv_1x1": "conv 1x1", "nor_conv_3x3": "conv 3x3",
-               "avg_pool_3x3": "avg pool 3x3"}
 
 
 def _text(x: float, y: float, content: Any, anchor: str = "middle", size: int = 12, cls: str = "", fill: str = "#212121") -> str:
@@ -41,6 +45,10 @@ def _arrow(x: float, y1: float, y2: float, label: str = "") -> str:
     return "".join(parts)
 
 
+def _attrs(attrs: Mapping[str, Any]) -> str:
+    return "".join(f' {k}="{escape(str(v))}"' for k, v in attrs.items())
+
+
 def _svg(width: float, height: float, body: Sequence[str], label: str) -> str:
     return (f'<svg class="arch" xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
             f'viewBox="0 0 {width:.0f} {height:.0f}" role="img" aria-label="{escape(label)}" '
@@ -49,8 +57,9 @@ def _svg(width: float, height: float, body: Sequence[str], label: str) -> str:
 
 def stack(items: Sequence[tuple[str, str, str, dict[str, Any]]], skips: Sequence[tuple[int, int]] = (),
           footer: Sequence[str] = (), label: str = "architecture") -> str:
-    """Boxes top to bottom joined by arrows. ``items`` are (kind, text, rule badge, attributes);
-    ``skips`` are (i, j) item indices joined by an arc on the right."""
+    """Boxes top to bottom joined by arrows. ``items`` are (kind, text, badge, attributes), as a
+    :class:`~nasforge.spaces.diagram.StackItem`; ``skips`` are (i, j) item indices joined by an
+    arc on the right."""
     width = max([len(text) for _, text, _, _ in items] + [24]) * CHAR_W + 120
     rule_x = width - 8
     arc_room = 30 + 16 * len(skips)
@@ -58,7 +67,7 @@ def stack(items: Sequence[tuple[str, str, str, dict[str, Any]]], skips: Sequence
     tops: list[float] = []
     for i, (kind, text, rule, attrs) in enumerate(items):
         tops.append(y)
-        attr = "".join(f' {k}="{escape(str(v))}"' for k, v in attrs.items())
+        attr = _attrs(attrs)
         body.append(f'<g class="layer"{attr}><rect x="8" y="{y:.1f}" width="{width - 8:.1f}" height="{BOX_H}" rx="5" '
                     f'fill="{FILL.get(kind, FILL["item"])}" stroke="#546e7a"/>')
         body.append(_text(20, y + BOX_H / 2 + 4, text, anchor="start"))
@@ -82,91 +91,40 @@ def stack(items: Sequence[tuple[str, str, str, dict[str, Any]]], skips: Sequence
     return _svg(width + arc_room, y + 4, body, label)
 
 
-def draw_mlp(g: dict[str, Any]) -> str:
-    items: list[tuple[str, str, str, dict[str, Any]]] = [("input", "input features", "", {"data-role": "input"})]
-    dropout = g.get("dropout") or 0
-    for i, layer in enumerate(g.get("layers", [])):
-        text = f"dense {layer.get('units')} · {layer.get('activation', 'relu')}" + (f" · dropout {dropout:g}" if dropout else "")
-        items.append(("dense", text, str(layer.get("rule", "backprop")), {"data-layer": i}))
-    items.append(("output", "linear classifier → classes", str(g.get("output_rule", "backprop")), {"data-role": "output"}))
-    return stack(items, label="MLP architecture")
+def draw_stack(d: Stack) -> str:
+    """A :class:`~nasforge.spaces.diagram.Stack` (layers or cells in a chain)."""
+    return stack(d.items, d.skips, d.footer, d.label)
 
 
-def _net_text(layer: dict[str, Any]) -> str:
-    kind = layer.get("kind")
-    if kind == "conv":
-        k = layer.get("kernel", 3)
-        extras = [f"{k}x{k}"] + (["stride 2"] if layer.get("stride") == 2 else []) + (["BN"] if layer.get("batch_norm") else [])
-        return f"conv {layer.get('channels')} · {' · '.join(extras)} · {layer.get('activation', 'relu')}"
-    if kind == "dense":
-        return f"dense {layer.get('units')} · {layer.get('activation', 'relu')}"
-    if kind == "pool":
-        return f"{layer.get('op', 'max')} pool 2x2"
-    if kind == "global_pool":
-        return f"global {layer.get('op', 'avg')} pool"
-    if kind == "dropout":
-        return f"dropout {layer.get('rate')}"
-    return json.dumps(layer, sort_keys=True)
+def _lift(span: int) -> float:
+    """How far an edge over ``span`` nodes bends: neighbours straight, then above and below in turn."""
+    if span <= 1:
+        return 0
+    return -70 - 25 * (span - 2) if span % 2 == 0 else 95 + 25 * (span - 3)
 
 
-def draw_net(g: dict[str, Any]) -> str:
-    """Layers in order with the skips as arcs; item 0 is the input, so layer i is item i + 1."""
-    items: list[tuple[str, str, str, dict[str, Any]]] = [("input", "input", "", {"data-role": "input"})]
-    for i, layer in enumerate(g.get("layers", [])):
-        rule = str(layer.get("rule", "")) if layer.get("kind") in ("conv", "dense") else ""
-        items.append((str(layer.get("kind")), _net_text(layer), rule, {"data-layer": i, "data-kind": layer.get("kind")}))
-    items.append(("output", "linear classifier → classes", str(g.get("output_rule", "backprop")), {"data-role": "output"}))
-    skips = [(int(s.get("from", s.get("src", -2))) + 1, int(s.get("to", s.get("dst", -2))) + 1) for s in g.get("skips", [])]
-    footer = [f"init {g.get('init', 'default')} · weight decay {g.get('regularization', 0)} · "
-              f"{len(skips)} skip connection{'s' if len(skips) != 1 else ''}"]
-    return stack(items, skips, footer, label="network architecture")
-
-
-def draw_nb201(g: dict[str, Any]) -> str:
-    """The fixed 4-node cell: node i at x_i, edges as arcs labelled with their op."""
-    from ..spaces.nb201 import EDGES
-
-    xs = [50 + 190 * n for n in range(4)]
-    mid, body = 150, []
-    for k, ((dst, src), op) in enumerate(zip(EDGES, g.get("ops", []))):
-        span = dst - src
-        lift = {1: 0, 2: -70, 3: 95}[span]
-        x1, x2 = xs[src] + 22, xs[dst] - 22
+def draw_cell_graph(d: CellGraph) -> str:
+    """Nodes on a line at x_i, each edge an arc labelled with its text: over two nodes above the
+    line, over three below (a NAS-Bench-201 cell); a faint edge dashed and grey."""
+    xs = [50 + 190 * n for n in range(len(d.nodes))]
+    lifts = [_lift(e.dst - e.src) for e in d.edges]
+    mid = max(150, 60 + 0.75 * -min(lifts + [0]))
+    height = max(290, mid + 0.75 * max(lifts + [0]) + 55)
+    body = []
+    for edge, lift in zip(d.edges, lifts):
+        x1, x2 = xs[edge.src] + 22, xs[edge.dst] - 22
         cx = (x1 + x2) / 2
-        dash = ' stroke-dasharray="4 4"' if op == "none" else ""
-        color = "#9e9e9e" if op == "none" else "#1565c0"
+        dash = ' stroke-dasharray="4 4"' if edge.faint else ""
+        color = "#9e9e9e" if edge.faint else "#1565c0"
         label_y = mid + lift * 0.75 + (-6 if lift <= 0 else 14)
-        body.append(f'<g class="edge" data-layer="{k}" data-op="{escape(str(op))}">'
+        body.append(f'<g class="edge"{_attrs(edge.attrs)}>'
                     f'<path d="M {x1} {mid} Q {cx} {mid + lift * 1.5} {x2} {mid}" fill="none" stroke="{color}" stroke-width="1.8"{dash}/>'
                     f'<polygon points="{x2},{mid} {x2 - 9},{mid - 4} {x2 - 9},{mid + 4}" fill="{color}"/>'
-                    + _text(cx, label_y, NB201_SHORT.get(str(op), op), size=11, fill=color) + "</g>")
-    for n, x in enumerate(xs):
-        name = "input" if n == 0 else "output" if n == 3 else f"node {n}"
+                    + _text(cx, label_y, edge.label, size=11, fill=color) + "</g>")
+    for n, (x, name) in enumerate(zip(xs, d.nodes)):
         body.append(f'<g class="node"><circle cx="{x}" cy="{mid}" r="20" fill="#eceff1" stroke="#546e7a"/>'
                     + _text(x, mid + 4, n) + _text(x, mid + 36, name, size=10, fill="#546e7a") + "</g>")
-    return _svg(xs[-1] + 50, 290, body, "NAS-Bench-201 cell")
-
-
-def draw_cells(g: dict[str, Any]) -> str:
-    """TS-ENAS: stem, one box per cell (published name, normal/reduction, nodes, edited or not),
-    an arc from each cell's second input when it is not the previous cell, classifier."""
-    from ..spaces.vocabulary import CELL_OPS as OPS
-    from ..spaces.cells import published_cells
-
-    genome = genome_from_dict(g)
-    names = published_cells()
-    items: list[tuple[str, str, str, dict[str, Any]]] = [
-        ("input", f"stem: 3x3 conv, {g.get('channels')} channels", "", {"data-role": "stem"})]
-    skips = []
-    for i, cell in enumerate(genome.cells):
-        ops = sorted({OPS[o] for node in cell.nodes for o in node[2:]})
-        text = (f"cell {i + 1}: {names[cell.code].name} {'reduction' if cell.reduction else 'normal'}"
-                f"{' (edited)' if cell.modified else ''} · {len(cell.nodes)} nodes · {', '.join(ops)}")
-        items.append(("pool" if cell.reduction else "conv", text[:160], "", {"data-layer": i, "data-code": cell.code}))
-        if cell.inputs[1] != cell.inputs[0]:
-            skips.append((cell.inputs[1], i + 1))  # outputs are numbered like items: 0 is the stem
-    items.append(("output", "global pool → linear classifier → classes", "", {"data-role": "output"}))
-    return stack(items, skips, label="TS-ENAS cell network")
+    return _svg(xs[-1] + 50 if xs else 100, height, body, d.label)
 
 
 def _compact(item: Any) -> str:
@@ -190,18 +148,22 @@ def draw_generic(g: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-DRAWERS: dict[str, Callable[[dict[str, Any]], str]] = {"mlp": draw_mlp, "net": draw_net, "nb201": draw_nb201,
-                                                       "cells": draw_cells}
+RENDERERS: dict[type, Callable[[Any], str]] = {Stack: draw_stack, CellGraph: draw_cell_graph}
+"""Each shape of nasforge.spaces.diagram and how it is drawn; families never appear here."""
 
 
 def draw_genome(genome: dict[str, Any]) -> Markup:
-    """An HTML fragment drawing ``genome``; a genome that will not draw falls back to its JSON.
+    """An HTML fragment drawing ``genome`` as its family's ``diagram()`` asks; a genome that
+    will not parse, has no diagram or will not draw falls back to its JSON.
     Markup: every text in it went through ``escape`` above."""
-    drawer = DRAWERS.get(str(genome.get("family")), draw_generic)
     try:
-        return Markup(drawer(genome))
+        diagram = genome_from_dict(genome).diagram()
+        render = RENDERERS.get(type(diagram))
+        if render is not None:
+            return Markup(render(diagram))
     except (KeyError, TypeError, ValueError, AttributeError, NasforgeError):
-        return Markup(draw_generic(genome))
+        pass
+    return Markup(draw_generic(genome))
 
 
 def summary(record: TrialRecord) -> str:

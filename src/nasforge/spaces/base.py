@@ -26,6 +26,8 @@ from .vocabulary import LEARNING_RULES
 if TYPE_CHECKING:
     import torch
 
+    from .diagram import Diagram
+
 
 class Genome(BaseModel):
     """An architecture description: immutable, hashable, JSON round-trippable."""
@@ -53,6 +55,11 @@ class Genome(BaseModel):
     def summary(self) -> str:
         """One short line for tables."""
         raise NotImplementedError
+
+    def diagram(self) -> Optional[Diagram]:
+        """How the report draws this genome: a shape of :mod:`nasforge.spaces.diagram`, as
+        plain data; None (the default) gives the report's generic view of the genome's JSON."""
+        return None
 
 
 def parse_genome(cls: type[Genome], data: dict[str, Any] | str) -> Genome:

@@ -30,9 +30,11 @@ from ..errors import InvalidGenome, NasforgeError
 from ..flags import flag
 from .base import SPACES, Genome, ParamBudget, SearchSpace, SpaceSettings
 from .capabilities import Operator
+from .cells_diagram import cells_diagram
 from .cell_plan import (
     NORMAL_CODES, REDUCTION_CODES, CellPlan, Node, is_reduction, output_nodes, published_cells,
 )  # fmt: skip
+from .diagram import Stack
 from .vocabulary import CELL_OPS as OPS
 
 if TYPE_CHECKING:
@@ -134,6 +136,9 @@ class CellsGenome(Genome):
 
         with torch.device("meta"):
             return sum(p.numel() for p in self.build(input_shape, n_classes).parameters())
+
+    def diagram(self) -> Stack:
+        return cells_diagram(self)
 
     def summary(self) -> str:
         """E.g. ``An<0 Nr<0 Dn*<1 C8``: type letter, n/r, * if edited inside, <a2."""

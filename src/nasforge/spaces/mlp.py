@@ -14,6 +14,8 @@ from ..errors import InvalidGenome
 from ..flags import flag
 from .base import SPACES, Genome, ParamBudget, RuleChoice, SearchSpace, SpaceSettings
 from .capabilities import Operator, valid_child
+from .diagram import Stack
+from .mlp_diagram import mlp_diagram
 from .vocabulary import ACTIVATIONS, Activation, Rule
 
 if TYPE_CHECKING:
@@ -62,6 +64,9 @@ class MLPGenome(Genome):
 
     def rules(self) -> list[str]:
         return [layer.rule for layer in self.layers] + [self.output_rule]
+
+    def diagram(self) -> Stack:
+        return mlp_diagram(self)
 
     def summary(self) -> str:
         body = "-".join(f"{layer.units}{layer.activation[:4]}" for layer in self.layers) or "linear"

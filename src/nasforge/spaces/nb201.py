@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import InvalidGenome, NasforgeError
 from .base import SPACES, Genome, SearchSpace, SpaceSettings
+from .diagram import CellGraph, Edge
 from .vocabulary import NB201_OPS as OPS
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 Op = Literal[OPS]  # type: ignore[valid-type]
 EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (to, from)
 N_NODES = 4
+SHORT_NAMES = {"none": "none", "skip_connect": "skip", "nor_conv_1x1": "conv 1x1", "nor_conv_3x3": "conv 3x3",
+               "avg_pool_3x3": "avg pool 3x3"}  # edge labels of the drawing
 
 # Genome-independent build options. Small by default so a CPU can train the network; the
 # benchmark's own networks use C=16, N=5 (see BENCH_CHANNELS, BENCH_CELLS).
@@ -80,6 +83,13 @@ class NB201Genome(Genome):
 
     def summary(self) -> str:
         return self.to_string()
+
+    def diagram(self) -> CellGraph:
+        """The fixed 4-node cell, each edge labelled with its op (a ``none`` edge faint)."""
+        nodes = ("input", *(f"node {n}" for n in range(1, N_NODES - 1)), "output")
+        edges = tuple(Edge(src, dst, SHORT_NAMES.get(op, op), op == "none", {"data-layer": k, "data-op": op})
+                      for k, ((dst, src), op) in enumerate(zip(EDGES, self.ops)))
+        return CellGraph(nodes, edges, label="NAS-Bench-201 cell")
 
     def connected(self) -> bool:
         """Whether some path of non-``none`` edges leads from the cell input to its output."""

@@ -24,8 +24,10 @@ from typing import TYPE_CHECKING, Any, Callable
 from pydantic import Field, field_validator
 
 from .base import Genome
+from .diagram import Stack, StackItem
 from .net_layers import (
-    ConvLayer, DenseLayer, DropoutLayer, Layer, PoolLayer, Shape, Skip, check_skips, count_params, trace_shapes,
+    ConvLayer, DenseLayer, DropoutLayer, GlobalPoolLayer, Layer, PoolLayer, Shape, Skip, check_skips, count_params,
+    trace_shapes,
 )  # fmt: skip
 from .vocabulary import Init, Rule
 
@@ -60,6 +62,23 @@ def _mean(g: NetGenome, kind: str, attr: str) -> float:
 
 def _dropout(g: NetGenome) -> tuple[int, float]:
     return g.count("dropout"), round(_total(g, "dropout", "rate"), 9)
+
+
+def _layer_text(layer: Layer) -> str:
+    """A layer as the report's drawing names it, e.g. ``conv 16 · 3x3 · stride 2 · BN · relu``."""
+    if isinstance(layer, ConvLayer):
+        k = layer.kernel
+        extras = [f"{k}x{k}"] + (["stride 2"] if layer.stride == 2 else []) + (["BN"] if layer.batch_norm else [])
+        return f"conv {layer.channels} · {' · '.join(extras)} · {layer.activation}"
+    if isinstance(layer, DenseLayer):
+        return f"dense {layer.units} · {layer.activation}"
+    if isinstance(layer, PoolLayer):
+        return f"{layer.op} pool 2x2"
+    if isinstance(layer, GlobalPoolLayer):
+        return f"global {layer.op} pool"
+    if isinstance(layer, DropoutLayer):
+        return f"dropout {layer.rate}"
+    return json.dumps(layer.model_dump(mode="json"), sort_keys=True)
 
 
 # The table of nasforge.strategies.expert.compliance, net column.
@@ -158,6 +177,18 @@ class NetGenome(Genome):
         if self.output_rule != "backprop":
             line += f" out:{self.output_rule}"
         return line
+
+    def diagram(self) -> Stack:
+        """Layers in order with the skips as arcs; item 0 is the input, so layer i is item i + 1."""
+        items = [StackItem("input", "input", "", {"data-role": "input"})]
+        for i, layer in enumerate(self.layers):
+            rule = layer.rule if isinstance(layer, (ConvLayer, DenseLayer)) else ""
+            items.append(StackItem(layer.kind, _layer_text(layer), rule, {"data-layer": i, "data-kind": layer.kind}))
+        items.append(StackItem("output", "linear classifier → classes", self.output_rule, {"data-role": "output"}))
+        skips = tuple((s.src + 1, s.dst + 1) for s in self.skips)
+        footer = (f"init {self.init} · weight decay {self.regularization} · "
+                  f"{len(skips)} skip connection{'s' if len(skips) != 1 else ''}",)
+        return Stack(tuple(items), skips, footer, label="network architecture")
 
     @classmethod
     def json_schema(cls) -> dict[str, Any]:
