@@ -8,9 +8,9 @@ from __future__ import annotations
 import platform
 import re
 import statistics
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import Sequence
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 HEADER = "# Benchmark results\n\nEach section is written by the script named in it; rerun that command to refresh it.\n"

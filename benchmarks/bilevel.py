@@ -25,19 +25,19 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _results import machine, mean_sd, table, write_section  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from _results import machine, mean_sd, table, write_section  # noqa: E402
 from nasforge import load_task  # noqa: E402
 from nasforge.baselines import run_baselines  # noqa: E402
 from nasforge.data import Task  # noqa: E402
 from nasforge.errors import TrialFailed  # noqa: E402
 from nasforge.evaluators.training import TrainingEvaluator as Evaluator  # noqa: E402
+from nasforge.loop import trial_seed  # noqa: E402
 from nasforge.measure.settings import MeasureSettings  # noqa: E402
 from nasforge.spaces import MLPSpace  # noqa: E402
 from nasforge.storage import TrialRecord  # noqa: E402
 from nasforge.strategies.bilevel import BilevelEvolution, BilevelSettings, chosen, most_accurate  # noqa: E402
-from nasforge.loop import trial_seed  # noqa: E402
 from nasforge.train.settings import TrainSettings  # noqa: E402
 
 CLAIM_PP, CLAIM_REDUCTION = 0.99, 90.0

@@ -26,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
+from _results import machine, table, write_section  # noqa: E402
 
 import nasforge  # noqa: E402
-from _results import machine, table, write_section  # noqa: E402
 from nasforge.final import run_task  # noqa: E402
 from nasforge.measure.cost import latency_seconds  # noqa: E402
 from nasforge.measure.energy import PowerSettings, energy_meter  # noqa: E402

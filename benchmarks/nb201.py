@@ -23,14 +23,14 @@ from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
-
 from _results import machine, mean_sd, table, write_section  # noqa: E402
+
 from nasforge.errors import TrialFailed  # noqa: E402
+from nasforge.evaluators.table import NB201Table, TabularEvaluator  # noqa: E402
 from nasforge.spaces.nb201 import NB201Space  # noqa: E402
 from nasforge.strategies import Strategy  # noqa: E402
 from nasforge.strategies.evolution import RegularizedEvolution  # noqa: E402
 from nasforge.strategies.random import RandomSearch  # noqa: E402
-from nasforge.evaluators.table import NB201Table, TabularEvaluator  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_FILE = REPO.parent / "shared" / "data" / "nb201_12epoch.csv"

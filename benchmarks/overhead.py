@@ -20,14 +20,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-
 from _results import machine, table, write_section  # noqa: E402
+
 from nasforge.config import build_config  # noqa: E402
+from nasforge.loop import Pending, SearchLoop  # noqa: E402
 from nasforge.spaces import MLPGenome  # noqa: E402
 from nasforge.spaces.mlp import Dense  # noqa: E402
-from nasforge.loop import Pending, SearchLoop  # noqa: E402
-from nasforge.study import create_study  # noqa: E402
 from nasforge.strategies import Proposal  # noqa: E402
+from nasforge.study import create_study  # noqa: E402
 
 
 def bare_loop(genome, task, epochs: int, batch: int, lr: float, seed: int) -> float:

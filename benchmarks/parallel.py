@@ -21,8 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # keep the local Ray runtime on loopback
 
-import nasforge  # noqa: E402
 from _results import machine, table, write_section  # noqa: E402
+
+import nasforge  # noqa: E402
 
 SETTINGS = {
     "digits MLP": dict(dataset="digits", space={"max_layers": 3}, train={"epochs": 20, "patience": 0}),

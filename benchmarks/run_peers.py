@@ -29,24 +29,25 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _results import machine, mean_sd, table, write_section  # noqa: E402
 
 import nasforge  # noqa: E402
-from _results import machine, mean_sd, table, write_section  # noqa: E402
 from nasforge.config import build_config  # noqa: E402
 from nasforge.data import Task, load_task  # noqa: E402
 from nasforge.errors import TrialFailed  # noqa: E402
 from nasforge.evaluators.training import TrainingEvaluator as Evaluator  # noqa: E402
+from nasforge.loop import trial_seed  # noqa: E402
 from nasforge.objectives import hypervolume_2d, pareto_front  # noqa: E402
 from nasforge.spaces import MLPGenome, MLPSpace, make_space  # noqa: E402
 from nasforge.spaces.mlp import Dense  # noqa: E402
-from nasforge.loop import trial_seed  # noqa: E402
 
 DEFAULT_DATASETS = "wdbc,digits,wine,colors"
 QUICK = {"datasets": "iris,wine", "seeds": 1, "budget": 6}

@@ -30,9 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
+from _results import machine, mean_sd, table, write_section  # noqa: E402
 
 import nasforge  # noqa: E402
-from _results import machine, mean_sd, table, write_section  # noqa: E402
 from nasforge.objectives import parse_weights  # noqa: E402
 from nasforge.strategies.expert import compliance_summary  # noqa: E402
 

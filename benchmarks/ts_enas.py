@@ -32,18 +32,18 @@ from pathlib import Path  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _results import machine, mean_sd, table, write_section  # noqa: E402
 from scipy.stats import kendalltau  # noqa: E402
 
-from _results import machine, mean_sd, table, write_section  # noqa: E402
 from nasforge.data import load_task  # noqa: E402
 from nasforge.evaluators.training import TrainingEvaluator as Evaluator  # noqa: E402
+from nasforge.loop import trial_seed  # noqa: E402
 from nasforge.measure.settings import MeasureSettings  # noqa: E402
 from nasforge.spaces.cells import CellsSpace  # noqa: E402
 from nasforge.strategies.evolution import RegularizedEvolution  # noqa: E402
 from nasforge.strategies.two_stage import TwoStageEvolution, TwoStageSettings, weight_store_options  # noqa: E402
-from nasforge.loop import trial_seed  # noqa: E402
-from nasforge.train.settings import TrainSettings  # noqa: E402
 from nasforge.train.inheritance import CellWeightStore  # noqa: E402
+from nasforge.train.settings import TrainSettings  # noqa: E402
 
 MEASURE = MeasureSettings(warmup=1, repeats=3)
 

@@ -11,8 +11,15 @@ from nasforge.errors import NasforgeError
 from nasforge.spaces import MLPSpace, NB201Space
 from nasforge.spaces.mlp import Dense, MLPGenome
 from nasforge.strategies.base import Proposal
-from nasforge.strategies.bilevel import (BilevelEvolution, BilevelSettings, chosen, largest_params, most_accurate,
-                                         trade_off_report, upper_objective)
+from nasforge.strategies.bilevel import (
+    BilevelEvolution,
+    BilevelSettings,
+    chosen,
+    largest_params,
+    most_accurate,
+    trade_off_report,
+    upper_objective,
+)
 
 torch.set_num_threads(1)
 
@@ -165,9 +172,9 @@ def test_baselines_on_iris():
 def test_end_to_end_wdbc_de_lower_level():
     from nasforge import load_task
     from nasforge.evaluators.training import TrainingEvaluator as Evaluator
+    from nasforge.loop import trial_seed
     from nasforge.measure.settings import MeasureSettings
     from nasforge.storage import TrialRecord
-    from nasforge.loop import trial_seed
     from nasforge.train.settings import TrainSettings
 
     task = load_task("wdbc", seed=0)

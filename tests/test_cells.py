@@ -6,13 +6,13 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from conftest import SHARED_DATA
+
 from nasforge.errors import InvalidGenome, NasforgeError
 from nasforge.spaces.base import parse_genome
-from nasforge.spaces.vocabulary import CELL_OPS as OPS
 from nasforge.spaces.cell_plan import CELL_CODES, PUBLISHED_FILE
 from nasforge.spaces.cells import CellGene, CellsGenome, CellsSpace, is_reduction, published_cells
+from nasforge.spaces.vocabulary import CELL_OPS as OPS
 
 torch.set_num_threads(1)
 SHARED_CELLS = SHARED_DATA / "published_cells.json"

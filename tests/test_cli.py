@@ -6,7 +6,6 @@ import sys
 import time
 
 import pytest
-
 from conftest import nasforge_cmd
 
 FAST = ["--epochs", "4", "--patience", "0", "--max-layers", "2", "--max-units", "32"]
@@ -56,14 +55,15 @@ def test_sigkill_mid_search_then_resume_loses_and_repeats_nothing(tmp_path):
     asks = [t["ask_index"] for t in finished]
     assert sorted(asks) == list(range(10))  # every ask evaluated exactly once
     # the first four results survived the kill unchanged
-    before = {l["trial"]: l["fitness"] for l in lines}
+    before = {line["trial"]: line["fitness"] for line in lines}
     assert all(next(t for t in trials if t["number"] == n)["fitness"] == f for n, f in before.items())
     # and the whole run equals an uninterrupted one with the same settings
     ref = tmp_path / "ref"
     assert cli("search", "--dataset", "wdbc", "--budget", 10, "--seed", 3, "--out", ref, "--quiet", *FAST).returncode == 0
     ref_trials = json.loads(cli("show", ref, "--json").stdout)
-    key = lambda ts: sorted((t["ask_index"], json.dumps(t["genome"], sort_keys=True), t["fitness"])
-                            for t in ts if t["state"] == "complete" and not t["interrupted"])
+    def key(ts):
+        return sorted((t["ask_index"], json.dumps(t["genome"], sort_keys=True), t["fitness"])
+                                for t in ts if t["state"] == "complete" and not t["interrupted"])
     assert key(trials) == key(ref_trials)
 
 

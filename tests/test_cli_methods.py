@@ -2,7 +2,6 @@
 import json
 
 import pytest
-
 from test_cli import cli
 
 pytestmark = pytest.mark.slow

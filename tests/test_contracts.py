@@ -14,12 +14,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from test_golden import synthetic_metrics
 
 from nasforge.config import build_config
 from nasforge.errors import NasforgeError
 from nasforge.spaces import SPACES, genome_from_dict
 from nasforge.strategies import STRATEGIES, make_strategy
-from test_golden import synthetic_metrics
 
 TASK = SimpleNamespace(name="contract", input_shape=(1, 8, 8), n_classes=3)
 STRATEGY_NAMES = STRATEGIES.names()

@@ -22,7 +22,8 @@ def test_split_is_stratified_disjoint_and_seeded():
     for y in (a.y_train, a.y_val, a.y_test):  # iris has 50 per class: stratified means equal shares
         counts = torch.bincount(y)
         assert counts.max() - counts.min() <= 1
-    rows = lambda X: {tuple(r) for r in X.numpy().round(6).tolist()}
+    def rows(X):
+        return {tuple(r) for r in X.numpy().round(6).tolist()}
     assert not rows(a.X_train) & rows(a.X_test)
 
 

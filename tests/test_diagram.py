@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from types import SimpleNamespace
-from typing import Optional
 
 import numpy as np
 import pytest
@@ -25,7 +24,7 @@ class ToyGenome(Genome):
     graph: bool = False
     plain: bool = False
 
-    def diagram(self) -> Optional[Stack | CellGraph]:
+    def diagram(self) -> Stack | CellGraph | None:
         if self.plain:
             return None
         if self.graph:  # a 5-node cell: every node reads every earlier one

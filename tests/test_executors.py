@@ -11,8 +11,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from conftest import nasforge_cmd
+
 from nasforge.config import build_config
 from nasforge.study import create_study
 

@@ -9,8 +9,16 @@ import pytest
 
 from nasforge.spaces import MLPSpace
 from nasforge.spaces.mlp import Dense, MLPGenome
-from nasforge.strategies.ga import (Member, Seen, aging, environmental_selection, mu_plus_lambda, rank_key, ranked,
-                                    tournament)
+from nasforge.strategies.ga import (
+    Member,
+    Seen,
+    aging,
+    environmental_selection,
+    mu_plus_lambda,
+    rank_key,
+    ranked,
+    tournament,
+)
 
 
 def mlp(*units: int) -> MLPGenome:

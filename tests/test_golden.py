@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import SHARED_DATA
+
 from nasforge.spaces import CellsSpace, MLPSpace, NB201Space, NetSpace
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -13,7 +13,14 @@ import pandas as pd
 import pytest
 
 from nasforge.data.images import (
-    ImagePreprocessor, detect_format, digits_images, image_task, mnist_5k, read_cifar, read_idx, read_image_data,
+    ImagePreprocessor,
+    detect_format,
+    digits_images,
+    image_task,
+    mnist_5k,
+    read_cifar,
+    read_idx,
+    read_image_data,
     read_image_folder,
 )
 from nasforge.errors import NasforgeError

@@ -14,10 +14,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from test_cli import cli
 
 from nasforge.config import build_config
 from nasforge.study import load_study
-from test_cli import cli
 
 LEGACY = Path(__file__).parent / "data" / "legacy_runs"
 

@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO, SHARED_DATA
+
 from nasforge.errors import InvalidGenome, NasforgeError, TrialFailed
+from nasforge.evaluators.table import NB201Table, TabularEvaluator, dataset_name
 from nasforge.spaces.base import parse_genome
 from nasforge.spaces.nb201 import EDGES, OPS, NB201Genome, NB201Space
 from nasforge.strategies.evolution import RegularizedEvolution
 from nasforge.strategies.random import RandomSearch
-from nasforge.evaluators.table import NB201Table, TabularEvaluator, dataset_name
 
 torch.set_num_threads(1)
 REAL = SHARED_DATA / "nb201_12epoch.csv"

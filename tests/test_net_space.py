@@ -9,7 +9,13 @@ from nasforge.learning_rules import RuleConv2d, RuleLinear
 from nasforge.spaces.base import parse_genome
 from nasforge.spaces.net import INSTRUCTION_OPERATORS, REGULARIZATIONS, NetGenome
 from nasforge.spaces.net_layers import (
-    WIDTHS, ConvLayer, DenseLayer, DropoutLayer, GlobalPoolLayer, PoolLayer, Skip,
+    WIDTHS,
+    ConvLayer,
+    DenseLayer,
+    DropoutLayer,
+    GlobalPoolLayer,
+    PoolLayer,
+    Skip,
 )  # fmt: skip
 from nasforge.spaces.net_space import NetSpace
 

@@ -10,16 +10,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 
 import nasforge
 from nasforge.errors import NasforgeError
-from nasforge.report import RunData, dashboard_command, render_comparison, render_report, write_comparison, write_report
-from nasforge.report import plots
+from nasforge.report import (
+    RunData,
+    dashboard_command,
+    plots,
+    render_comparison,
+    render_report,
+    write_comparison,
+    write_report,
+)
 from nasforge.spaces import NB201Genome, NB201Space
 from nasforge.storage import TrialRecord
 from nasforge.strategies import make_strategy
-
-from conftest import SHARED_DATA
 
 NB201_CSV = SHARED_DATA / "nb201_12epoch.csv"
 CHROMIUM = Path("/usr/bin/chromium")

@@ -26,7 +26,7 @@ def test_build_has_the_layers_and_parameter_count():
     g = make(16, 8, dropout=0.2)
     model = g.build((4,), 3)
     linears = [m for m in model if isinstance(m, torch.nn.Linear)]
-    assert [(l.in_features, l.out_features) for l in linears] == [(4, 16), (16, 8), (8, 3)]
+    assert [(lin.in_features, lin.out_features) for lin in linears] == [(4, 16), (16, 8), (8, 3)]
     assert sum(isinstance(m, torch.nn.Dropout) for m in model) == 2
     assert sum(p.numel() for p in model.parameters()) == g.n_params(4, 3)
     assert model(torch.zeros(5, 4)).shape == (5, 3)
@@ -67,9 +67,9 @@ def test_each_mutation_operator_does_what_it_says():
     assert len(space.add_layer(g, rng).layers) == 3
     assert len(space.remove_layer(g, rng).layers) == 1
     wider = space.change_width(g, rng, step=1)
-    assert sorted(l.units for l in wider.layers) in ([32, 32], [16, 64])
+    assert sorted(layer.units for layer in wider.layers) in ([32, 32], [16, 64])
     acts = space.change_activation(g, rng)
-    assert [l.activation for l in acts.layers].count("relu") == 1
+    assert [layer.activation for layer in acts.layers].count("relu") == 1
     assert space.change_dropout(g, rng).dropout != 0.1
     assert space.remove_layer(make(8), rng) is None  # min_layers=1
     assert space.add_layer(make(8, 8, 8, 8), rng) is None  # max_layers=4

@@ -36,7 +36,8 @@ def postgres_url():
         shutil.chown(data, "postgres", "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
     port = _free_port()
-    run = lambda *cmd: subprocess.run([*as_user, *cmd], check=True, capture_output=True, timeout=120)
+    def run(*cmd):
+        return subprocess.run([*as_user, *cmd], check=True, capture_output=True, timeout=120)
     run(initdb, "-D", str(data / "db"), "--auth=trust", "-U", "postgres")
     run(pg_ctl, "-D", str(data / "db"), "-w", "-l", str(data / "log"),
         "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k {data}", "start")

@@ -17,9 +17,9 @@ from nasforge.errors import NasforgeError
 from nasforge.spaces import MLPSpace
 from nasforge.spaces.cells import CellsGenome, CellsSpace
 from nasforge.strategies.two_stage import Individual, TwoStageEvolution, TwoStageSettings, environmental_selection
+from nasforge.train.inheritance import CellWeightStore, head_key, parts, slot_key, tensor_key
 from nasforge.train.settings import TrainSettings
 from nasforge.train.trainer import predict_logits, train
-from nasforge.train.inheritance import CellWeightStore, head_key, parts, slot_key, tensor_key
 
 torch.set_num_threads(1)
 

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,9 +13,9 @@ import torch
 
 from .config import build_config, load_toml, merge
 from .errors import NasforgeError
+from .runs import best_trial, read_trials
 from .spaces import Genome, genome_from_dict
 from .storage import TrialRecord
-from .runs import best_trial, read_trials
 from .study import Study, create_study
 
 
@@ -28,7 +29,7 @@ class SearchResult:
     def best_genome(self) -> Genome | None:
         return genome_from_dict(self.best.genome) if self.best else None
 
-    def load_model(self, trial: int | None = None) -> "TrainedModel":
+    def load_model(self, trial: int | None = None) -> TrainedModel:
         return load_model(self.out, trial)
 
 

@@ -5,9 +5,11 @@ The whole configuration is stored with the run, so ``nasforge resume`` needs not
 """
 from __future__ import annotations
 
+import functools
+import operator
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar, Union
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -26,28 +28,28 @@ class DataSettings(BaseModel):
     """What to search on: one of a built-in dataset, a CSV file or image files."""
 
     model_config = ConfigDict(extra="forbid")
-    dataset: Optional[str] = Field(default=None, json_schema_extra=flag("--dataset"), description=(
+    dataset: str | None = Field(default=None, json_schema_extra=flag("--dataset"), description=(
         "built-in dataset (list them with 'nasforge datasets'; default digits)"))
-    csv: Optional[str] = Field(default=None, json_schema_extra=flag("--csv"), description="your own CSV file (needs --target)")
-    target: Optional[str] = Field(default=None, json_schema_extra=flag("--target"),
+    csv: str | None = Field(default=None, json_schema_extra=flag("--csv"), description="your own CSV file (needs --target)")
+    target: str | None = Field(default=None, json_schema_extra=flag("--target"),
                                  description="the CSV column holding the class labels")
     drop: list[str] = Field(default_factory=list, json_schema_extra=flag("--drop"),
                             description="CSV columns to leave out, comma-separated")
-    path: Optional[str] = Field(default=None, json_schema_extra=flag("--data"), description=(
+    path: str | None = Field(default=None, json_schema_extra=flag("--data"), description=(
         "image data: a folder of class folders, IDX files or CIFAR batches (detected; or say which with "
         "--images, --idx, --cifar)"))
     format: str = Field(default="auto", pattern="^(auto|images|idx|cifar)$")
-    image_size: Optional[list[int]] = Field(default=None, min_length=2, max_length=2, json_schema_extra=flag(
+    image_size: list[int] | None = Field(default=None, min_length=2, max_length=2, json_schema_extra=flag(
         "--image-size", parse="size"), description="resize images to HxW, e.g. 32x32 (folders of images)")
-    channels: Optional[int] = Field(default=None, ge=1, le=4, json_schema_extra=flag("--image-channels"), description=(
+    channels: int | None = Field(default=None, ge=1, le=4, json_schema_extra=flag("--image-channels"), description=(
         "1 (grayscale) or 3 (RGB) for folders of images (default: detected)"))
-    color_features: Optional[str] = Field(default=None, json_schema_extra=flag("--color-features"), description=(
+    color_features: str | None = Field(default=None, json_schema_extra=flag("--color-features"), description=(
         "colors dataset inputs: rgb, hsv, lab or a mix like rgb+lab"))
     val_fraction: float = Field(default=0.2, gt=0, lt=1)
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
 
     @model_validator(mode="after")
-    def _one_source(self) -> "DataSettings":
+    def _one_source(self) -> DataSettings:
         given = [name for name in ("dataset", "csv", "path") if getattr(self, name) is not None]
         if not given:
             self.dataset = "digits"
@@ -68,12 +70,17 @@ class DataSettings(BaseModel):
 
 
 # The [space] table: each registered family's own settings model, told apart by "family".
-AnySpaceSettings = Annotated[Union[tuple(cls.Settings for cls in SPACES)], Field(discriminator="family")]
+def union_of(models: Any) -> Any:
+    """``A | B | ...`` of the registered settings models (built when the config is imported)."""
+    return functools.reduce(operator.or_, models)
+
+
+AnySpaceSettings = Annotated[union_of(cls.Settings for cls in SPACES), Field(discriminator="family")]
 DEFAULT_FAMILY = "mlp"
 
 
 # The [strategy] table: each registered strategy's own settings model, told apart by "name".
-AnyStrategySettings = Annotated[Union[tuple(cls.Settings for cls in STRATEGIES)], Field(discriminator="name")]
+AnyStrategySettings = Annotated[union_of(cls.Settings for cls in STRATEGIES), Field(discriminator="name")]
 
 
 def strategy_table(data: Any, stored: bool = False) -> Any:
@@ -133,7 +140,7 @@ class ExecutorSettings(BaseModel):
                       description="in-process, processes or ray (default: in-process, processes with --workers)")
     workers: int = Field(default=1, ge=1, le=4096, json_schema_extra=flag("--workers"), description=(
         "evaluate this many candidates at once in local worker processes"))
-    ray_address: Optional[str] = Field(default=None, json_schema_extra=flag("--ray-address"), description=(
+    ray_address: str | None = Field(default=None, json_schema_extra=flag("--ray-address"), description=(
         "join a running Ray cluster: auto or HOST:PORT (implies --executor ray)"))
     cpus_per_task: float = Field(default=1.0, gt=0, le=1024, json_schema_extra=flag("--cpus-per-task"),
                                  description="Ray: CPUs each evaluation asks for")
@@ -143,7 +150,7 @@ class ExecutorSettings(BaseModel):
                          description="re-runs of an evaluation whose worker died")
 
     @model_validator(mode="after")
-    def _ray_address_means_ray(self) -> "ExecutorSettings":
+    def _ray_address_means_ray(self) -> ExecutorSettings:
         if self.ray_address and self.kind == "auto":
             self.kind = "ray"
         if self.kind == "in-process" and self.workers > 1:
@@ -166,10 +173,10 @@ class SearchConfig(BaseModel):
                         description="number of evaluations (trained candidates)")
     seed: int = Field(default=0, ge=0, le=2**31 - 1, json_schema_extra=flag("--seed", group="strategy"),
                       description="seed of the split, the strategy and every training run")
-    threads: Optional[int] = Field(default=None, ge=1, le=1024, json_schema_extra=flag("--threads", group="execution"),
+    threads: int | None = Field(default=None, ge=1, le=1024, json_schema_extra=flag("--threads", group="execution"),
                                    description="torch threads per evaluation (default: 1 in process, cores/workers otherwise)")
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings, json_schema_extra={"group": "execution"})
-    benchmark: Optional[BenchmarkSettings] = Field(default=None, json_schema_extra={"group": "data"})
+    benchmark: BenchmarkSettings | None = Field(default=None, json_schema_extra={"group": "data"})
 
     @field_validator("strategy", mode="before")
     @classmethod
@@ -198,7 +205,7 @@ class SearchConfig(BaseModel):
         return {**data, "space": space}
 
     @model_validator(mode="after")
-    def _benchmark_mode(self) -> "SearchConfig":
+    def _benchmark_mode(self) -> SearchConfig:
         if self.benchmark is not None and self.objective.combined:
             raise ValueError("a tabular benchmark records validation and test accuracy only: leave out --weights")
         return self

@@ -30,9 +30,9 @@ from .data import Task
 from .errors import NasforgeError, TrialFailed
 from .evaluators.training import measure_trained
 from .measure.energy import energy_meter
+from .runs import best_trial, read_trials
 from .spaces import Genome, genome_from_dict
 from .storage import TrialRecord
-from .runs import best_trial, read_trials
 from .study import load_study
 from .train.settings import TrainSettings
 from .train.trainer import train

@@ -32,7 +32,7 @@ class ProgressReporter:
     def _label(self) -> str:
         return f"best {self.best:.4f}" if self.best is not None else "best -"
 
-    def __enter__(self) -> "ProgressReporter":
+    def __enter__(self) -> ProgressReporter:
         if self.progress:
             self.progress.start()
         return self
@@ -41,7 +41,7 @@ class ProgressReporter:
         if self.progress:
             self.progress.stop()
 
-    def __call__(self, record: TrialRecord, study: "Study") -> None:
+    def __call__(self, record: TrialRecord, study: Study) -> None:
         if record.fitness is not None and math.isfinite(record.fitness):
             self.best = record.fitness if self.best is None else max(self.best, record.fitness)
         if self.progress:

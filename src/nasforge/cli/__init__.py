@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import signal
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..errors import NasforgeError
 from . import reading, searching

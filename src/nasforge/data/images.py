@@ -7,9 +7,9 @@ Readers return :class:`ImageData` ``(X, labels, description, is_test)``: float32
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,7 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from ..errors import NasforgeError
-from .image_files import ImageData, cifar_root, is_idx_file, read_cifar, read_idx, _IDX_NAME
+from .image_files import _IDX_NAME, ImageData, cifar_root, is_idx_file, read_cifar, read_idx
 from .task import Task, encode_labels, stratified_split
 
 # Operating-system litter that is never an image; everything else in a class folder must open.

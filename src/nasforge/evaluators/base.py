@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 @dataclass
 class Evaluation:
     metrics: dict[str, Any]
-    state_dict: dict[str, "torch.Tensor"] = field(repr=False)
+    state_dict: dict[str, torch.Tensor] = field(repr=False)
 
 
 class WeightSource(Protocol):
@@ -45,7 +45,7 @@ class Evaluator(Protocol):
     weights: WeightSource | None  # where new networks' starting weights come from, if anywhere
 
     @classmethod
-    def from_config(cls, config: SearchConfig, task: Task | None, space: SearchSpace, out: Path) -> "Evaluator":
+    def from_config(cls, config: SearchConfig, task: Task | None, space: SearchSpace, out: Path) -> Evaluator:
         """Build for a run (``task`` is None for kinds that need no data)."""
 
     def evaluate(self, genome: Genome, seed: int) -> Evaluation:

@@ -147,7 +147,7 @@ class TabularEvaluator:
     weights = None  # nothing is trained, so nothing is inherited
 
     @classmethod
-    def from_config(cls, config: SearchConfig, task: Task | None, space: SearchSpace, out: Path) -> "TabularEvaluator":
+    def from_config(cls, config: SearchConfig, task: Task | None, space: SearchSpace, out: Path) -> TabularEvaluator:
         bench = config.benchmark
         assert bench is not None, "the table evaluator needs the [benchmark] settings"
         return cls(NB201Table(bench.file), bench.dataset, bench.seconds_per_query)

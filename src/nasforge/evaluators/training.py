@@ -83,7 +83,7 @@ class TrainingEvaluator:
     needs_task = True
 
     @classmethod
-    def from_config(cls, config: SearchConfig, task: Task | None, space: SearchSpace, out: Path) -> "TrainingEvaluator":
+    def from_config(cls, config: SearchConfig, task: Task | None, space: SearchSpace, out: Path) -> TrainingEvaluator:
         assert task is not None, "the training evaluator trains on the run's task"
         options = STRATEGIES.get(config.strategy.name).weight_inheritance(config.strategy, config.budget)
         weights = (space.weight_store(task, config.train, out / "cell_weights.pt", config.seed, **options)

@@ -14,13 +14,13 @@ Module names are stable so weights can be inherited by name and shape
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from .cell_ops import OPS, FactorizedReduce, ReLUConvBN, make_op
 from ..spaces.cell_plan import CellPlan, Node
+from .cell_ops import OPS, FactorizedReduce, ReLUConvBN, make_op
 
 Size = tuple[int, int]
 

@@ -10,7 +10,7 @@ padded shift below fixes that.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -10,11 +10,19 @@ import math
 import torch
 
 from ..errors import InvalidGenome
-from .mlp_model import ACTIVATION_MODULES, linear_layer
 from ..spaces.net_layers import (
-    ConvLayer, DropoutLayer, GlobalPoolLayer, Layer, PoolLayer, Shape, Skip, check_skips,
-    input_image_shape, trace_shapes,
+    ConvLayer,
+    DropoutLayer,
+    GlobalPoolLayer,
+    Layer,
+    PoolLayer,
+    Shape,
+    Skip,
+    check_skips,
+    input_image_shape,
+    trace_shapes,
 )  # fmt: skip
+from .mlp_model import ACTIVATION_MODULES, linear_layer
 
 
 def _conv(c_in: int, c_out: int, kernel: int, stride: int, rule: str, bias: bool) -> torch.nn.Conv2d:

@@ -12,15 +12,16 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from markupsafe import Markup
 
 from ..errors import NasforgeError
-from ..storage import RunStore, TrialRecord
 from ..runs import best_trial, run_meta
+from ..storage import RunStore, TrialRecord
 from . import drawing, html, plots
 
 __all__ = ["RunData", "load_run", "run_config", "render_report", "render_comparison", "write_report", "write_comparison",

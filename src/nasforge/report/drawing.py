@@ -15,8 +15,9 @@ handed to the page templates as ``Markup``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from markupsafe import Markup
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Optional
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -56,7 +57,7 @@ class Genome(BaseModel):
         """One short line for tables."""
         raise NotImplementedError
 
-    def diagram(self) -> Optional[Diagram]:
+    def diagram(self) -> Diagram | None:
         """How the report draws this genome: a shape of :mod:`nasforge.spaces.diagram`, as
         plain data; None (the default) gives the report's generic view of the genome's JSON."""
         return None
@@ -94,7 +95,7 @@ class SpaceSettings(BaseModel):
 
 
 class ParamBudget(BaseModel):
-    max_params: Optional[int] = Field(default=None, ge=1, json_schema_extra=flag("--max-params"), description=(
+    max_params: int | None = Field(default=None, ge=1, json_schema_extra=flag("--max-params"), description=(
         "parameter budget: larger candidates are never trained"))
 
 
@@ -126,7 +127,7 @@ class SearchSpace(ABC):
 
     @classmethod
     @abstractmethod
-    def from_settings(cls, settings: Any, task: Any) -> "SearchSpace":
+    def from_settings(cls, settings: Any, task: Any) -> SearchSpace:
         """The space a run's settings describe, sized by its task (None in table mode)."""
 
     def weight_store(self, task: Any, train: Any, path: Any, seed: int, **options: Any) -> Any:

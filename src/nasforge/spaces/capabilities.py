@@ -7,13 +7,14 @@ becomes usable by it by implementing the protocol, without touching the algorith
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from .base import Genome, SearchSpace
 
-Operator = Callable[[Any, np.random.Generator], Optional[Genome]]
+Operator = Callable[[Any, np.random.Generator], Genome | None]
 """A genome edit: a new genome, or None when the edit does not apply."""
 
 

@@ -8,10 +8,11 @@ genome (:mod:`nasforge.spaces.cells`) makes plans and the torch networks
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 from ..errors import NasforgeError
 from .vocabulary import CELL_OPS
@@ -57,7 +58,7 @@ def output_nodes(nodes: Sequence[Node], rule: str) -> tuple[int, ...]:
     return loose_nodes(nodes) if rule == "loose" else tuple(range(2, len(nodes) + 2))
 
 
-@lru_cache(maxsize=None)
+@cache
 def published_cells(path: Path = PUBLISHED_FILE) -> dict[int, PublishedCell]:
     """The 8 cells of Table II from a DARTS-genotype JSON file; the output rule of each cell
     is whichever of "loose" and "all" reproduces its published concat list."""

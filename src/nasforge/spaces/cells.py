@@ -21,7 +21,8 @@ normal cells). A reduction on a 1x1 map works (every op maps a side n to ceil(n/
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -30,10 +31,16 @@ from ..errors import InvalidGenome, NasforgeError
 from ..flags import flag
 from .base import SPACES, Genome, ParamBudget, SearchSpace, SpaceSettings
 from .capabilities import Operator
-from .cells_diagram import cells_diagram
 from .cell_plan import (
-    NORMAL_CODES, REDUCTION_CODES, CellPlan, Node, is_reduction, output_nodes, published_cells,
+    NORMAL_CODES,
+    REDUCTION_CODES,
+    CellPlan,
+    Node,
+    is_reduction,
+    output_nodes,
+    published_cells,
 )  # fmt: skip
+from .cells_diagram import cells_diagram
 from .diagram import Stack
 from .vocabulary import CELL_OPS as OPS
 
@@ -56,7 +63,7 @@ class CellGene(BaseModel):
     nodes: tuple[tuple[int, int, int, int], ...] = Field(min_length=1, max_length=32)
 
     @model_validator(mode="after")
-    def _nodes_valid(self) -> "CellGene":
+    def _nodes_valid(self) -> CellGene:
         for k, (xi, xj, oi, oj) in enumerate(self.nodes, start=2):
             if not (0 <= xi < k and 0 <= xj < k):
                 raise ValueError(f"node {k} reads ({xi}, {xj}); a node reads nodes 0..{k - 1}")
@@ -87,7 +94,7 @@ class CellsGenome(Genome):
     stem_size: int = Field(default=16, ge=1, le=4096, description="the stem strides larger inputs down to this side")
 
     @model_validator(mode="after")
-    def _chain(self) -> "CellsGenome":
+    def _chain(self) -> CellsGenome:
         for j, cell in enumerate(self.cells, start=1):
             a1, a2 = cell.inputs
             if a1 != j - 1 or not 0 <= a2 <= j - 1:
@@ -112,7 +119,7 @@ class CellsGenome(Genome):
 
     @classmethod
     def from_codes(cls, level1: Sequence[Sequence[int]], level2: Sequence[Sequence[Sequence[int]]] | None = None,
-                   **options: Any) -> "CellsGenome":
+                   **options: Any) -> CellsGenome:
         """Inverse of level1()/level2(); without level 2 the cells are the published ones."""
         cells = []
         for i, (a1, a2, code) in enumerate(level1):
@@ -187,7 +194,7 @@ class CellsSpace(SearchSpace):
     Settings = CellsSettings
 
     @classmethod
-    def from_settings(cls, s: CellsSettings, task: Any) -> "CellsSpace":
+    def from_settings(cls, s: CellsSettings, task: Any) -> CellsSpace:
         assert task is not None, "the cells space is sized by the task"
         return cls(task.input_shape, task.n_classes, min_cells=s.min_cells, max_cells=s.max_cells,
                    channels=s.channels, max_params=s.max_params)

@@ -12,8 +12,9 @@ attribute value it writes), and no torch.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, NamedTuple, Union
+from typing import Any, NamedTuple
 
 
 class StackItem(NamedTuple):
@@ -60,6 +61,6 @@ class CellGraph:
     label: str = "cell"  # what a screen reader says (aria-label)
 
 
-Diagram = Union[Stack, CellGraph]
+Diagram = Stack | CellGraph
 
 __all__ = ["CellGraph", "Diagram", "Edge", "Stack", "StackItem"]

@@ -5,7 +5,8 @@ rate after every hidden layer and the learning rule of the output layer.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
@@ -102,7 +103,7 @@ class MLPSettings(SpaceSettings, ParamBudget, RuleChoice):
         return values
 
     @model_validator(mode="after")
-    def _ordered(self) -> "MLPSettings":
+    def _ordered(self) -> MLPSettings:
         if self.min_layers > self.max_layers:
             raise ValueError(f"min_layers ({self.min_layers}) is above max_layers ({self.max_layers})")
         if self.min_units > self.max_units:
@@ -119,7 +120,7 @@ class MLPSpace(SearchSpace):
     Settings = MLPSettings
 
     @classmethod
-    def from_settings(cls, s: MLPSettings, task: Any) -> "MLPSpace":
+    def from_settings(cls, s: MLPSettings, task: Any) -> MLPSpace:
         assert task is not None, "the mlp space is sized by the task"
         return cls(int(np.prod(task.input_shape)), task.n_classes, min_layers=s.min_layers, max_layers=s.max_layers,
                    min_units=s.min_units, max_units=s.max_units, activations=tuple(s.activations),

@@ -57,7 +57,7 @@ class NB201Genome(Genome):
         return "+".join(groups)
 
     @classmethod
-    def from_string(cls, text: str) -> "NB201Genome":
+    def from_string(cls, text: str) -> NB201Genome:
         """Parse the benchmark's string form; any deviation raises InvalidGenome saying where."""
         if not isinstance(text, str):
             raise InvalidGenome(f"an nb201 cell string must be text, got {type(text).__name__}")
@@ -146,7 +146,7 @@ class NB201Space(SearchSpace):
     Settings = NB201Settings
 
     @classmethod
-    def from_settings(cls, s: NB201Settings, task: Any) -> "NB201Space":
+    def from_settings(cls, s: NB201Settings, task: Any) -> NB201Space:
         if task is not None and len(task.input_shape) != 3:
             raise NasforgeError(f"the nb201 space needs images; {task.name} has flat features (use --space mlp)")
         return cls()

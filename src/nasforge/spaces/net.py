@@ -19,14 +19,24 @@ from :mod:`nasforge.spaces.net_layers`, so nothing here needs torch until ``buil
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
 from .base import Genome
 from .diagram import Stack, StackItem
 from .net_layers import (
-    ConvLayer, DenseLayer, DropoutLayer, GlobalPoolLayer, Layer, PoolLayer, Shape, Skip, check_skips, count_params,
+    ConvLayer,
+    DenseLayer,
+    DropoutLayer,
+    GlobalPoolLayer,
+    Layer,
+    PoolLayer,
+    Shape,
+    Skip,
+    check_skips,
+    count_params,
     trace_shapes,
 )  # fmt: skip
 from .vocabulary import Init, Rule

@@ -18,7 +18,15 @@ from ..errors import InvalidGenome
 from .capabilities import valid_child
 from .net import INSTRUCTION_OPERATORS, NetGenome
 from .net_layers import (
-    ConvLayer, DenseLayer, DropoutLayer, GlobalPoolLayer, Layer, PoolLayer, Skip, skip_problem, trace_shapes,
+    ConvLayer,
+    DenseLayer,
+    DropoutLayer,
+    GlobalPoolLayer,
+    Layer,
+    PoolLayer,
+    Skip,
+    skip_problem,
+    trace_shapes,
 )  # fmt: skip
 
 

@@ -13,7 +13,7 @@ it implicitly; ``global_pool`` averages (or maxes) H x W away and flattens.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -74,7 +74,7 @@ class DenseLayer(_Part):
 
 
 Layer = Annotated[
-    Union[ConvLayer, PoolLayer, DropoutLayer, GlobalPoolLayer, DenseLayer], Field(discriminator="kind")
+    ConvLayer | PoolLayer | DropoutLayer | GlobalPoolLayer | DenseLayer, Field(discriminator="kind")
 ]
 
 

@@ -7,7 +7,8 @@ the method names) and what the expert system needs to drive them are
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import numpy as np
 
@@ -16,10 +17,18 @@ from .base import SPACES, Genome, ParamBudget, RuleChoice, SearchSpace, SpaceSet
 from .net import INSTRUCTION_OPERATORS, REGULARIZATIONS, NetGenome
 from .net_instructions import NetInstructions
 from .net_layers import (
-    NET_ACTIVATIONS, WIDTHS, ConvLayer, DenseLayer, DropoutLayer, GlobalPoolLayer, Layer, PoolLayer,
+    NET_ACTIVATIONS,
+    WIDTHS,
+    ConvLayer,
+    DenseLayer,
+    DropoutLayer,
+    GlobalPoolLayer,
+    Layer,
+    PoolLayer,
     input_image_shape,
 )  # fmt: skip
 from .vocabulary import INITS, LEARNING_RULES, POOL_OPS
+
 
 class NetSettings(SpaceSettings, ParamBudget, RuleChoice):
     family: Literal["net"] = "net"
@@ -34,7 +43,7 @@ class NetSpace(NetInstructions, SearchSpace):
     Settings = NetSettings
 
     @classmethod
-    def from_settings(cls, s: NetSettings, task: Any) -> "NetSpace":
+    def from_settings(cls, s: NetSettings, task: Any) -> NetSpace:
         assert task is not None, "the net space is sized by the task"
         return cls(task.input_shape, task.n_classes, rules=tuple(s.learning_rules), max_params=s.max_params)
 

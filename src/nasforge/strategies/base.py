@@ -7,8 +7,9 @@ seed. That is how a killed search resumes exactly (see study.py).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -50,7 +51,7 @@ class Strategy(ABC):
 
     @classmethod
     def create(cls, space: SearchSpace, rng: np.random.Generator, budget: int, settings: StrategySettings,
-               task: str | None = None) -> "Strategy":
+               task: str | None = None) -> Strategy:
         """Build from validated settings; the default passes every setting as a keyword."""
         return cls(space, rng, budget, **settings.model_dump(exclude={"name"}))
 

@@ -28,8 +28,9 @@ choices come from ``self.rng``, so replaying the same tells gives the same asks 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -84,7 +85,7 @@ class BilevelEvolution(Strategy):
 
     @classmethod
     def create(cls, space: SearchSpace, rng: np.random.Generator, budget: int, settings: BilevelSettings,
-               task: str | None = None) -> "BilevelEvolution":
+               task: str | None = None) -> BilevelEvolution:
         return cls(space, rng, budget, settings)
 
     @classmethod

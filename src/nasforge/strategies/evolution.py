@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import TYPE_CHECKING, Literal, Optional
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import Field
@@ -41,9 +41,9 @@ def default_sample(population: int) -> int:
 
 class EvolutionSettings(StrategySettings):
     name: Literal["evolution"] = "evolution"
-    population_size: Optional[int] = Field(default=None, ge=2, le=100000, description=(
+    population_size: int | None = Field(default=None, ge=2, le=100000, description=(
         "P, the population (default budget/4, 5..100; the paper: 100)"), json_schema_extra=flag("--population"))
-    sample_size: Optional[int] = Field(default=None, ge=1, le=100000, description=(
+    sample_size: int | None = Field(default=None, ge=1, le=100000, description=(
         "S, members sampled per tournament (default P/4, at least 2; the paper: 25)"),
         json_schema_extra=flag("--sample"))
 

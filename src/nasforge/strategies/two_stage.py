@@ -30,7 +30,7 @@ parameters, then to the earlier evaluation.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -50,7 +50,7 @@ class TwoStageSettings(StrategySettings):
     """TS-ENAS settings; defaults are scaled for CPU, the paper's values are in each description."""
 
     name: Literal["ts-enas"] = "ts-enas"
-    population_size: Optional[int] = Field(default=None, ge=2, le=100000, description=(
+    population_size: int | None = Field(default=None, ge=2, le=100000, description=(
         "P, rough-stage population (paper: 100); default a quarter of the rough budget, 2..100"),
         json_schema_extra=flag("--population"))
     rough_fraction: float = Field(default=0.7, gt=0, le=1, description=(
@@ -60,7 +60,7 @@ class TwoStageSettings(StrategySettings):
     mutation_rate: float = Field(default=0.2, ge=0, le=1, description="beta, mutation probability (paper: 0.2)")
     alpha: float = Field(default=0.01, ge=0, le=1, description=(
         "accuracy difference below which individuals share a selection level (paper: not given)"))
-    fine_size: Optional[int] = Field(default=None, ge=1, le=100000, description=(
+    fine_size: int | None = Field(default=None, ge=1, le=100000, description=(
         "S, individuals carried into the fine stage (paper: 30 of P=100); default 30 % of P, at least 1"))
     inheritance: bool = Field(default=True, description=(
         "cell-based weight inheritance (paper: on); off trains from scratch"),
@@ -69,7 +69,7 @@ class TwoStageSettings(StrategySettings):
         "how the supernet of all 8 cells is trained: 'stacked' is the paper's fixed stack of the cells; "
         "'sampled' (ours) trains random networks of the space on shared cell weights (see train/inheritance.py)"))
     supernet_epochs: int = Field(default=20, ge=1, le=100000, description="supernet training epochs (paper: 100)")
-    refresh_every: Optional[int] = Field(default=None, ge=1, le=10_000_000, description=(
+    refresh_every: int | None = Field(default=None, ge=1, le=10_000_000, description=(
         "evaluations between refreshes of the stored cell weights (paper: 'some generations'); default P"))
 
 
@@ -98,7 +98,7 @@ class TwoStageEvolution(Strategy):
 
     @classmethod
     def create(cls, space: SearchSpace, rng: np.random.Generator, budget: int, settings: TwoStageSettings,
-               task: str | None = None) -> "TwoStageEvolution":
+               task: str | None = None) -> TwoStageEvolution:
         return cls(space, rng, budget, settings)
 
     @classmethod

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+
 from ..errors import TrialFailed
 from .settings import TrainSettings
 

@@ -22,7 +22,8 @@ this module names no family.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ...spaces import Genome
 

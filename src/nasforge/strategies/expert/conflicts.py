@@ -7,8 +7,8 @@ Opposite edits cannot both be passed to the designer: the stronger reason wins.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 from .rules import ORDER, conflict_of
 

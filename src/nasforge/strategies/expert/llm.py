@@ -25,8 +25,9 @@ import logging
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ...errors import InvalidGenome
 from ...spaces import Genome, SearchSpace, parse_genome

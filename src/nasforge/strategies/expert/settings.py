@@ -5,7 +5,7 @@ so it is not stored with the run, shown by ``nasforge show`` or written to any l
 """
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -19,11 +19,11 @@ class ExpertSettings(StrategySettings):
     designer: Literal["rules", "llm"] = Field(
         default="rules", description="who turns instructions into the next genome: the offline rules or an LLM",
         json_schema_extra=flag("--designer"))
-    llm_url: Optional[str] = Field(
+    llm_url: str | None = Field(
         default=None, json_schema_extra=flag("--llm-url"), description="base URL of an OpenAI-compatible API, e.g. http://localhost:11434/v1 "
                                   "(requests go to {url}/chat/completions)")  # fmt: skip
-    llm_model: Optional[str] = Field(default=None, max_length=200, json_schema_extra=flag("--llm-model"), description="model name sent to the endpoint")
-    llm_local: Optional[str] = Field(
+    llm_model: str | None = Field(default=None, max_length=200, json_schema_extra=flag("--llm-model"), description="model name sent to the endpoint")
+    llm_local: str | None = Field(
         default=None, json_schema_extra=flag("--llm-local"), description="a GGUF model file run in this process by llama-cpp-python instead of an endpoint "
                                   "(pip install 'nasforge[local-llm]')")  # fmt: skip
     llm_grammar: Literal["schema", "json", "none"] = Field(
@@ -48,7 +48,7 @@ class ExpertSettings(StrategySettings):
 
     @field_validator("llm_url")
     @classmethod
-    def _http(cls, url: Optional[str]) -> Optional[str]:
+    def _http(cls, url: str | None) -> str | None:
         """Only http(s): the URL is handed to urllib, which would also open file:// and ftp://."""
         if url is None:
             return None
@@ -58,7 +58,7 @@ class ExpertSettings(StrategySettings):
         return url
 
     @model_validator(mode="after")
-    def _llm_needs_endpoint(self) -> "ExpertSettings":
+    def _llm_needs_endpoint(self) -> ExpertSettings:
         if self.designer == "llm" and not (self.llm_url and self.llm_model) and not self.llm_local:
             raise ValueError("designer 'llm' needs llm_url and llm_model (--llm-url, --llm-model) or a model file "
                              "(--llm-local PATH.gguf)")

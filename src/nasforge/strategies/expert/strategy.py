@@ -60,7 +60,7 @@ class ExpertStrategy(Strategy):
 
     @classmethod
     def create(cls, space: SearchSpace, rng: np.random.Generator, budget: int, settings: ExpertSettings,
-               task: str | None = None) -> "ExpertStrategy":
+               task: str | None = None) -> ExpertStrategy:
         return cls(space, rng, budget, expert=settings, task=task)
 
     @classmethod
