@@ -29,7 +29,7 @@ from nasforge.errors import TrialFailed  # noqa: E402
 from nasforge.evaluators.table import NB201Table, TabularEvaluator  # noqa: E402
 from nasforge.spaces.nb201 import NB201Space  # noqa: E402
 from nasforge.strategies import Strategy  # noqa: E402
-from nasforge.strategies.evolution import RegularizedEvolution  # noqa: E402
+from nasforge.strategies.evolution import EvolutionSettings, RegularizedEvolution  # noqa: E402
 from nasforge.strategies.random import RandomSearch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +46,7 @@ def make(config: tuple[int, int] | None, seed: int, budget: int) -> Strategy:
     rng = np.random.default_rng(seed)
     if config is None:
         return RandomSearch(NB201Space(), rng, budget)
-    return RegularizedEvolution(NB201Space(), rng, budget, population_size=config[0], sample_size=config[1])
+    return RegularizedEvolution(NB201Space(), rng, budget, EvolutionSettings(population_size=config[0], sample_size=config[1]))
 
 
 def run(evaluator: TabularEvaluator, config: tuple[int, int] | None, seed: int,

@@ -97,7 +97,7 @@ def space(**kw):
 def strategy(url, sp=None, **settings):
     options = dict(designer="llm", llm_url=url, llm_model=MODEL, llm_key_env="NASFORGE_TEST_KEY", llm_timeout=5.0,
                    llm_retries=0, repair_attempts=2)  # fmt: skip
-    s = ExpertStrategy(sp or space(), np.random.default_rng(0), 10, expert=ExpertSettings(**{**options, **settings}),
+    s = ExpertStrategy(sp or space(), np.random.default_rng(0), 10, settings=ExpertSettings(**{**options, **settings}),
                        task="digits-images")  # fmt: skip
     s.llm.client.backoff = 0.0
     return s
@@ -364,7 +364,7 @@ def fake_metrics(genome, space_):
 
 def run_rules(n=8, start_from="last", fail_at=()):
     sp = space(max_params=60000)
-    s = ExpertStrategy(sp, np.random.default_rng(7), n, expert=ExpertSettings(start_from=start_from))
+    s = ExpertStrategy(sp, np.random.default_rng(7), n, settings=ExpertSettings(start_from=start_from))
     proposals, metrics = [], []
     for i in range(n):
         p = s.ask()
@@ -398,7 +398,7 @@ def test_rules_loop_is_deterministic_and_resumes_by_the_default_replay():
     _, a, metrics = run_rules()
     _, b, _ = run_rules()
     assert [p.genome for p in a] == [p.genome for p in b] and [p.info for p in a] == [p.info for p in b]
-    fresh = ExpertStrategy(space(max_params=60000), np.random.default_rng(7), 8, expert=ExpertSettings())
+    fresh = ExpertStrategy(space(max_params=60000), np.random.default_rng(7), 8, settings=ExpertSettings())
     for record in records_of(a, metrics):
         q = fresh.replay(parse_genome(NetGenome, record.genome), record)  # raises if it proposes otherwise
         q.trial = record.number
@@ -493,7 +493,7 @@ def test_llm_local_settings_and_their_errors(tmp_path):
         ExpertSettings(designer="llm")
     with pytest.raises(NasforgeError, match="no model file"):
         ExpertStrategy(space(), np.random.default_rng(0), 3,
-                       expert=ExpertSettings(designer="llm", llm_local=str(tmp_path / "absent.gguf")))
+                       settings=ExpertSettings(designer="llm", llm_local=str(tmp_path / "absent.gguf")))
     junk = tmp_path / "junk.gguf"
     junk.write_bytes(b"not a model")
     try:
@@ -503,7 +503,7 @@ def test_llm_local_settings_and_their_errors(tmp_path):
     else:
         expected = "did not load as a GGUF model"
     with pytest.raises(NasforgeError, match=expected):
-        ExpertStrategy(space(), np.random.default_rng(0), 3, expert=ExpertSettings(designer="llm", llm_local=str(junk)))
+        ExpertStrategy(space(), np.random.default_rng(0), 3, settings=ExpertSettings(designer="llm", llm_local=str(junk)))
 
 
 # --- optional: a real local model (gemma3-270m from PyPI), in process and through llama.cpp's server ---
@@ -532,7 +532,7 @@ def drive_local(s, n=3, start=0):
 
 @pytest.mark.slow
 def test_local_gemma_in_process(gemma_gguf):
-    s = ExpertStrategy(space(), np.random.default_rng(0), 3, task="digits-images", expert=ExpertSettings(
+    s = ExpertStrategy(space(), np.random.default_rng(0), 3, task="digits-images", settings=ExpertSettings(
         designer="llm", llm_local=str(gemma_gguf), llm_timeout=90, repair_attempts=0))
     proposals = drive_local(s, n=2)
     assert s.llm.client.model == f"local:{gemma_gguf.name}" and s.llm.client.grammar == "schema"
@@ -562,7 +562,7 @@ def test_local_gemma_through_llama_cpp_server(gemma_gguf, tmp_path):
                 break
             except OSError:
                 time.sleep(0.5)
-        s = ExpertStrategy(space(), np.random.default_rng(0), 3, task="digits-images", expert=ExpertSettings(
+        s = ExpertStrategy(space(), np.random.default_rng(0), 3, task="digits-images", settings=ExpertSettings(
             designer="llm", llm_url=f"http://127.0.0.1:{port}/v1", llm_model="gemma", llm_timeout=120,
             repair_attempts=1))
         drive_local(s)

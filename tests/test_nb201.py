@@ -17,7 +17,7 @@ from nasforge.errors import InvalidGenome, NasforgeError, TrialFailed
 from nasforge.evaluators.table import NB201Table, TabularEvaluator, dataset_name
 from nasforge.spaces.base import parse_genome
 from nasforge.spaces.nb201 import EDGES, OPS, NB201Genome, NB201Space
-from nasforge.strategies.evolution import RegularizedEvolution
+from nasforge.strategies.evolution import EvolutionSettings, RegularizedEvolution
 from nasforge.strategies.random import RandomSearch
 
 torch.set_num_threads(1)
@@ -218,7 +218,7 @@ def test_selection_never_reads_test(tmp_path):
                 assert selected_test == pytest.approx(100 - selected_val)
             assert result[100][0] >= result[50][0] and result[100][1] <= result[50][1]
     # and the strategies themselves only ever hold validation fitness
-    strategy = RegularizedEvolution(NB201Space(), np.random.default_rng(0), 60, population_size=10, sample_size=3)
+    strategy = RegularizedEvolution(NB201Space(), np.random.default_rng(0), 60, EvolutionSettings(population_size=10, sample_size=3))
     for i in range(60):
         p = strategy.ask()
         p.trial = i

@@ -1,7 +1,7 @@
 import numpy as np
 
 from nasforge.spaces import MLPSpace
-from nasforge.strategies.evolution import RegularizedEvolution
+from nasforge.strategies.evolution import EvolutionSettings, RegularizedEvolution
 from nasforge.strategies.random import RandomSearch
 
 
@@ -21,14 +21,14 @@ def space():
 
 
 def test_initial_population_is_random_then_children_have_parents():
-    s = RegularizedEvolution(space(), np.random.default_rng(0), budget=20, population_size=5, sample_size=2)
+    s = RegularizedEvolution(space(), np.random.default_rng(0), 20, EvolutionSettings(population_size=5, sample_size=2))
     ps = run(s, lambda p, i: float(i), 12)
     assert all(p.operator == "random" and not p.parents for p in ps[:5])
     assert all(p.parents and p.operator != "random" for p in ps[5:])
 
 
 def test_aging_removes_the_oldest_not_the_worst():
-    s = RegularizedEvolution(space(), np.random.default_rng(0), budget=20, population_size=4, sample_size=2)
+    s = RegularizedEvolution(space(), np.random.default_rng(0), 20, EvolutionSettings(population_size=4, sample_size=2))
     # the first member is the best of all; aging must still drop it once 4 more arrive
     run(s, lambda p, i: 100.0 if i == 0 else float(i), 5)
     assert [m.trial for m in s.population] == [1, 2, 3, 4]
@@ -39,7 +39,7 @@ def test_aging_removes_the_oldest_not_the_worst():
 
 
 def test_tournament_picks_the_best_of_the_sample():
-    s = RegularizedEvolution(space(), np.random.default_rng(3), budget=50, population_size=6, sample_size=6)
+    s = RegularizedEvolution(space(), np.random.default_rng(3), 50, EvolutionSettings(population_size=6, sample_size=6))
     fitness = {}
     run(s, lambda p, i: fitness.setdefault(i, float((i * 7) % 6)), 6)
     best = max(s.population, key=lambda m: m.fitness).trial
@@ -50,7 +50,7 @@ def test_tournament_picks_the_best_of_the_sample():
 
 
 def test_tournament_with_small_sample_is_best_of_that_sample():
-    s = RegularizedEvolution(space(), np.random.default_rng(5), budget=50, population_size=8, sample_size=3)
+    s = RegularizedEvolution(space(), np.random.default_rng(5), 50, EvolutionSettings(population_size=8, sample_size=3))
     run(s, lambda p, i: float(i % 5), 8)
     members = list(s.population)
     state = s.rng.bit_generator.state
@@ -61,7 +61,7 @@ def test_tournament_with_small_sample_is_best_of_that_sample():
 
 
 def test_failed_initial_trials_are_replaced():
-    s = RegularizedEvolution(space(), np.random.default_rng(0), budget=20, population_size=3, sample_size=2)
+    s = RegularizedEvolution(space(), np.random.default_rng(0), 20, EvolutionSettings(population_size=3, sample_size=2))
     ps = run(s, lambda p, i: None if i < 2 else 1.0, 6)
     assert [p.operator for p in ps[:5]] == ["random"] * 5  # 2 failures replaced: 5 random asks
     assert len(s.population) == 3 and ps[5].parents

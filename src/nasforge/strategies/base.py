@@ -52,8 +52,8 @@ class Strategy(ABC):
     @classmethod
     def create(cls, space: SearchSpace, rng: np.random.Generator, budget: int, settings: StrategySettings,
                task: str | None = None) -> Strategy:
-        """Build from validated settings; the default passes every setting as a keyword."""
-        return cls(space, rng, budget, **settings.model_dump(exclude={"name"}))
+        """Build from validated settings: by default ``cls(space, rng, budget, settings)``."""
+        return cls(space, rng, budget, settings)
 
     @classmethod
     def weight_inheritance(cls, settings: StrategySettings, budget: int) -> dict[str, Any] | None:
@@ -66,9 +66,11 @@ class Strategy(ABC):
         """Text to print after a search (bi-level's trade-off); None for nothing."""
         return None
 
-    def __init__(self, space: SearchSpace, rng: np.random.Generator, budget: int):
+    def __init__(self, space: SearchSpace, rng: np.random.Generator, budget: int,
+                 settings: StrategySettings | None = None):
         self.check_space(space)
         self.space, self.rng, self.budget = space, rng, budget
+        self.settings = settings if settings is not None else self.Settings()
 
     @classmethod
     def check_space(cls, space: SearchSpace) -> None:

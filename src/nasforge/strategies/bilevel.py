@@ -84,11 +84,6 @@ class BilevelEvolution(Strategy):
     legacy_section = "bilevel"
 
     @classmethod
-    def create(cls, space: SearchSpace, rng: np.random.Generator, budget: int, settings: BilevelSettings,
-               task: str | None = None) -> BilevelEvolution:
-        return cls(space, rng, budget, settings)
-
-    @classmethod
     def summary(cls, records: Sequence[Any], settings: BilevelSettings) -> str | None:
         return trade_off_report(records, settings)
 
@@ -99,9 +94,8 @@ class BilevelEvolution(Strategy):
 
     def __init__(self, space: SearchSpace, rng: np.random.Generator, budget: int,
                  settings: BilevelSettings | None = None):
-        super().__init__(space, rng, budget)
+        super().__init__(space, rng, budget, settings)
         self.space: MLPSpace = space
-        self.settings = settings or BilevelSettings()
         self.population_size = self.settings.population_size or default_population(budget)
         self.params_max = self.settings.params_max or largest_params(space)
         self.population: list[Member] = []  # survivors of the last selection

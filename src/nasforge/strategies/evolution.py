@@ -54,10 +54,11 @@ class RegularizedEvolution(Strategy):
     Settings = EvolutionSettings
 
     def __init__(self, space: SearchSpace, rng: np.random.Generator, budget: int,
-                 population_size: int | None = None, sample_size: int | None = None):
-        super().__init__(space, rng, budget)
-        self.population_size = population_size or default_population(budget)
-        self.sample_size = min(sample_size or default_sample(self.population_size), self.population_size)
+                 settings: EvolutionSettings | None = None):
+        super().__init__(space, rng, budget, settings)
+        s = self.settings
+        self.population_size = s.population_size or default_population(budget)
+        self.sample_size = min(s.sample_size or default_sample(self.population_size), self.population_size)
         self.population: deque[Member] = deque()
         self.initial_open = 0  # random proposals that are out or joined the population
 

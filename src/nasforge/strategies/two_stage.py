@@ -97,11 +97,6 @@ class TwoStageEvolution(Strategy):
     family = "cells"
 
     @classmethod
-    def create(cls, space: SearchSpace, rng: np.random.Generator, budget: int, settings: TwoStageSettings,
-               task: str | None = None) -> TwoStageEvolution:
-        return cls(space, rng, budget, settings)
-
-    @classmethod
     def weight_inheritance(cls, settings: TwoStageSettings, budget: int) -> dict[str, Any] | None:
         """Options of the space's weight-inheritance store (the evaluator's starting weights)."""
         return weight_store_options(settings, budget)
@@ -113,9 +108,8 @@ class TwoStageEvolution(Strategy):
 
     def __init__(self, space: SearchSpace, rng: np.random.Generator, budget: int,
                  settings: TwoStageSettings | None = None):
-        super().__init__(space, rng, budget)
+        super().__init__(space, rng, budget, settings)
         self.space: CellsSpace = space
-        self.settings = settings or TwoStageSettings()
         self.population_size, self.rough_budget, self.fine_size = plan(self.settings, budget)
         self.stage, self.generation = "rough", 0
         self.population: list[Individual] = []

@@ -61,16 +61,15 @@ class ExpertStrategy(Strategy):
     @classmethod
     def create(cls, space: SearchSpace, rng: np.random.Generator, budget: int, settings: ExpertSettings,
                task: str | None = None) -> ExpertStrategy:
-        return cls(space, rng, budget, expert=settings, task=task)
+        return cls(space, rng, budget, settings, task=task)
 
     @classmethod
     def check_space(cls, space: SearchSpace) -> None:
         instructable(space)  # a space whose operators carry out the instructions
 
     def __init__(self, space: SearchSpace, rng: np.random.Generator, budget: int,
-                 expert: ExpertSettings | None = None, task: str | None = None):  # fmt: skip
-        super().__init__(space, rng, budget)
-        self.settings = expert or ExpertSettings()
+                 settings: ExpertSettings | None = None, task: str | None = None):  # fmt: skip
+        super().__init__(space, rng, budget, settings)
         self.designer = RuleDesigner(space)
         self.n_classes: int | None = getattr(space, "n_classes", None)
         self.seed = int(rng.integers(2**62))
