@@ -1,4 +1,10 @@
+"""Shared by every test: one torch thread, the repository's paths, the CLI as a user runs it.
+
+The tests mirror ``src/nasforge/`` (``tests/strategies/`` for ``nasforge.strategies`` ...);
+the contract, golden and legacy-run tests, which cut across the parts, sit at the top.
+"""
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +21,11 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 def nasforge_cmd() -> list[str]:
     """The installed CLI, run by the same interpreter as the tests."""
     return [sys.executable, "-m", "nasforge.cli"]
+
+
+def cli(*args, env=None, timeout=300):
+    """Run ``nasforge ARGS`` in a fresh process; the CompletedProcess with text output."""
+    return subprocess.run([*nasforge_cmd(), *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Runs and config files made before the registries still open, show and resume.
 
-``tests/data/legacy_runs/`` holds two small runs made by nasforge at commit 6de31e6 (the
+``tests/fixtures/legacy_runs/`` holds two small runs made by nasforge at commit 6de31e6 (the
 last before the search-core refactor): ``bilevel-iris`` (``--strategy bilevel --population 3``)
 and ``random-iris`` (``--strategy random --population 5``, a setting random search never had
 and silently ignored then). Their stored configuration has the old shape: one flat
@@ -14,12 +14,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_cli import cli
+from conftest import cli
 
 from nasforge.config import build_config
 from nasforge.study import load_study
 
-LEGACY = Path(__file__).parent / "data" / "legacy_runs"
+LEGACY = Path(__file__).parent / "fixtures" / "legacy_runs"
 
 
 def copy_run(name: str, tmp_path: Path) -> Path:

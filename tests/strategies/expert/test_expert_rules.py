@@ -1,11 +1,11 @@
 """LEMONADE's expert system: every rule, Algorithm 2, and the rule designer on net and mlp."""
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 
 from nasforge.errors import NasforgeError
 from nasforge.spaces import MLPGenome, MLPSpace, NB201Space, NetGenome, NetSpace
@@ -15,7 +15,7 @@ from nasforge.strategies.expert.compliance import check_compliance, followed
 from nasforge.strategies.expert.designer import RuleDesigner
 
 torch.set_num_threads(1)
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "lemonade_rules.md"
+DOCS = REPO / "docs" / "lemonade_rules.md"
 GOOD = {"train_acc": 0.999, "val_acc": 0.995, "fps": 1e6, "train_energy_kwh": 1e-6, "infer_energy_kwh": 1e-9}
 
 

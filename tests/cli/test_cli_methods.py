@@ -2,7 +2,7 @@
 import json
 
 import pytest
-from test_cli import cli
+from conftest import cli
 
 pytestmark = pytest.mark.slow
 

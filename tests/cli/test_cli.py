@@ -6,13 +6,9 @@ import sys
 import time
 
 import pytest
-from conftest import nasforge_cmd
+from conftest import cli, nasforge_cmd
 
 FAST = ["--epochs", "4", "--patience", "0", "--max-layers", "2", "--max-units", "32"]
-
-
-def cli(*args, env=None, timeout=300):
-    return subprocess.run([*nasforge_cmd(), *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout)
 
 
 @pytest.mark.slow

@@ -1,13 +1,13 @@
 """benchmarks/run_peers.py: every peer method runs, the hypervolume, the Optuna-to-genome mapping."""
 import math
 import sys
-from pathlib import Path
 
 import optuna
 import pytest
 import torch
+from conftest import REPO
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 import run_peers  # noqa: E402
 from run_peers import Candidate  # noqa: E402
 
