@@ -77,6 +77,7 @@ def union_of(models: Any) -> Any:
 
 AnySpaceSettings = Annotated[union_of(cls.Settings for cls in SPACES), Field(discriminator="family")]
 DEFAULT_FAMILY = "mlp"
+DEFAULT_STRATEGY = "evolution"
 
 
 # The [strategy] table: each registered strategy's own settings model, told apart by "name".
@@ -96,7 +97,7 @@ def strategy_table(data: Any, stored: bool = False) -> Any:
     """
     if not isinstance(data, dict):
         return data
-    name = data.get("name", "evolution")
+    name = data.get("name", DEFAULT_STRATEGY)
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES.names())}")
     cls = STRATEGIES.get(name)
@@ -165,7 +166,7 @@ class SearchConfig(BaseModel):
     data: DataSettings = Field(default_factory=DataSettings, json_schema_extra={"group": "data"})
     space: AnySpaceSettings = Field(default_factory=lambda: SPACES.get(DEFAULT_FAMILY).Settings(),
                                     json_schema_extra={"group": "search space"})
-    strategy: AnyStrategySettings = Field(default_factory=lambda: STRATEGIES.get("evolution").Settings())
+    strategy: AnyStrategySettings = Field(default_factory=lambda: STRATEGIES.get(DEFAULT_STRATEGY).Settings())
     train: TrainSettings = Field(default_factory=TrainSettings, json_schema_extra={"group": "training"})
     measure: MeasureSettings = Field(default_factory=MeasureSettings, json_schema_extra={"group": "objective"})
     objective: Objective = Field(default_factory=Objective)
@@ -194,7 +195,7 @@ class SearchConfig(BaseModel):
         space = dict(data.get("space") or {})
         given = space.setdefault("family", DEFAULT_FAMILY)
         strategy = data.get("strategy") or {}
-        name = strategy.get("name", "evolution") if isinstance(strategy, dict) else getattr(strategy, "name", None)
+        name = strategy.get("name", DEFAULT_STRATEGY) if isinstance(strategy, dict) else getattr(strategy, "name", None)
         if data.get("benchmark") is not None:
             space["family"] = "nb201"
         elif name in STRATEGIES and STRATEGIES.get(name).family is not None:

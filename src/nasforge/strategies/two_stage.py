@@ -64,7 +64,8 @@ class TwoStageSettings(StrategySettings):
         "S, individuals carried into the fine stage (paper: 30 of P=100); default 30 % of P, at least 1"))
     inheritance: bool = Field(default=True, description=(
         "cell-based weight inheritance (paper: on); off trains from scratch"),
-        json_schema_extra=flag("--no-inheritance", const=False, help="train every individual from scratch (no weight inheritance)"))
+        json_schema_extra=flag("--no-inheritance", const=False,
+                               help="train every individual from scratch (no weight inheritance)"))
     supernet: Literal["sampled", "stacked"] = Field(default="sampled", description=(
         "how the supernet of all 8 cells is trained: 'stacked' is the paper's fixed stack of the cells; "
         "'sampled' (ours) trains random networks of the space on shared cell weights (see train/inheritance.py)"))

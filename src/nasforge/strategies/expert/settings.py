@@ -20,26 +20,33 @@ class ExpertSettings(StrategySettings):
         default="rules", description="who turns instructions into the next genome: the offline rules or an LLM",
         json_schema_extra=flag("--designer"))
     llm_url: str | None = Field(
-        default=None, json_schema_extra=flag("--llm-url"), description="base URL of an OpenAI-compatible API, e.g. http://localhost:11434/v1 "
-                                  "(requests go to {url}/chat/completions)")  # fmt: skip
-    llm_model: str | None = Field(default=None, max_length=200, json_schema_extra=flag("--llm-model"), description="model name sent to the endpoint")
+        default=None, json_schema_extra=flag("--llm-url"),
+        description="base URL of an OpenAI-compatible API, e.g. http://localhost:11434/v1 "
+                    "(requests go to {url}/chat/completions)")
+    llm_model: str | None = Field(default=None, max_length=200, json_schema_extra=flag("--llm-model"),
+                                  description="model name sent to the endpoint")
     llm_local: str | None = Field(
-        default=None, json_schema_extra=flag("--llm-local"), description="a GGUF model file run in this process by llama-cpp-python instead of an endpoint "
-                                  "(pip install 'nasforge[local-llm]')")  # fmt: skip
+        default=None, json_schema_extra=flag("--llm-local"),
+        description="a GGUF model file run in this process by llama-cpp-python instead of an endpoint "
+                    "(pip install 'nasforge[local-llm]')")
     llm_grammar: Literal["schema", "json", "none"] = Field(
-        default="schema", json_schema_extra=flag("--llm-grammar"), description="--llm-local: constrain decoding to the genome's JSON Schema, to any JSON "
-                                      "text, or sample freely (validation and repair catch the rest)")  # fmt: skip
+        default="schema", json_schema_extra=flag("--llm-grammar"),
+        description="--llm-local: constrain decoding to the genome's JSON Schema, to any JSON text, or sample "
+                    "freely (validation and repair catch the rest)")
     llm_max_tokens: int = Field(default=768, ge=16, le=32768, description="--llm-local: most tokens per reply")
     llm_key_env: str = Field(default="NASFORGE_LLM_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
-                             json_schema_extra=flag("--llm-key-env"), description="environment variable holding the API key (unset: none is sent)")
-    llm_timeout: float = Field(default=60.0, gt=0, le=3600, json_schema_extra=flag("--llm-timeout"), description="seconds per request")
+                             json_schema_extra=flag("--llm-key-env"),
+                             description="environment variable holding the API key (unset: none is sent)")
+    llm_timeout: float = Field(default=60.0, gt=0, le=3600, json_schema_extra=flag("--llm-timeout"),
+                               description="seconds per request")
     llm_retries: int = Field(default=2, ge=0, le=10,
                              description="retries of a request after a timeout, 429, 5xx or connection error")
     llm_temperature: float = Field(default=0.5, ge=0, le=2, description="sampling temperature (the paper used 0.5)")
     repair_attempts: int = Field(default=2, ge=0, le=10,
                                  description="K: times an invalid reply is sent back with its error before the "
                                              "iteration falls back to the rule designer")  # fmt: skip
-    enforce: bool = Field(default=False, json_schema_extra=flag("--enforce", const=True), description="apply instructions the LLM ignored with the rule designer")
+    enforce: bool = Field(default=False, json_schema_extra=flag("--enforce", const=True),
+                          description="apply instructions the LLM ignored with the rule designer")
     start_from: Literal["last", "best"] = Field(
         default="last", description="edit the last evaluated genome (the paper's Algorithm 1) or the best so far")
     initial: Literal["small", "sample"] = Field(
