@@ -11,7 +11,6 @@ The study's process is the only writer (workers return results to it), so SQLite
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,6 +133,3 @@ def _json_safe(metrics: dict[str, Any]) -> dict[str, Any]:
     """JSON has no NaN/inf: store them as strings so nothing is lost or rejected."""
     return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
 
-
-def load_json(path: Path) -> Any:
-    return json.loads(path.read_text())
