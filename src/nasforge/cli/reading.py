@@ -1,5 +1,6 @@
 """Commands that read runs and data without training anything: show, datasets, report,
-compare, dashboard, and the summary printed at the end of a search. Torch-free."""
+compare, dashboard, and the summary printed at the end of a search. Torch-free; rich, Optuna
+and the report are imported by the commands that use them, so ``--help`` stays instant."""
 from __future__ import annotations
 
 import argparse
@@ -10,10 +11,6 @@ import shutil
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from ..data import BUILTINS
 from ..errors import NasforgeError
@@ -34,6 +31,8 @@ def fmt(value: Any, digits: int = 4) -> str:
 
 def genome_text(record: TrialRecord) -> str:
     """A genome's summary, escaped: '[fa,usf]' is text, not a rich style tag."""
+    from rich.markup import escape
+
     from ..spaces import genome_from_dict
 
     try:
@@ -54,6 +53,9 @@ def print_best(out: Path, quiet: bool = False, config: SearchConfig | None = Non
         summary = STRATEGIES.get(config.strategy.name).summary(trials, config.strategy)
         if summary:
             print(summary)
+    from rich.console import Console
+    from rich.markup import escape
+
     console = Console(soft_wrap=True)
     if best is None:
         failed = [t for t in trials if t.state == "failed"]
@@ -88,6 +90,10 @@ def cmd_show(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps([t.__dict__ for t in trials], indent=1, default=str))
         return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table(title=f"{args.run}: {len(records)} trials")
     for name in ["#", "status", "genome", "fitness", *(label for _, label in COLUMNS), "parent", "operator"]:
         table.add_column(name, overflow="fold")
