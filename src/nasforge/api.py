@@ -43,7 +43,7 @@ def search(
     csv: str | None = None,
     target: str | None = None,
     path: str | None = None,
-    strategy: str = "evolution",
+    strategy: str | None = None,
     budget: int = 40,
     seed: int = 0,
     out: str | Path | None = None,
@@ -54,12 +54,18 @@ def search(
 ) -> SearchResult:
     """Run (or continue) a search and return its best trial.
 
+    ``strategy`` is a registered strategy's name (default: the config's, else evolution);
     ``settings`` are sections of the configuration, e.g. ``train={"epochs": 20}``,
-    ``space={"max_layers": 3}``, ``objective={"accuracy": 1, "fps": 0.5}``.
+    ``space={"max_layers": 3}``, ``strategy={"population_size": 12}``,
+    ``objective={"accuracy": 1, "fps": 0.5}``.
     """
     base = load_toml(config) if isinstance(config, (str, Path)) else dict(config or {})
     data = {k: v for k, v in dict(dataset=dataset, csv=csv, target=target, path=path).items() if v is not None}
-    flags: dict[str, Any] = {"budget": budget, "seed": seed, "strategy": {"name": strategy}, **settings}
+    flags: dict[str, Any] = {"budget": budget, "seed": seed, **settings}
+    if strategy is not None:
+        if base.get("strategy", {}).get("name") not in (None, strategy):
+            base.pop("strategy")  # settings the config gives another strategy do not carry over to this one
+        flags["strategy"] = {**flags.get("strategy", {}), "name": strategy}
     if data:
         flags["data"] = data
     cfg = build_config(merge(base, flags))
