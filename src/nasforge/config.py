@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import NasforgeError
+from .evaluators.table import BenchmarkSettings
 from .flags import flag
 from .measure.settings import MeasureSettings
 from .objectives import Objective
@@ -76,8 +77,8 @@ def union_of(models: Any) -> Any:
 
 
 AnySpaceSettings = Annotated[union_of(cls.Settings for cls in SPACES), Field(discriminator="family")]
-DEFAULT_FAMILY = "mlp"
-DEFAULT_STRATEGY = "evolution"
+DEFAULT_FAMILY = SPACES.default().name
+DEFAULT_STRATEGY = STRATEGIES.default().name
 
 
 # The [strategy] table: each registered strategy's own settings model, told apart by "name".
@@ -117,20 +118,6 @@ def strategy_table(data: Any, stored: bool = False) -> Any:
     if stored:
         table = {k: v for k, v in table.items() if k in cls.Settings.model_fields}
     return table
-
-
-class BenchmarkSettings(BaseModel):
-    """Tabular benchmark mode: accuracies are looked up instead of trained (NAS-Bench-201)."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(default="nb201", pattern="^nb201$", json_schema_extra=flag("--benchmark"), description=(
-        "tabular benchmark mode: nb201 (accuracies looked up, not trained)"))
-    file: str = Field(json_schema_extra=flag("--bench-file"), description="the benchmark table, e.g. "
-                      "../shared/data/nb201_12epoch.csv")
-    dataset: str = Field(default="cifar10", json_schema_extra=flag("--bench-dataset"), description=(
-        "cifar10, cifar100 or imagenet16-120"))
-    seconds_per_query: float = Field(default=0.0, ge=0, json_schema_extra=flag("--bench-seconds"), description=(
-        "simulated training seconds per query"))
 
 
 class ExecutorSettings(BaseModel):
@@ -187,8 +174,8 @@ class SearchConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _implied_family(cls, data: Any) -> Any:
-        """The [space] table's family: as given, else the default (mlp). A strategy bound to one
-        family (``Strategy.family``) and the benchmark table (nb201 cells) imply theirs: it
+        """The [space] table's family: as given, else the default. A strategy bound to one family
+        (``Strategy.family``) and the benchmark table (``BenchmarkSettings.family``) imply theirs: it
         replaces the default, another one is an error."""
         if not isinstance(data, dict) or not isinstance(data.get("space", {}), dict):
             return data
@@ -197,7 +184,7 @@ class SearchConfig(BaseModel):
         strategy = data.get("strategy") or {}
         name = strategy.get("name", DEFAULT_STRATEGY) if isinstance(strategy, dict) else getattr(strategy, "name", None)
         if data.get("benchmark") is not None:
-            space["family"] = "nb201"
+            space["family"] = BenchmarkSettings.family
         elif name in STRATEGIES and STRATEGIES.get(name).family is not None:
             implied = STRATEGIES.get(name).family
             if given not in (DEFAULT_FAMILY, implied):

@@ -51,6 +51,13 @@ class Registry(Generic[T]):
             raise NasforgeError(f"unknown {self.kind} {name!r}; choose from {', '.join(self.names())}")
         return self._entries[name]
 
+    def default(self) -> T:
+        """The part a configuration gets when it names none (the one that sets ``is_default``)."""
+        found = [entry for entry in self if getattr(entry, "is_default", False)]
+        if len(found) != 1:
+            raise RuntimeError(f"{len(found)} {self.kind}s say they are the default; exactly one must")
+        return found[0]
+
     def names(self) -> list[str]:
         self._discover()
         return list(self._entries)

@@ -9,17 +9,20 @@ drive a search; the test column is reported beside it and never selects anything
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import NasforgeError, TrialFailed
+from ..flags import flag
 from ..spaces.base import Genome
 from ..spaces.nb201 import NB201Genome
 from .base import EVALUATORS, Evaluation
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ..config import SearchConfig
     from ..data import Task
     from ..spaces import SearchSpace
@@ -30,6 +33,27 @@ ALIASES: dict[str, str] = {"imagenet16-120": "imagenet", "imagenet16": "imagenet
                            "cifar-10": "cifar10", "cifar-100": "cifar100"}
 N_CLASSES: dict[str, int] = {"cifar10": 10, "cifar100": 100, "imagenet": 120}
 COLUMNS = ("val", "test")
+
+
+class BenchmarkSettings(BaseModel):
+    """Tabular benchmark mode: accuracies are looked up instead of trained (NAS-Bench-201)."""
+
+    model_config = ConfigDict(extra="forbid")
+    family: ClassVar[str] = "nb201"  # the space whose genomes the table scores
+    name: str = Field(default="nb201", pattern="^nb201$", json_schema_extra=flag("--benchmark"), description=(
+        "tabular benchmark mode: nb201 (accuracies looked up, not trained)"))
+    file: str = Field(json_schema_extra=flag("--bench-file"), description="the benchmark table, e.g. "
+                      "../shared/data/nb201_12epoch.csv")
+    dataset: str = Field(default="cifar10", json_schema_extra=flag("--bench-dataset"), description=(
+        "cifar10, cifar100 or imagenet16-120"))
+    seconds_per_query: float = Field(default=0.0, ge=0, json_schema_extra=flag("--bench-seconds"), description=(
+        "simulated training seconds per query"))
+
+
+def _numeric(column: pd.Series) -> np.ndarray:
+    import pandas as pd
+
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
 
 
 class NotInTable(NasforgeError):
@@ -54,6 +78,8 @@ class NB201Table:
         if not self.path.is_file():
             raise NasforgeError(f"benchmark table {self.path} does not exist (expected a NAS-Bench-201 CSV "
                                 "with columns arch, cifar10-val, cifar10-test, ...)")
+        import pandas as pd  # here, not at import: the configuration reads this module's settings
+
         try:
             frame = pd.read_csv(self.path)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -87,7 +113,7 @@ class NB201Table:
                 raise NasforgeError(f"benchmark table {self.path} has {prefix}-{present[0]} but no {prefix}-{missing}")
             for column in present:
                 header = f"{prefix}-{column}"
-                values = pd.to_numeric(frame[header], errors="coerce").to_numpy(dtype=float)
+                values = _numeric(frame[header])
                 bad = np.flatnonzero(~np.isfinite(values) | (values < 0) | (values > 100))
                 if bad.size:
                     raise NasforgeError(f"{self.path} line {bad[0] + 2}: {header} must be a percentage in [0, 100], "

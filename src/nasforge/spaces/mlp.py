@@ -118,6 +118,7 @@ class MLPSpace(SearchSpace):
     name = "mlp"
     genome_type = MLPGenome
     Settings = MLPSettings
+    is_default = True
 
     @classmethod
     def from_settings(cls, s: MLPSettings, task: Any) -> MLPSpace:

@@ -52,6 +52,7 @@ class EvolutionSettings(StrategySettings):
 class RegularizedEvolution(Strategy):
     name = "evolution"
     Settings = EvolutionSettings
+    is_default = True
 
     def __init__(self, space: SearchSpace, rng: np.random.Generator, budget: int,
                  settings: EvolutionSettings | None = None):
