@@ -109,3 +109,31 @@ def test_help_datasets_and_show_start_without_torch_or_scikit_learn(tmp_path):
     out = subprocess.run([sys.executable, "-c", probe, str(run)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_an_internal_error_is_one_line_exit_3_and_a_log_with_the_traceback(tmp_path, monkeypatch, capsys):
+    import nasforge.cli as nf_cli
+
+    def broken(args):
+        raise ZeroDivisionError("a bug deep inside")
+
+    monkeypatch.setenv("NASFORGE_LOG_DIR", str(tmp_path / "logs"))
+    monkeypatch.setitem(nf_cli.COMMANDS, "datasets", broken)
+    assert nf_cli.main(["datasets"]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error (ZeroDivisionError: a bug deep inside)" in err
+    logs = list((tmp_path / "logs").glob("crash-*.log"))
+    assert len(logs) == 1 and str(logs[0]) in err
+    text = logs[0].read_text()
+    assert "Traceback" in text and "in broken" in text and "ZeroDivisionError: a bug deep inside" in text
+
+
+def test_show_into_a_closed_pipe_ends_quietly(tmp_path):
+    from conftest import SHARED_DATA
+
+    run = tmp_path / "nb"  # 300 trials: their JSON (~180 kB) is more than a pipe holds
+    assert cli("search", "--benchmark", "nb201", "--bench-file", SHARED_DATA / "nb201_12epoch.csv", "--budget", 300,
+               "--out", run, "--quiet").returncode == 0
+    shell = f"set -o pipefail; {' '.join(nasforge_cmd())} show {run} --json | head -1"
+    r = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=120)
+    assert r.stderr == "" and r.stdout.count("\n") == 1 and r.returncode == 141
