@@ -24,9 +24,7 @@ LEGACY = Path(__file__).parent / "fixtures" / "legacy_runs"
 
 def copy_run(name: str, tmp_path: Path) -> Path:
     out = tmp_path / name
-    shutil.copytree(LEGACY / name, out)
-    # run.json holds the absolute database path of the machine that made it (issue #21): point it here
-    (out / "run.json").write_text(json.dumps({"storage": f"sqlite:///{out / 'study.db'}", "study": name}))
+    shutil.copytree(LEGACY / name, out)  # its run.json names /tmp/legacy/...: the directory's own study.db is used
     return out
 
 

@@ -1,22 +1,57 @@
 """Reading a run directory without running it: where its trials are, and which is best.
 
 Torch-free, so ``nasforge show`` starts at once; safe while a search writes the run.
+
+A run directory is self-contained: ``run.json`` names the study, and names a storage URL
+only when the run was started with ``--storage``; otherwise the database is the directory's
+own ``study.db``, wherever the directory now is, so a run can be moved, copied or archived
+and opened again, and a copy never writes into the original. (Runs made before this wrote
+the absolute path of their own ``study.db``; such a URL is read as "the directory's own".)
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from .errors import NasforgeError
 from .storage import RunStore, TrialRecord, sqlite_url
 from .strategies.ga import rank_key
 
 
-def run_meta(out: Path) -> tuple[str, str]:
-    """The storage URL and study name a run directory points to (run.json)."""
-    meta = out / "run.json"
-    data = json.loads(meta.read_text()) if meta.is_file() else {}
-    return data.get("storage") or sqlite_url(out), data.get("study") or out.resolve().name
+def read_meta(out: Path) -> dict[str, Any]:
+    """``run.json`` of a run directory ({} when there is none)."""
+    path = out / "run.json"
+    if not path.is_file():
+        return {}
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise NasforgeError(f"{path} is damaged ({exc}); it should hold the run's study name") from None
+    if not isinstance(meta, dict):
+        raise NasforgeError(f"{path} is damaged: it should hold a JSON object with the run's study name")
+    return meta
+
+
+def own_database(url: str) -> bool:
+    """Whether ``url`` is what older runs stored for their own database (an absolute sqlite path to a study.db)."""
+    return url.startswith("sqlite:///") and Path(url.removeprefix("sqlite:///")).name == "study.db"
+
+
+def run_meta(out: Path, storage: str | None = None) -> tuple[str, str]:
+    """The storage URL and study name of the run in ``out``: ``storage`` if given, else the
+    one run.json names, else the directory's own study.db (see the module's docstring)."""
+    meta = read_meta(out)
+    stored = meta.get("storage")
+    if storage is None and stored and own_database(stored) and (out / "study.db").is_file():
+        stored = None  # an older run's own database, perhaps since moved or copied
+    return storage or stored or sqlite_url(out), meta.get("study") or out.resolve().name
+
+
+def write_meta(out: Path, url: str, name: str) -> None:
+    """run.json: the study's name, and the storage URL only when it is not the directory's own."""
+    meta = {"study": name} | ({} if url == sqlite_url(out) else {"storage": url})
+    (out / "run.json").write_text(json.dumps(meta, indent=1))
 
 
 def read_trials(out: str | Path, storage: str | None = None) -> list[TrialRecord]:
@@ -24,8 +59,7 @@ def read_trials(out: str | Path, storage: str | None = None) -> list[TrialRecord
     out = Path(out)
     if storage is None and not (out / "run.json").is_file():
         raise NasforgeError(f"{out} holds no nasforge run")
-    url, name = run_meta(out)
-    return RunStore(storage or url, name, create=False).records()
+    return RunStore(*run_meta(out, storage), create=False).records()
 
 
 def best_trial(records: list[TrialRecord]) -> TrialRecord | None:

@@ -59,6 +59,9 @@ _STATES = {TrialState.COMPLETE: "complete", TrialState.FAIL: "failed", TrialStat
 
 class RunStore:
     def __init__(self, url: str, name: str, create: bool):
+        database = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+        if not create and database is not None and not database.is_file():  # optuna would make an empty one
+            raise NasforgeError(f"the run's database {database} is missing; nothing can be read without it")
         try:
             storage = optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
         except Exception as exc:  # bad URL, driver missing, server down

@@ -9,7 +9,6 @@ task (data), search space, evaluator; the strategy is built by the loop
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import pickle
 from dataclasses import dataclass
@@ -23,9 +22,9 @@ from .data import Task, load_task, reload_task
 from .errors import NasforgeError
 from .evaluators import EVALUATORS, Evaluator
 from .loop import Callback, SearchLoop
-from .runs import best_trial
+from .runs import best_trial, read_meta, run_meta, write_meta
 from .spaces import Genome, SearchSpace, genome_from_dict, make_space
-from .storage import RunStore, TrialRecord, sqlite_url
+from .storage import RunStore, TrialRecord
 from .strategies import Strategy, check_strategy, make_strategy
 
 
@@ -97,12 +96,12 @@ def create_study(out: str | Path, config: SearchConfig, storage: str | None = No
     """Start a run in ``out``, or continue the run there when its settings are the same (the
     budget may grow). Nothing is written before the data, space and strategy are checked."""
     out = Path(out)
-    meta = _read_meta(out)
+    meta = read_meta(out)
     parts = build_parts(config, out, task) if not meta else None
     out.mkdir(parents=True, exist_ok=True)
     lock = _lock_run(out)
     try:
-        store = _open_store(out, meta, storage, create=True)
+        store = RunStore(*run_meta(out, storage), create=True)
         stored = store.get("config")
         if stored is not None:
             _check_same_run(build_config(stored, stored=True), config, out)
@@ -115,7 +114,7 @@ def create_study(out: str | Path, config: SearchConfig, storage: str | None = No
             if store.get("task") is None:
                 store.set("task", parts.task.spec)
             _save_task_info(out, parts.task)
-        _write_meta(out, store)
+        write_meta(out, store.url, store.name)
     except BaseException:
         lock.close()
         raise
@@ -125,29 +124,15 @@ def create_study(out: str | Path, config: SearchConfig, storage: str | None = No
 def load_study(out: str | Path, storage: str | None = None, task: Task | None = None) -> Study:
     """Open the run in ``out`` with its stored settings (to read it, resume it or retrain from it)."""
     out = Path(out)
-    meta = _read_meta(out)
+    meta = read_meta(out)
     if not meta and storage is None:
         raise NasforgeError(f"{out} holds no nasforge run; start one with 'nasforge search'")
-    store = _open_store(out, meta, storage, create=False)
+    store = RunStore(*run_meta(out, storage), create=False)
     stored = store.get("config")
     if stored is None:
         raise NasforgeError(f"{out} holds no nasforge run; start one with 'nasforge search'")
     config = build_config(stored, stored=True)
     return Study(out, config, store, build_parts(config, out, task or _stored_task(store)), None)
-
-
-def _read_meta(out: Path) -> dict[str, Any]:
-    path = out / "run.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def _open_store(out: Path, meta: dict[str, Any], storage: str | None, create: bool) -> RunStore:
-    url = storage or meta.get("storage") or sqlite_url(out)
-    return RunStore(url, meta.get("study") or out.resolve().name, create=create)
-
-
-def _write_meta(out: Path, store: RunStore) -> None:
-    (out / "run.json").write_text(json.dumps({"storage": store.url, "study": store.name}, indent=1))
 
 
 def _stored_task(store: RunStore) -> Task | None:

@@ -1,0 +1,67 @@
+"""A run directory is self-contained: moved, copied or archived, it opens and resumes where
+it now is, and a copy never writes into the original (nasforge.runs)."""
+from __future__ import annotations
+
+import json
+import shutil
+
+from conftest import SHARED_DATA, cli
+
+TABLE = SHARED_DATA / "nb201_12epoch.csv"
+
+
+def search(out, budget: int):
+    r = cli("search", "--benchmark", "nb201", "--bench-file", TABLE, "--budget", budget, "--out", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+
+
+def trials(out):
+    r = cli("show", out, "--json")
+    assert r.returncode == 0, r.stderr
+    return [(t["number"], t["genome"], t["fitness"]) for t in json.loads(r.stdout)]
+
+
+def test_run_json_names_no_path_of_its_own_database(tmp_path):
+    search(tmp_path / "run", 3)
+    assert json.loads((tmp_path / "run" / "run.json").read_text()) == {"study": "run"}
+
+
+def test_a_moved_run_opens_and_resumes_where_it_is(tmp_path):
+    search(tmp_path / "here", 6)
+    before = trials(tmp_path / "here")
+    (tmp_path / "here").rename(tmp_path / "there")
+    assert trials(tmp_path / "there") == before
+    assert cli("resume", tmp_path / "there", "--budget", 9, "--quiet").returncode == 0
+    assert trials(tmp_path / "there")[:6] == before and len(trials(tmp_path / "there")) == 9
+
+
+def test_a_copy_is_a_new_run_that_leaves_the_original_alone(tmp_path):
+    search(tmp_path / "original", 5)
+    before = trials(tmp_path / "original")
+    shutil.copytree(tmp_path / "original", tmp_path / "copy")
+    assert cli("resume", tmp_path / "copy", "--budget", 8, "--quiet").returncode == 0
+    assert trials(tmp_path / "original") == before
+    assert trials(tmp_path / "copy")[:5] == before and len(trials(tmp_path / "copy")) == 8
+
+
+def test_an_older_run_json_with_the_absolute_path_of_a_moved_run_still_opens(tmp_path):
+    search(tmp_path / "old", 4)
+    before = trials(tmp_path / "old")
+    (tmp_path / "old" / "run.json").write_text(json.dumps({"storage": "sqlite:////gone/elsewhere/study.db",
+                                                           "study": "old"}))
+    assert trials(tmp_path / "old") == before
+
+
+def test_a_missing_database_is_an_error_not_a_new_empty_run(tmp_path):
+    search(tmp_path / "run", 3)
+    (tmp_path / "run" / "study.db").unlink()
+    r = cli("show", tmp_path / "run")
+    assert r.returncode == 2 and "database" in r.stderr and "missing" in r.stderr and r.stderr.count("\n") == 1
+    assert not (tmp_path / "run" / "study.db").exists()
+
+
+def test_a_damaged_run_json_is_one_line(tmp_path):
+    search(tmp_path / "run", 2)
+    (tmp_path / "run" / "run.json").write_text("{not json")
+    r = cli("show", tmp_path / "run")
+    assert r.returncode == 2 and "run.json is damaged" in r.stderr and r.stderr.count("\n") == 1
