@@ -65,3 +65,16 @@ def test_a_damaged_run_json_is_one_line(tmp_path):
     (tmp_path / "run" / "run.json").write_text("{not json")
     r = cli("show", tmp_path / "run")
     assert r.returncode == 2 and "run.json is damaged" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_raising_the_budget_continues_the_same_search(tmp_path):
+    """The default population follows the budget (budget/4: 5 at 20, 10 at 40); a resumed run keeps
+    the one it started with, so its first trials replay and it goes on."""
+    search(tmp_path / "grow", 20)
+    before = trials(tmp_path / "grow")
+    r = cli("resume", tmp_path / "grow", "--budget", 40, "--quiet")
+    assert r.returncode == 0, r.stderr
+    after = trials(tmp_path / "grow")
+    assert after[:20] == before and len(after) == 40
+    assert cli("resume", tmp_path / "grow", "--quiet").returncode == 0  # and a plain resume after it
+    assert trials(tmp_path / "grow") == after

@@ -47,6 +47,9 @@ def build_parts(config: SearchConfig, out: Path, task: Task | None = None) -> Pa
     return Parts(task, space, kind.from_config(config, task, space, out))
 
 
+PLAN_BUDGET = "plan_budget"  # the run-level attribute holding the budget the strategy plans with
+
+
 class Study:
     """An open run. Make one with :func:`create_study` or :func:`load_study`."""
 
@@ -55,9 +58,12 @@ class Study:
         self.task, self.space, self.evaluator = parts.task, parts.space, parts.evaluator
 
     def strategy(self) -> Strategy:
-        """A fresh strategy for this run, before any replay."""
+        """A fresh strategy for this run, before any replay. It plans with the budget the run
+        started with (defaults such as the population follow it), so a run whose budget is
+        raised continues the same search instead of planning another one."""
         cfg = self.config
-        return make_strategy(cfg.strategy.name, self.space, np.random.default_rng(cfg.seed), cfg.budget, cfg.strategy,
+        budget = self.store.get(PLAN_BUDGET) or cfg.budget
+        return make_strategy(cfg.strategy.name, self.space, np.random.default_rng(cfg.seed), budget, cfg.strategy,
                              task=self.task.name if self.task else cfg.label)
 
     def strategy_description(self) -> str:
@@ -107,6 +113,8 @@ def create_study(out: str | Path, config: SearchConfig, storage: str | None = No
             _check_same_run(build_config(stored, stored=True), config, out)
         if parts is None:
             parts = build_parts(config, out, task or _stored_task(store))
+        if store.get(PLAN_BUDGET) is None:  # runs made before 0.2 planned with the budget they last stored
+            store.set(PLAN_BUDGET, store.get("budget", config.budget))
         if stored is None or store.get("budget") != config.budget:
             store.set("config", config.model_dump(mode="json"))
             store.set("budget", config.budget)

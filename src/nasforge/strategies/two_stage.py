@@ -18,9 +18,9 @@ comes from ``self.rng`` in that order, so replaying the same tells rebuilds the 
 and a resumed run continues in the same stage and generation. The budget (evaluations) is
 split: ``rough_fraction`` of it for the rough stage (its last generation may be partial),
 the rest for the fine stage. Each proposal's ``info`` records stage, generation and, in the
-fine stage, the slot of the individual it may replace. Because the split (and the default P)
-follow the budget, a run resumed with a larger budget plans differently and cannot replay
-its history (the study then refuses to resume): keep the budget, or start a new run.
+fine stage, the slot of the individual it may replace. The split (and the default P) follow
+the budget the run started with (the study keeps it), so a run whose budget is raised later
+replays its history and spends the extra evaluations in the fine stage.
 
 Our choices (**ours**), where the paper is silent: parents are picked by binary tournament;
 an offspring identical to an already evaluated genome is not evaluated again (breeding goes
