@@ -13,6 +13,7 @@ import torch
 
 from .config import build_config, load_toml, merge
 from .errors import NasforgeError
+from .progress import ProgressReporter
 from .runs import best_trial, read_trials
 from .spaces import Genome, genome_from_dict
 from .storage import TrialRecord
@@ -50,6 +51,7 @@ def search(
     storage: str | None = None,
     config: str | Path | dict[str, Any] | None = None,
     callback: Callable[[TrialRecord, Study], None] | None = None,
+    progress: str = "quiet",
     **settings: Any,
 ) -> SearchResult:
     """Run (or continue) a search and return its best trial.
@@ -57,7 +59,8 @@ def search(
     ``strategy`` is a registered strategy's name (default: the config's, else evolution);
     ``settings`` are sections of the configuration, e.g. ``train={"epochs": 20}``,
     ``space={"max_layers": 3}``, ``strategy={"population_size": 12}``,
-    ``objective={"accuracy": 1, "fps": 0.5}``.
+    ``objective={"accuracy": 1, "fps": 0.5}``. ``progress``: "quiet" (default), "auto" (a bar
+    on a terminal, else a line per trial on stderr), "bar", "lines" or "jsonl".
     """
     base = load_toml(config) if isinstance(config, (str, Path)) else dict(config or {})
     data = {k: v for k, v in dict(dataset=dataset, csv=csv, target=target, path=path).items() if v is not None}
@@ -71,8 +74,16 @@ def search(
     cfg = build_config(merge(base, flags))
     out = Path(out) if out else default_out(cfg.label, cfg.strategy.name, cfg.seed)
     study = create_study(out, cfg, storage=storage)
+    done = study.finished()
+    best = study.best()
     try:
-        best = study.run(callback)
+        with ProgressReporter(progress, cfg.budget, len(done), best.fitness if best else None) as reporter:
+            def report(record: TrialRecord, s: Study) -> None:
+                reporter(record, s)
+                if callback:
+                    callback(record, s)
+
+            best = study.run(report)
         return SearchResult(out, best, study.trials())
     finally:
         study.close()

@@ -1,4 +1,9 @@
-"""Live progress of a search: a rich bar on stderr, JSON lines for scripts, or nothing."""
+"""Live progress of a search: a rich bar on a terminal, one plain line per finished trial on
+stderr without one (a log file, CI, nohup), JSON lines on stdout for scripts, or nothing.
+
+``auto`` picks the bar when stderr is a terminal and plain lines otherwise, so a search
+whose output goes to a file still says what it is doing while it runs.
+"""
 from __future__ import annotations
 
 import json
@@ -15,11 +20,20 @@ if TYPE_CHECKING:
     from .study import Study
 
 
+MODES = ("bar", "lines", "jsonl", "quiet")
+
+
 class ProgressReporter:
     """Call as the study's callback; use as a context manager around ``study.run``."""
 
     def __init__(self, mode: str, total: int, done: int, best: float | None = None):
-        self.mode, self.total, self.best = mode, total, best
+        if mode == "auto":
+            mode = "bar" if sys.stderr.isatty() else "lines"
+        if mode not in MODES:
+            from .errors import NasforgeError
+
+            raise NasforgeError(f"unknown progress {mode!r}; choose from auto, {', '.join(MODES)}")
+        self.mode, self.total, self.best, self.done = mode, total, best, done
         self.progress: Progress | None = None
         if mode == "bar":
             self.progress = Progress(
@@ -44,8 +58,13 @@ class ProgressReporter:
     def __call__(self, record: TrialRecord, study: Study) -> None:
         if record.fitness is not None and math.isfinite(record.fitness):
             self.best = record.fitness if self.best is None else max(self.best, record.fitness)
+        self.done += 1
         if self.progress:
             self.progress.update(self.task_id, advance=1, description=self._label())
+        elif self.mode == "lines":
+            result = f"fitness {record.fitness:.4f}" if record.fitness is not None else f"failed: {record.error}"
+            print(f"trial {record.number} ({self.done}/{self.total}) {result}; {self._label()}", file=sys.stderr,
+                  flush=True)
         elif self.mode == "jsonl":
             line = {"trial": record.number, "state": record.state, "fitness": record.fitness, "best": self.best,
                     "genome": record.genome, "parents": record.parents, "error": record.error,

@@ -137,3 +137,23 @@ def test_show_into_a_closed_pipe_ends_quietly(tmp_path):
     shell = f"set -o pipefail; {' '.join(nasforge_cmd())} show {run} --json | head -1"
     r = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=120)
     assert r.stderr == "" and r.stdout.count("\n") == 1 and r.returncode == 141
+
+
+def test_without_a_terminal_progress_is_one_plain_line_per_trial(tmp_path):
+    from conftest import SHARED_DATA
+
+    r = cli("search", "--benchmark", "nb201", "--bench-file", SHARED_DATA / "nb201_12epoch.csv", "--budget", 5,
+            "--out", tmp_path / "nb")  # stderr is a pipe here, as in a log file or CI
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.startswith("trial ")]
+    assert [line.split(" (")[1].split(")")[0] for line in lines] == [f"{i}/5" for i in range(1, 6)]
+    assert all("fitness" in line and "best" in line for line in lines) and "━" not in r.stderr
+
+
+def test_the_api_reports_progress_when_asked(tmp_path, capsys):
+    import nasforge
+    from conftest import SHARED_DATA
+
+    nasforge.search(budget=3, out=tmp_path / "nb", progress="lines",
+                    benchmark={"file": str(SHARED_DATA / "nb201_12epoch.csv")})
+    assert capsys.readouterr().err.count("trial ") == 3

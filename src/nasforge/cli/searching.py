@@ -69,7 +69,7 @@ def _run(study: Study, mode: str) -> None:
 
 
 def _mode(args: argparse.Namespace) -> str:
-    return "quiet" if args.quiet else "jsonl" if args.jsonl else "bar"
+    return "quiet" if args.quiet else "jsonl" if args.jsonl else "auto"
 
 
 def cmd_search(args: argparse.Namespace) -> None:
