@@ -17,7 +17,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .errors import NasforgeError
 
@@ -41,6 +41,14 @@ class Objective(BaseModel):
     train_energy_ref: float = Field(default=1e-3, gt=0)
     val_energy_ref: float = Field(default=1e-5, gt=0)
     params_ref: float = Field(default=100_000.0, gt=0)
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> Objective:
+        """Weights given but all zero would silently mean plain accuracy: say so instead."""
+        given = self.model_fields_set & {"accuracy", "fps", "energy", "size"}
+        if given and not self.combined:
+            raise ValueError("the weights are all 0; give at least one above 0, or none for validation accuracy")
+        return self
 
     @property
     def combined(self) -> bool:
@@ -67,6 +75,8 @@ class Objective(BaseModel):
 def parse_weights(text: str) -> dict[str, float]:
     """``"accuracy=0.7,fps=0.2,energy=0.1"`` -> dict; unknown names are a one-line error."""
     allowed = ("accuracy", "fps", "energy", "size")
+    if not text.strip():
+        raise NasforgeError(f"--weights needs NAME=VALUE pairs with NAME in {', '.join(allowed)}, e.g. accuracy=0.7,fps=0.3")
     weights: dict[str, float] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, sep, value = item.partition("=")

@@ -151,8 +151,9 @@ def test_without_a_terminal_progress_is_one_plain_line_per_trial(tmp_path):
 
 
 def test_the_api_reports_progress_when_asked(tmp_path, capsys):
-    import nasforge
     from conftest import SHARED_DATA
+
+    import nasforge
 
     nasforge.search(budget=3, out=tmp_path / "nb", progress="lines",
                     benchmark={"file": str(SHARED_DATA / "nb201_12epoch.csv")})

@@ -10,6 +10,7 @@ Rules (documented in the README):
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,11 +97,26 @@ def stratified_split(
         raise NasforgeError(
             f"class {name!r} has {counts[rare[0]]} row(s); every class needs at least 3 for a train/validation/test split"
         )
+    _check_room(len(y), len(counts), val_fraction, test_fraction)
     idx = np.arange(len(y))
     rest, test = train_test_split(idx, test_size=test_fraction, stratify=y, random_state=seed)
     val_share = val_fraction / (1 - test_fraction)
     train, val = train_test_split(rest, test_size=val_share, stratify=y[rest], random_state=seed)
     return train, val, test
+
+
+def _check_room(n: int, k: int, val_fraction: float, test_fraction: float) -> None:
+    """Each of the three parts must be able to hold every class (scikit-learn's rule for a
+    stratified split: ``ceil(fraction * rows)`` rows in the smaller part, at least k)."""
+    n_test = math.ceil(test_fraction * n)
+    n_rest = n - n_test
+    n_val = math.ceil(val_fraction / (1 - test_fraction) * n_rest)
+    parts = {"test": n_test, "validation": n_val, "training": n_rest - n_val}
+    short = [(name, rows) for name, rows in parts.items() if rows < k]
+    if short:
+        name, rows = short[0]
+        raise NasforgeError(f"{n} rows with {k} classes cannot be split so that every part holds every class "
+                            f"(the {name} part would have {rows} rows); use more rows or fewer classes")
 
 
 def make_preprocessor(frame: pd.DataFrame) -> ColumnTransformer:
