@@ -10,6 +10,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
@@ -83,11 +85,25 @@ class InProcessExecutor:
 _WORKER_EVALUATOR: Evaluator | None = None
 
 
-def _init_worker(evaluator: Evaluator, threads: int) -> None:
+def _init_worker(evaluator: Evaluator, threads: int, search_pid: int) -> None:
     global _WORKER_EVALUATOR
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the study's to handle: it cancels us
     torch.set_num_threads(threads)
     _WORKER_EVALUATOR = evaluator
+    threading.Thread(target=_exit_with, args=(search_pid,), daemon=True, name="watch-search").start()
+
+
+def _exit_with(search_pid: int, every: float = 0.5) -> None:
+    """End this worker once the search process is gone, however it ended (even kill -9, which
+    no handler sees): a worker's parent is the forkserver, so it watches the search itself."""
+    while True:
+        time.sleep(every)
+        try:
+            os.kill(search_pid, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # the pid now belongs to another user's process: ours is gone
+            os._exit(1)
 
 
 def _worker_run(job: Job) -> Outcome:
@@ -107,7 +123,7 @@ class ProcessExecutor:
         # forkserver: workers start clean (no copied torch threads or open database handles)
         context = multiprocessing.get_context("forkserver")
         return ProcessPoolExecutor(self.slots, mp_context=context, initializer=_init_worker,
-                                   initargs=(self.evaluator, self.threads))
+                                   initargs=(self.evaluator, self.threads, os.getpid()))
 
     def submit(self, key: Any, job: Job) -> None:
         self._futures[self._pool.submit(_worker_run, job)] = (key, job)
