@@ -19,7 +19,7 @@ from .net_space import NetSpace
 def genome_from_dict(data: dict) -> Genome:
     """Rebuild any genome from its ``to_dict()`` form (the family key picks the class)."""
     family = data.get("family") if isinstance(data, dict) else None
-    if family not in SPACES:
+    if not isinstance(family, str) or family not in SPACES:
         raise InvalidGenome(f"unknown genome family {family!r}; known: {sorted(SPACES.names())}")
     return parse_genome(SPACES.get(family).genome_type, data)
 

@@ -64,18 +64,23 @@ class Genome(BaseModel):
 
 
 def parse_genome(cls: type[Genome], data: dict[str, Any] | str) -> Genome:
-    """Build a genome of ``cls`` from a dict or JSON text; invalid input raises InvalidGenome."""
+    """Build a genome of ``cls`` from a dict or JSON text; invalid input raises InvalidGenome
+    (genomes come from users, stored runs and LLM replies: nothing else may escape)."""
     try:
-        if isinstance(data, str):
+        if isinstance(data, (str, bytes)):
             data = json.loads(data)
-        data = dict(data)
-    except (json.JSONDecodeError, TypeError, ValueError) as exc:
-        raise InvalidGenome(f"genome is not a JSON object: {exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise InvalidGenome(f"genome is not valid JSON: {str(exc)[:200] or type(exc).__name__}") from None
+    if not isinstance(data, Mapping):
+        raise InvalidGenome(f"a genome is a JSON object, not {type(data).__name__}")
+    data = dict(data)
     family = data.pop("family", cls.family)
     if family != cls.family:
         raise InvalidGenome(f"genome family is {family!r}, expected {cls.family!r}")
     try:
         return cls.model_validate(data)
+    except RecursionError:
+        raise InvalidGenome("genome is nested too deeply") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "genome"
