@@ -78,3 +78,34 @@ def test_raising_the_budget_continues_the_same_search(tmp_path):
     assert after[:20] == before and len(after) == 40
     assert cli("resume", tmp_path / "grow", "--quiet").returncode == 0  # and a plain resume after it
     assert trials(tmp_path / "grow") == after
+
+
+def test_a_second_process_on_a_run_is_told_which_process_holds_it(tmp_path):
+    import os
+    import subprocess
+
+    from conftest import nasforge_cmd
+
+    search(tmp_path / "run", 2)
+    holder = subprocess.Popen([*nasforge_cmd(), "resume", str(tmp_path / "run"), "--budget", "100000", "--quiet"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        lock = tmp_path / "run" / ".lock"
+        for _ in range(200):  # until the first process has taken the lock
+            if lock.is_file() and lock.read_text().strip() == str(holder.pid):
+                break
+            import time
+
+            time.sleep(0.05)
+        r = cli("resume", tmp_path / "run", "--quiet")
+        assert r.returncode == 2 and f"another nasforge process (pid {holder.pid})" in r.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    assert os.path.exists(lock)
+
+
+def test_out_naming_a_file_is_one_line(tmp_path):
+    (tmp_path / "taken").write_text("not a directory")
+    r = cli("search", "--benchmark", "nb201", "--bench-file", TABLE, "--budget", 2, "--out", tmp_path / "taken")
+    assert r.returncode == 2 and "cannot make the run directory" in r.stderr and r.stderr.count("\n") == 1

@@ -17,7 +17,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import NasforgeError
 
@@ -41,14 +41,6 @@ class Objective(BaseModel):
     train_energy_ref: float = Field(default=1e-3, gt=0)
     val_energy_ref: float = Field(default=1e-5, gt=0)
     params_ref: float = Field(default=100_000.0, gt=0)
-
-    @model_validator(mode="after")
-    def _some_weight(self) -> Objective:
-        """Weights given but all zero would silently mean plain accuracy: say so instead."""
-        given = self.model_fields_set & {"accuracy", "fps", "energy", "size"}
-        if given and not self.combined:
-            raise ValueError("the weights are all 0; give at least one above 0, or none for validation accuracy")
-        return self
 
     @property
     def combined(self) -> bool:
@@ -89,6 +81,8 @@ def parse_weights(text: str) -> dict[str, float]:
             raise NasforgeError(f"--weights {name}={value!r} is not a number") from None
         if not (math.isfinite(weights[name]) and weights[name] >= 0):
             raise NasforgeError(f"--weights {name} must be a finite number >= 0, got {value}")
+    if not any(weights.values()):  # would silently mean plain validation accuracy
+        raise NasforgeError("--weights: the weights are all 0; give at least one above 0, or leave out --weights")
     return weights
 
 

@@ -104,7 +104,10 @@ def create_study(out: str | Path, config: SearchConfig, storage: str | None = No
     out = Path(out)
     meta = read_meta(out)
     parts = build_parts(config, out, task) if not meta else None
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NasforgeError(f"cannot make the run directory {out}: {exc.strerror or exc}") from None
     lock = _lock_run(out)
     try:
         store = RunStore(*run_meta(out, storage), create=True)
@@ -167,13 +170,24 @@ def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [prefix.rstrip(".")] if a != b else []
 
 
-def _lock_run(out: Path):
-    handle = open(out / ".lock", "w")
+def _lock_run(out: Path) -> IO[str]:
+    """One search process per run directory; the lock file names the process holding it."""
+    try:
+        handle = open(out / ".lock", "a+")
+    except OSError as exc:
+        raise NasforgeError(f"cannot write in the run directory {out}: {exc.strerror or exc}") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip()
         handle.close()
-        raise NasforgeError(f"another nasforge process is running the search in {out}") from None
+        raise NasforgeError(f"another nasforge process{f' (pid {holder})' if holder else ''} is running the "
+                            f"search in {out}") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
     return handle
 
 
