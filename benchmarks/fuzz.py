@@ -53,7 +53,11 @@ def csv_tables(draw: st.DrawFn) -> bytes:
     header = ["y"] + [draw(st.one_of(st.sampled_from(TOKENS), st.text(string.ascii_letters, max_size=4)))
                       for _ in range(columns - 1)]
     cell = st.one_of(st.sampled_from(TOKENS), st.integers(-5, 5).map(str), st.floats().map(repr), st.text(max_size=4))
-    rows = [[draw(cell) for _ in range(columns)] for _ in range(draw(st.integers(0, 40)))]
+    # half the tables have a usable target (two classes, enough rows), so the loaders past it are reached too
+    label = st.sampled_from(["0", "1"]) if draw(st.booleans()) else cell
+    n_rows = draw(st.integers(12, 40) if label is not cell else st.integers(0, 40))
+    rows = [[str(i % 2) if label is not cell else draw(cell)] + [draw(cell) for _ in range(columns - 1)]
+            for i in range(n_rows)]
     text = "\n".join(delimiter.join(r) for r in [header, *rows])
     return text.encode(draw(st.sampled_from(["utf-8", "utf-8-sig", "latin-1"])), errors="replace")
 
@@ -88,6 +92,21 @@ def mutated_genomes(draw: st.DrawFn) -> Any:
         if not genome:
             break
     return genome
+
+
+@st.composite
+def idx_pairs(draw: st.DrawFn) -> bytes:
+    """A real IDX images+labels pair (uint8, N x H x W and N), then maybe damaged: the readers
+    past the magic number and the shape checks get exercised, not only the first test."""
+    import struct
+
+    n, h, w = draw(st.integers(0, 12)), draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    images = struct.pack(">I3I", 0x00000803, n, h, w) + draw(st.binary(min_size=n * h * w, max_size=n * h * w))
+    labels = struct.pack(">II", 0x00000801, draw(st.sampled_from([n, n + 1, max(n - 1, 0)])))
+    labels += bytes(draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)))
+    cut = draw(st.integers(0, 4))
+    images = images[: len(images) - cut] if draw(st.booleans()) else images
+    return struct.pack(">I", len(images)) + images + labels
 
 
 genome_inputs = st.one_of(json_values, mutated_genomes())
@@ -135,12 +154,16 @@ def read_reply(text: str) -> None:
 
 
 def read_idx_bytes(data: bytes) -> None:
+    """``data``: a 4-byte length of the images file, the images file, the labels file (as
+    ``idx_pairs`` makes them; random bytes are split wherever that length says)."""
+    import struct
+
     from nasforge.data.image_files import read_idx
 
+    split = struct.unpack(">I", data[:4])[0] + 4 if len(data) >= 4 else 0
     with tempfile.TemporaryDirectory() as tmp:
-        half = len(data) // 2
-        (Path(tmp) / "train-images-idx3-ubyte").write_bytes(data[:half])
-        (Path(tmp) / "train-labels-idx1-ubyte").write_bytes(data[half:])
+        (Path(tmp) / "train-images-idx3-ubyte").write_bytes(data[4:split])
+        (Path(tmp) / "train-labels-idx1-ubyte").write_bytes(data[split:])
         read_idx(tmp)
 
 
@@ -163,7 +186,7 @@ ReplyRejected = _reply_rejected()
 READERS: dict[str, tuple[Callable[[Any], None], Any]] = {
     "csv": (read_csv_bytes, csv_inputs), "config": (read_config, config_inputs),
     "genome": (read_genome, genome_inputs), "llm reply": (read_reply, reply_inputs),
-    "idx": (read_idx_bytes, file_inputs), "cifar": (read_cifar_bytes, file_inputs),
+    "idx": (read_idx_bytes, st.one_of(file_inputs, idx_pairs())), "cifar": (read_cifar_bytes, file_inputs),
 }
 ALLOWED = (NasforgeError, ReplyRejected)
 

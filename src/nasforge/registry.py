@@ -47,7 +47,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         self._discover()
-        if name not in self._entries:
+        if name not in self:
             raise NasforgeError(f"unknown {self.kind} {name!r}; choose from {', '.join(self.names())}")
         return self._entries[name]
 
@@ -68,4 +68,4 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: object) -> bool:
         self._discover()
-        return name in self._entries
+        return isinstance(name, str) and name in self._entries
