@@ -69,6 +69,9 @@ def read_csv(path: str | Path, target: str, drop: tuple[str, ...] = (), max_cate
     features = frame.drop(columns=[target, *drop])
     for column in list(features.columns):
         features[column] = _typed_column(features[column], path.name, max_categories)
+    empty = [c for c in features.columns if features[c].isna().all()]
+    if empty:
+        raise NasforgeError(f"{path.name}: column {empty[0]!r} has no values; leave it out with --drop {empty[0]!r}")
     return features, frame[target]
 
 

@@ -124,7 +124,10 @@ def make_preprocessor(frame: pd.DataFrame) -> ColumnTransformer:
     categorical = [c for c in frame.columns if c not in numeric]
     return ColumnTransformer(
         [
-            ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
+            # a column with no value in the training rows stays, as zeros: dropping it would leave
+            # no features at all when it is the only one, and change the input width from split to split
+            ("numeric", make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()),
+             numeric),
             (
                 "categorical",
                 make_pipeline(
