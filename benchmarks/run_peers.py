@@ -45,7 +45,8 @@ from nasforge.data import Task, load_task  # noqa: E402
 from nasforge.errors import TrialFailed  # noqa: E402
 from nasforge.evaluators.training import TrainingEvaluator as Evaluator  # noqa: E402
 from nasforge.loop import trial_seed  # noqa: E402
-from nasforge.objectives import hypervolume_2d, pareto_front  # noqa: E402
+from nasforge.pareto import hypervolume as hypervolume_2d  # noqa: E402
+from nasforge.pareto import pareto_front  # noqa: E402
 from nasforge.spaces import MLPGenome, MLPSpace, make_space  # noqa: E402
 from nasforge.spaces.mlp import Dense  # noqa: E402
 

@@ -3,7 +3,7 @@ import math
 import pytest
 
 from nasforge.errors import NasforgeError
-from nasforge.objectives import Objective, hypervolume_2d, normalise, pareto_front, parse_weights
+from nasforge.objectives import Objective, normalise, parse_weights
 
 M = {"train_acc": 0.9, "val_acc": 0.8, "fps": 14000.0, "train_energy_kwh": 1e-3, "infer_energy_kwh": 3e-5,
      "params": 100_000}
@@ -31,22 +31,3 @@ def test_parse_weights():
     for bad in ("speed=1", "accuracy", "accuracy=x", "fps=-1"):
         with pytest.raises(NasforgeError):
             parse_weights(bad)
-
-
-def test_pareto_and_hypervolume():
-    pts = [(0.9, -3.0), (0.8, -2.0), (0.85, -3.5), (0.7, -1.0)]
-    assert pareto_front(pts) == [0, 1, 3]
-    # rectangles above reference (0, -4): (0.9*1) + (0.8*1) + (0.7*1) stacked in y
-    assert hypervolume_2d([(0.9, -3.0), (0.8, -2.0), (0.7, -1.0)], (0.0, -4.0)) == pytest.approx(0.9 + 0.8 + 0.7)
-
-
-def test_two_dimensional_front_sweep_agrees_with_the_pairwise_check():
-    import numpy as np
-
-    from nasforge.objectives import pareto_front
-
-    rng = np.random.default_rng(0)
-    for _ in range(50):
-        points = [tuple(map(float, p)) for p in rng.integers(0, 6, size=(int(rng.integers(1, 30)), 2))]
-        pairwise = pareto_front([(x, y, 0.0) for x, y in points])  # three coordinates: the pairwise path
-        assert pareto_front(points) == pairwise

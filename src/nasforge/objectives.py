@@ -14,7 +14,7 @@ Test metrics never enter a fitness.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -84,44 +84,3 @@ def parse_weights(text: str) -> dict[str, float]:
     if not any(weights.values()):  # would silently mean plain validation accuracy
         raise NasforgeError("--weights: the weights are all 0; give at least one above 0, or leave out --weights")
     return weights
-
-
-def pareto_front(points: Sequence[Sequence[float]]) -> list[int]:
-    """Indices of the points no other point dominates (every coordinate maximised), in input
-    order; equal points do not dominate each other. Two coordinates take one sorted sweep
-    (reports draw fronts of thousands of trials), more take the pairwise check."""
-    if points and all(len(p) == 2 for p in points):
-        return _front_2d(points)
-    front = []
-    for i, p in enumerate(points):
-        dominated = any(
-            all(a >= b for a, b in zip(q, p)) and any(a > b for a, b in zip(q, p)) for j, q in enumerate(points) if j != i
-        )
-        if not dominated:
-            front.append(i)
-    return front
-
-
-def _front_2d(points: Sequence[Sequence[float]]) -> list[int]:
-    order = sorted(range(len(points)), key=lambda i: (-points[i][0], -points[i][1]))
-    front, best_y, start = [], -math.inf, 0
-    while start < len(order):  # one group of equal x at a time, x falling
-        end = start
-        while end < len(order) and points[order[end]][0] == points[order[start]][0]:
-            end += 1
-        top = points[order[start]][1]  # the group's highest y
-        front += [i for i in order[start:end] if points[i][1] == top and top > best_y]
-        best_y = max(best_y, top)
-        start = end
-    return sorted(front)
-
-
-def hypervolume_2d(points: Sequence[tuple[float, float]], reference: tuple[float, float]) -> float:
-    """Area dominated by ``points`` (both coordinates maximised) above ``reference``."""
-    pts = sorted({(x, y) for x, y in points if x > reference[0] and y > reference[1]}, reverse=True)
-    area, best_y = 0.0, reference[1]
-    for x, y in pts:
-        if y > best_y:
-            area += (x - reference[0]) * (y - best_y)
-            best_y = y
-    return area

@@ -20,7 +20,7 @@ matplotlib.use("Agg", force=False)  # never pick a GUI backend for a headless re
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
 
-from .. import objectives  # noqa: E402
+from .. import pareto  # noqa: E402
 from ..storage import TrialRecord  # noqa: E402
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
@@ -158,7 +158,7 @@ def progress_figure(runs: Sequence[tuple[str, Progress]]) -> Markup:
 def pareto_front(points: Sequence[tuple[float, float, int]]) -> list[tuple[float, float, int]]:
     """Points (cost, accuracy, trial) no other point beats on both (lower cost, higher accuracy),
     sorted by cost: the trade-offs worth choosing from."""
-    chosen = sorted((points[i] for i in objectives.pareto_front([(-c, a) for c, a, _ in points])),
+    chosen = sorted((points[i] for i in pareto.pareto_front([(-c, a) for c, a, _ in points])),
                     key=lambda p: (p[0], -p[1], p[2]))
     return [p for k, p in enumerate(chosen) if k == 0 or p[:2] != chosen[k - 1][:2]]  # one trial per point
 

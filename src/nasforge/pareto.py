@@ -1,0 +1,159 @@
+"""Pareto ranking of objective vectors: domination, fronts, crowding, hypervolume, knee.
+
+Every function takes points whose coordinates are all MAXIMISED (an objective to minimise,
+such as parameters or latency, enters negated; :class:`nasforge.objectives.Goal` does that).
+``violations`` (optional, one per point) is how far a point breaks the user's constraints,
+0 when it meets them all: Deb's constrained domination (Deb 2000; NSGA-II, Deb et al. 2002)
+then ranks every feasible point above every infeasible one, and infeasible points by their
+violation alone. Pure Python, torch-free: strategies, the report and ``show`` all use it.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+Point = Sequence[float]
+
+
+def dominates(a: Point, b: Point) -> bool:
+    """``a`` is at least as good as ``b`` everywhere and better somewhere."""
+    return all(x >= y for x, y in zip(a, b)) and any(x > y for x, y in zip(a, b))
+
+
+def constrained_dominates(a: Point, va: float, b: Point, vb: float) -> bool:
+    """Deb's rule: feasible beats infeasible; of two infeasible, the smaller violation wins;
+    of two feasible, Pareto domination decides."""
+    if va > 0 or vb > 0:
+        return va < vb
+    return dominates(a, b)
+
+
+def sort_fronts(points: Sequence[Point], violations: Sequence[float] | None = None) -> list[list[int]]:
+    """Non-dominated sorting (NSGA-II's fast sort): the indices of the first front (no point
+    dominates them), then of the second (dominated only by the first), and so on; each front
+    in input order."""
+    n = len(points)
+    v = list(violations) if violations is not None else [0.0] * n
+    beaten_by = [0] * n
+    beats: list[list[int]] = [[] for _ in range(n)]
+    for i in range(n):
+        for j in range(i + 1, n):
+            if constrained_dominates(points[i], v[i], points[j], v[j]):
+                beats[i].append(j)
+                beaten_by[j] += 1
+            elif constrained_dominates(points[j], v[j], points[i], v[i]):
+                beats[j].append(i)
+                beaten_by[i] += 1
+    fronts, current = [], [i for i in range(n) if beaten_by[i] == 0]
+    while current:
+        fronts.append(current)
+        following = []
+        for i in current:
+            for j in beats[i]:
+                beaten_by[j] -= 1
+                if beaten_by[j] == 0:
+                    following.append(j)
+        current = sorted(following)
+    return fronts
+
+
+def crowding(points: Sequence[Point], front: Sequence[int]) -> list[float]:
+    """NSGA-II's crowding distance of each member of ``front`` (aligned with it): the sum over
+    objectives of the normalised gap between its two neighbours; the extremes of each objective
+    get infinity, so the ends of a front are always kept. Larger means a lonelier point."""
+    distance = [0.0] * len(front)
+    if len(front) <= 2:
+        return [math.inf] * len(front)
+    for k in range(len(points[front[0]])):
+        order = sorted(range(len(front)), key=lambda i: points[front[i]][k])
+        low, high = points[front[order[0]]][k], points[front[order[-1]]][k]
+        distance[order[0]] = distance[order[-1]] = math.inf
+        if high == low:
+            continue
+        for pos in range(1, len(order) - 1):
+            gap = points[front[order[pos + 1]]][k] - points[front[order[pos - 1]]][k]
+            distance[order[pos]] += gap / (high - low)
+    return distance
+
+
+def rank_keys(points: Sequence[Point], violations: Sequence[float] | None = None) -> list[tuple[int, float]]:
+    """One key per point, larger is better: (minus its front's index, its crowding distance),
+    NSGA-II's crowded-comparison order."""
+    keys: list[tuple[int, float]] = [(0, 0.0)] * len(points)
+    for depth, front in enumerate(sort_fronts(points, violations)):
+        for i, distance in zip(front, crowding(points, front)):
+            keys[i] = (-depth, distance)
+    return keys
+
+
+def pareto_front(points: Sequence[Point]) -> list[int]:
+    """Indices of the points no other point dominates, in input order; equal points do not
+    dominate each other. Two coordinates take one sorted sweep (reports draw fronts of
+    thousands of trials), more take the pairwise check."""
+    if points and all(len(p) == 2 for p in points):
+        return _front_2d(points)
+    return sort_fronts(points)[0] if points else []
+
+
+def _front_2d(points: Sequence[Point]) -> list[int]:
+    order = sorted(range(len(points)), key=lambda i: (-points[i][0], -points[i][1]))
+    front, best_y, start = [], -math.inf, 0
+    while start < len(order):  # one group of equal x at a time, x falling
+        end = start
+        while end < len(order) and points[order[end]][0] == points[order[start]][0]:
+            end += 1
+        top = points[order[start]][1]  # the group's highest y
+        front += [i for i in order[start:end] if points[i][1] == top and top > best_y]
+        best_y = max(best_y, top)
+        start = end
+    return sorted(front)
+
+
+def hypervolume(points: Sequence[Point], reference: Point) -> float:
+    """The volume dominated by ``points`` and dominating ``reference`` (exact; slices one
+    objective at a time, fine for the fronts of a search: tens of points, a few objectives)."""
+    pts = [tuple(p) for p in points if all(x > r for x, r in zip(p, reference))]
+    if not pts:
+        return 0.0
+    if len(reference) == 1:
+        return max(p[0] for p in pts) - reference[0]
+    if len(reference) == 2:
+        return _hypervolume_2d(pts, (reference[0], reference[1]))
+    pts = [pts[i] for i in pareto_front(pts)]
+    levels = sorted({p[-1] for p in pts}, reverse=True)
+    volume = 0.0
+    for upper, lower in zip(levels, [*levels[1:], reference[-1]]):  # slabs of the last objective
+        above = [p[:-1] for p in pts if p[-1] >= upper]
+        volume += hypervolume(above, reference[:-1]) * (upper - lower)
+    return volume
+
+
+def _hypervolume_2d(points: Sequence[tuple[float, ...]], reference: tuple[float, float]) -> float:
+    area, best_y = 0.0, reference[1]
+    for x, y in sorted(set(points), reverse=True):
+        if y > best_y:
+            area += (x - reference[0]) * (y - best_y)
+            best_y = y
+    return area
+
+
+def knee(points: Sequence[Point]) -> int | None:
+    """Index of the front's knee: each objective scaled to [0, 1] over the front (1 the best),
+    the point nearest the ideal point where every objective is at its best. The default pick
+    when one model must be chosen from a front without weights; None for no points."""
+    if not points:
+        return None
+    front = pareto_front(points)
+    dims = len(points[front[0]])
+    low = [min(points[i][k] for i in front) for k in range(dims)]
+    high = [max(points[i][k] for i in front) for k in range(dims)]
+
+    def distance(i: int) -> float:
+        return math.fsum((1 - ((points[i][k] - low[k]) / (high[k] - low[k]) if high[k] > low[k] else 1)) ** 2
+                         for k in range(dims))
+
+    return min(front, key=lambda i: (distance(i), i))
+
+
+__all__ = ["constrained_dominates", "crowding", "dominates", "hypervolume", "knee", "pareto_front", "rank_keys",
+           "sort_fronts"]

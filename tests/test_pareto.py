@@ -1,0 +1,84 @@
+"""Pareto ranking against hand-worked examples (all coordinates maximised)."""
+import math
+
+import numpy as np
+import pytest
+
+from nasforge.pareto import (
+    constrained_dominates,
+    crowding,
+    dominates,
+    hypervolume,
+    knee,
+    pareto_front,
+    rank_keys,
+    sort_fronts,
+)
+
+
+def test_domination():
+    assert dominates((1, 1), (1, 0)) and not dominates((1, 0), (1, 0)) and not dominates((1, 0), (0, 1))
+
+
+def test_constrained_domination_is_debs_rule():
+    assert constrained_dominates((0, 0), 0.0, (9, 9), 0.1)  # feasible beats a better infeasible point
+    assert constrained_dominates((0, 0), 0.1, (9, 9), 0.5)  # of two infeasible, the smaller violation
+    assert not constrained_dominates((9, 9), 0.5, (0, 0), 0.1)
+    assert not constrained_dominates((1, 0), 0.0, (0, 1), 0.0)  # feasible: Pareto decides
+
+
+def test_fronts_by_hand():
+    #   a(3,1) b(2,2) c(1,3) on the first front; d(2,1) beaten by a and b; e(1,1) beaten by d too
+    points = [(3, 1), (2, 2), (1, 3), (2, 1), (1, 1)]
+    assert sort_fronts(points) == [[0, 1, 2], [3], [4]]
+    assert sort_fronts(points, [0, 0, 0.5, 0, 0]) == [[0, 1], [3], [4], [2]]  # c breaks a constraint: last
+
+
+def test_crowding_by_hand():
+    points = [(0.0, 4.0), (1.0, 3.0), (3.0, 1.0), (4.0, 0.0)]
+    # interior b: (3-0)/4 + (4-1)/4 = 1.5; interior c: (4-1)/4 + (3-0)/4 = 1.5; ends infinite
+    assert crowding(points, [0, 1, 2, 3]) == [math.inf, 1.5, 1.5, math.inf]
+    points = [(0.0, 4.0), (1.0, 3.0), (3.5, 0.5), (4.0, 0.0)]
+    # b: (3.5-0)/4 + (4-0.5)/4 = 1.75; c: (4-1)/4 + (3-0)/4 = 1.5
+    assert crowding(points, [0, 1, 2, 3]) == [math.inf, 1.75, 1.5, math.inf]
+    keys = rank_keys(points + [(0.5, 0.5)])
+    assert keys[4][0] == -1 and max(range(4), key=lambda i: keys[i]) in (0, 3)
+
+
+def test_pareto_front_and_two_dimensional_hypervolume():
+    pts = [(0.9, -3.0), (0.8, -2.0), (0.85, -3.5), (0.7, -1.0)]
+    assert pareto_front(pts) == [0, 1, 3]
+    # rectangles above reference (0, -4): 0.9*1 + 0.8*1 + 0.7*1 stacked in y
+    assert hypervolume([(0.9, -3.0), (0.8, -2.0), (0.7, -1.0)], (0.0, -4.0)) == pytest.approx(0.9 + 0.8 + 0.7)
+
+
+def test_three_dimensional_hypervolume_by_hand():
+    # two boxes from the origin: 2x1x1 and 1x2x2 overlap in 1x1x1 -> 2 + 4 - 1
+    assert hypervolume([(2, 1, 1), (1, 2, 2)], (0, 0, 0)) == pytest.approx(5.0)
+    assert hypervolume([(1, 1, 1)], (0, 0, 0)) == pytest.approx(1.0)
+    assert hypervolume([(1, 1, 1)], (2, 0, 0)) == 0.0
+
+
+def test_hypervolume_agrees_with_monte_carlo():
+    rng = np.random.default_rng(1)
+    pts = rng.random((6, 3))
+    samples = rng.random((200_000, 3))
+    covered = np.zeros(len(samples), bool)
+    for p in pts:
+        covered |= np.all(samples <= p, axis=1)
+    assert hypervolume([tuple(p) for p in pts], (0, 0, 0)) == pytest.approx(covered.mean(), abs=0.01)
+
+
+def test_knee_is_nearest_the_ideal_point():
+    # accuracy up, params down (negated): the middle point trades almost nothing for a much smaller model
+    points = [(0.99, -100_000.0), (0.98, -2_000.0), (0.60, -1_000.0)]
+    assert knee(points) == 1
+    assert knee([]) is None and knee([(1.0, 1.0)]) == 0
+
+
+def test_two_dimensional_front_sweep_agrees_with_the_pairwise_check():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        points = [tuple(map(float, p)) for p in rng.integers(0, 6, size=(int(rng.integers(1, 30)), 2))]
+        pairwise = pareto_front([(x, y, 0.0) for x, y in points])  # three coordinates: the pairwise path
+        assert pareto_front(points) == pairwise
