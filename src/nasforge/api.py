@@ -14,7 +14,7 @@ import torch
 from .config import build_config, load_toml, merge
 from .errors import NasforgeError
 from .progress import ProgressReporter
-from .runs import best_trial, read_trials
+from .runs import best_trial, pareto_trials, read_trials
 from .spaces import Genome, genome_from_dict
 from .storage import TrialRecord
 from .study import Study, create_study
@@ -22,9 +22,18 @@ from .study import Study, create_study
 
 @dataclass
 class SearchResult:
+    """A run's trials and its answer: ``best`` is the fittest trial, or with several
+    objectives the knee of the Pareto front; ``front`` lists the front's trials."""
+
     out: Path
     best: TrialRecord | None
     trials: list[TrialRecord]
+
+    @property
+    def front(self) -> list[TrialRecord]:
+        """The trials on the Pareto front (within the limits when any trial is), in trial
+        order; with one objective, the best trial alone."""
+        return pareto_trials(self.trials)
 
     @property
     def best_genome(self) -> Genome | None:
@@ -59,7 +68,9 @@ def search(
     ``strategy`` is a registered strategy's name (default: the config's, else evolution);
     ``settings`` are sections of the configuration, e.g. ``train={"epochs": 20}``,
     ``space={"max_layers": 3}``, ``strategy={"population_size": 12}``,
-    ``objective={"accuracy": 1, "fps": 0.5}``. ``progress``: "quiet" (default), "auto" (a bar
+    ``objective={"accuracy": 1, "fps": 0.5}`` (one combined metric), or
+    ``objectives=["accuracy", "latency"]`` (a Pareto front, ``result.front``) with limits such as
+    ``constraints={"max_latency_ms": 0.5}``. ``progress``: "quiet" (default), "auto" (a bar
     on a terminal, else a line per trial on stderr), "bar", "lines" or "jsonl".
     """
     base = load_toml(config) if isinstance(config, (str, Path)) else dict(config or {})

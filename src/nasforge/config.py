@@ -17,7 +17,7 @@ from .errors import NasforgeError
 from .evaluators.table import BenchmarkSettings
 from .flags import flag
 from .measure.settings import MeasureSettings
-from .objectives import Objective
+from .objectives import Constraints, Objective, check_objectives
 from .spaces import SPACES
 from .strategies import STRATEGIES
 from .train.settings import TrainSettings
@@ -157,6 +157,10 @@ class SearchConfig(BaseModel):
     train: TrainSettings = Field(default_factory=TrainSettings, json_schema_extra={"group": "training"})
     measure: MeasureSettings = Field(default_factory=MeasureSettings, json_schema_extra={"group": "objective"})
     objective: Objective = Field(default_factory=Objective)
+    objectives: list[str] = Field(default_factory=list, json_schema_extra=flag("--objectives", group="objective"),
+                                  description=("search for the Pareto front of two or more of accuracy, params, flops, "
+                                               "size, latency, fps, energy, e.g. accuracy,latency"))
+    constraints: Constraints = Field(default_factory=Constraints, json_schema_extra={"group": "objective"})
     budget: int = Field(default=40, ge=1, le=10_000_000, json_schema_extra=flag("--budget", group="strategy"),
                         description="number of evaluations (trained candidates)")
     seed: int = Field(default=0, ge=0, le=2**31 - 1, json_schema_extra=flag("--seed", group="strategy"),
@@ -192,10 +196,20 @@ class SearchConfig(BaseModel):
             space["family"] = implied
         return {**data, "space": space}
 
+    @field_validator("objectives")
+    @classmethod
+    def _known_objectives(cls, names: list[str]) -> list[str]:
+        return check_objectives(names)
+
     @model_validator(mode="after")
     def _benchmark_mode(self) -> SearchConfig:
-        if self.benchmark is not None and self.objective.combined:
-            raise ValueError("a tabular benchmark records validation and test accuracy only: leave out --weights")
+        if self.objectives and self.objective.combined:
+            raise ValueError("give --objectives (a Pareto front) or --weights (one combined metric), not both")
+        if self.benchmark is not None:
+            given = [name for name, used in (("--weights", self.objective.combined), ("--objectives", self.objectives),
+                                             ("limits", self.constraints.any)) if used]
+            if given:
+                raise ValueError(f"a tabular benchmark records validation and test accuracy only: leave out {given[0]}")
         return self
 
     @property

@@ -7,6 +7,12 @@ running when the process died is marked failed with ``interrupted`` and its ask 
 evaluated again under the same seed: nothing finished is lost or evaluated twice.
 Each evaluation's seed comes from the run seed and its ask index, so a re-run of an
 interrupted ask gives what the uninterrupted run would have given.
+
+Limits known before training (``--max-params``, ``--max-size-kb``) are checked on the built
+network when it is asked: a candidate over one is stored as skipped (never trained, not
+counted against the budget) and told to the strategy as a failure. A search whose first
+population holds no candidate within the limits stops with a message instead of spending
+the budget on models the user said they cannot use.
 """
 from __future__ import annotations
 
@@ -20,7 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from .errors import NasforgeError, TrialFailed
 from .executors import Job, Outcome, make_executor, run_job
+from .objectives import Goal
 from .spaces import genome_from_dict
 from .storage import TrialRecord
 from .strategies import Proposal, Strategy
@@ -33,6 +41,21 @@ Callback = Callable[[TrialRecord, "Study"], None]
 
 def trial_seed(seed: int, ask_index: int) -> int:
     return (seed * 1_000_003 + ask_index * 7919) % (2**31 - 1)
+
+
+def told_fitness(record: TrialRecord) -> float | None:
+    """What a strategy's ``tell`` receives as the fitness: None for a failed or skipped
+    trial; in a Pareto search the first objective, to maximise (strategies rank by
+    ``Goal.point`` of the metrics then)."""
+    if record.state != "complete":
+        return None
+    if record.fitness is not None:
+        return record.fitness
+    return record.point[0] if record.point else None
+
+
+# A run stops when this many candidates in a row broke a limit known before training.
+MAX_SKIPPED_IN_A_ROW = 200
 
 
 @dataclass
@@ -49,6 +72,8 @@ class SearchLoop:
 
     def __init__(self, study: Study):
         self.study, self.config, self.store = study, study.config, study.store
+        self.goal: Goal = study.goal
+        self._feasible = False  # a complete trial within the limits has been seen
 
     def replay(self, strategy: Strategy, records: list[TrialRecord]) -> tuple[list[Pending], int, int]:
         """Bring a fresh strategy to the stored state; return asks still to evaluate."""
@@ -69,11 +94,11 @@ class SearchLoop:
                 pending[next_ask] = Pending(next_ask, record.asked_after, proposal)
                 next_ask += 1
 
-        for record in sorted((r for r in by_ask.values() if r.finished), key=lambda r: r.told_seq or 0):
+        for record in sorted((r for r in by_ask.values() if r.told), key=lambda r: r.told_seq or 0):
             ask_up_to(tells)
             item = pending.pop(record.ask_index)
             item.proposal.trial = record.number
-            strategy.tell(item.proposal, record.fitness, record.metrics)
+            strategy.tell(item.proposal, told_fitness(record), record.metrics)
             tells += 1
         ask_up_to(tells)
         return sorted(pending.values(), key=lambda p: p.ask_index), next_ask, tells
@@ -102,6 +127,11 @@ class SearchLoop:
                         item = Pending(next_ask, tells, strategy.ask())
                         next_ask += 1
                     record = self._start(item)
+                    if self._skip(record, item, tells):
+                        strategy.tell(item.proposal, None, record.metrics)
+                        tells += 1
+                        self._check_feasible(strategy)
+                        continue
                     inflight[record.number] = (item, record, 0)
                     executor.submit(record.number, self._job(item))
                 if not inflight:
@@ -115,11 +145,12 @@ class SearchLoop:
                     if outcome.worker_died:
                         outcome.error = f"{outcome.error} (after {attempts + 1} attempts)"
                     self._finish(record, outcome, told_seq=tells)
-                    strategy.tell(item.proposal, record.fitness, record.metrics)
+                    strategy.tell(item.proposal, told_fitness(record), record.metrics)
                     tells += 1
                     done += 1
                     if callback:
                         callback(record, study)
+                    self._check_feasible(strategy)
         except KeyboardInterrupt:
             executor.cancel_all()
             self._close_running("interrupted by the user; the ask is evaluated again on resume")
@@ -130,6 +161,46 @@ class SearchLoop:
         if best is not None:
             self._save_best(best)
         return best
+
+    def _skip(self, record: TrialRecord, item: Pending, told_seq: int) -> bool:
+        """Check the limits known before training on the built network; store a candidate over
+        one as skipped (True). A network that does not build is left to the evaluator, which
+        records the failure with its reason."""
+        constraints = self.goal.constraints
+        cheap = getattr(self.study.evaluator, "cheap_metrics", None)
+        if cheap is None or not constraints.cheap():
+            return False
+        try:
+            metrics = cheap(item.proposal.genome, trial_seed(self.config.seed, item.ask_index))
+        except TrialFailed:
+            return False
+        violation = constraints.violation(metrics, cheap_only=True)
+        if violation <= 0:
+            return False
+        reason = f"skipped before training: {constraints.broken(metrics)}"
+        self.store.skip(record.number, reason, metrics, told_seq, violation)
+        record.state, record.error, record.metrics, record.violation = "skipped", reason, metrics, violation
+        record.told_seq = told_seq
+        return True
+
+    def _check_feasible(self, strategy: Strategy) -> None:
+        """Stop a search that cannot meet its limits: no candidate within them once the
+        strategy's first population is told, or too many skipped in a row."""
+        constraints = self.goal.constraints
+        if not constraints.any or self._feasible:
+            return
+        records = [r for r in self.study.trials() if r.told]
+        if any(r.state == "complete" and r.violation <= 0 for r in records):
+            self._feasible = True
+            return
+        told = sorted(records, key=lambda r: r.told_seq or 0)
+        in_a_row = len(told) - max((i + 1 for i, r in enumerate(told) if r.state != "skipped"), default=0)
+        if len(told) >= strategy.initial_size or in_a_row >= MAX_SKIPPED_IN_A_ROW:
+            limits = ", ".join(f"{label} <= {limit:,.4g}" for _, limit, label in constraints.limits())
+            seen = next((r.error or constraints.broken(r.metrics) for r in reversed(told) if r.error or r.metrics), "")
+            raise NasforgeError(f"no candidate meets the limits ({limits}) after {len(told)} tried "
+                                f"(last: {seen.removeprefix('skipped before training: ')}); loosen them or shrink "
+                                "the search space")
 
     def _close_running(self, reason: str) -> None:
         """Mark every trial still 'running' as failed and interrupted (its ask is re-run)."""
@@ -158,15 +229,19 @@ class SearchLoop:
         evaluation = outcome.evaluation
         if evaluation is not None:
             try:
-                fitness = self.config.objective.fitness(evaluation.metrics)
+                values = self.goal.values(evaluation.metrics)
+                violation = self.goal.violation(evaluation.metrics)
                 if evaluation.state_dict:
                     _atomic_save(evaluation.state_dict, self.study.model_path(record.number))
                 self.study.evaluator.learn(genome_from_dict(record.genome), evaluation)
             except Exception as exc:  # e.g. a metric the objective needs is missing
                 outcome.error = f"{type(exc).__name__}: {exc}"
             else:
-                self.store.finish(record.number, fitness, evaluation.metrics, told_seq)
-                record.state, record.fitness, record.metrics = "complete", fitness, evaluation.metrics
+                self.store.finish(record.number, values, evaluation.metrics, told_seq, violation)
+                record.state, record.metrics, record.values, record.violation = (
+                    "complete", evaluation.metrics, values, violation)
+                record.fitness = None if self.goal.multi else values[0]
+                record.point = self.goal.point(evaluation.metrics)
                 return
         record.state, record.error = "failed", outcome.error or "unknown failure"
         self.store.fail(record.number, record.error, told_seq)
@@ -182,7 +257,9 @@ class SearchLoop:
         folder = self.study.out / "best"
         folder.mkdir(exist_ok=True)
         (folder / "genome.json").write_text(json.dumps(best.genome, indent=2, sort_keys=True))
-        (folder / "metrics.json").write_text(json.dumps({"trial": best.number, "fitness": best.fitness, **best.metrics}, indent=2))
+        chosen = ({"chosen": "the knee of the Pareto front", **dict(zip(self.goal.names, best.values or []))}
+                  if self.goal.multi else {"fitness": best.fitness})
+        (folder / "metrics.json").write_text(json.dumps({"trial": best.number, **chosen, **best.metrics}, indent=2))
         if self.study.model_path(best.number).is_file():  # tabular benchmarks train nothing
             shutil.copyfile(self.study.model_path(best.number), folder / "model.pt")
 

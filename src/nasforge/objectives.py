@@ -14,12 +14,14 @@ Test metrics never enter a fitness.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import NasforgeError
+from .flags import flag
 
 
 def normalise(value: float, reference: float) -> float:
@@ -84,3 +86,169 @@ def parse_weights(text: str) -> dict[str, float]:
     if not any(weights.values()):  # would silently mean plain validation accuracy
         raise NasforgeError("--weights: the weights are all 0; give at least one above 0, or leave out --weights")
     return weights
+
+
+# --- several objectives at once (Pareto search) and constraints ---
+@dataclass(frozen=True)
+class Measure:
+    """One objective a user may name: the metric it reads, its direction, and whether it is
+    known before training (from the built network alone: LEMONADE's cheap objectives)."""
+
+    name: str
+    metric: str
+    maximise: bool
+    cheap: bool
+    unit: str
+
+    @property
+    def direction(self) -> str:
+        return "maximize" if self.maximise else "minimize"
+
+
+MEASURES: dict[str, Measure] = {m.name: m for m in (
+    Measure("accuracy", "val_acc", True, False, "validation accuracy"),
+    Measure("params", "params", False, True, "parameters"),
+    Measure("flops", "flops", False, True, "FLOPs per sample"),
+    Measure("size", "size_bytes", False, True, "bytes serialised"),
+    Measure("latency", "latency_ms", False, False, "ms per single sample"),
+    Measure("fps", "fps", True, False, "samples per second in a batch"),
+    Measure("energy", "infer_energy_kwh", False, False, "kWh of inference on the validation set"),
+)}
+
+
+def check_objectives(names: Sequence[str]) -> list[str]:
+    """The objectives a user named, checked: known, each once, and none or at least two."""
+    names = [str(n).strip() for n in names]
+    unknown = [n for n in names if n not in MEASURES]
+    if unknown:
+        raise ValueError(f"unknown objective {unknown[0]!r}; choose two or more of {', '.join(MEASURES)}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"objective {repeated[0]!r} is named twice")
+    if len(names) == 1:
+        raise ValueError(f"give two or more objectives (e.g. {names[0]},{'params' if names[0] != 'params' else 'accuracy'}); "
+                         "one alone is the plain search (leave out --objectives)")
+    return names
+
+
+class Constraints(BaseModel):
+    """Limits a model must meet (feasibility, not weights): a candidate over a limit loses to
+    every candidate within all limits (Deb's constrained domination); one over a limit known
+    before training (size) is never trained. The parameter limit is the search space's own
+    ``max_params`` (``--max-params``): the space never proposes a larger network."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_latency_ms: float | None = Field(default=None, gt=0, json_schema_extra=flag("--max-latency-ms"),
+                                         description="only models answering one sample within this many ms")
+    max_size_kb: float | None = Field(default=None, gt=0, json_schema_extra=flag("--max-size-kb"),
+                                      description="only models whose saved weights take at most this many KB")
+
+    def limits(self) -> list[tuple[str, float, str]]:
+        """(metric, limit, what to call it) for each limit set."""
+        limits = [("latency_ms", self.max_latency_ms, "ms latency"),
+                  ("size_bytes", None if self.max_size_kb is None else self.max_size_kb * 1000, "bytes")]
+        return [(metric, float(limit), label) for metric, limit, label in limits if limit is not None]
+
+    @property
+    def any(self) -> bool:
+        return bool(self.limits())
+
+    def cheap(self) -> bool:
+        """Whether a limit can be checked before training."""
+        return any(metric in CHEAP_METRICS for metric, _, _ in self.limits())
+
+    def violation(self, metrics: Mapping[str, Any], cheap_only: bool = False) -> float:
+        """How far ``metrics`` break the limits: the sum of each excess relative to its limit
+        (0: feasible). A metric that is missing is not judged."""
+        total = 0.0
+        for metric, limit, _ in self.limits():
+            if cheap_only and metric not in CHEAP_METRICS:
+                continue
+            value = _number(metrics.get(metric))
+            if value is not None:
+                total += max(0.0, value / limit - 1.0) if math.isfinite(value) else 1e9
+        return total
+
+    def broken(self, metrics: Mapping[str, Any]) -> str:
+        """The limits ``metrics`` break, in words ('' when none)."""
+        parts = []
+        for metric, limit, label in self.limits():
+            value = _number(metrics.get(metric))
+            if value is not None and not value <= limit:
+                parts.append(f"{value:,.4g} {label} > {limit:,.4g}")
+        return "; ".join(parts)
+
+
+CHEAP_METRICS = {m.metric for m in MEASURES.values() if m.cheap}
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def format_value(value: float | None) -> str:
+    """An objective's value for people: counts with thousands separators, others to 4 digits."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    if float(value).is_integer() and abs(value) >= 1:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
+
+
+class Goal:
+    """What a run optimises: one fitness (validation accuracy or CM) or several objectives,
+    under constraints. ``point`` gives objectives as one tuple to MAXIMISE (what
+    :mod:`nasforge.pareto` ranks), ``values`` in their own units and directions (what the
+    Optuna study stores)."""
+
+    def __init__(self, objectives: Sequence[str] = (), objective: Objective | None = None,
+                 constraints: Constraints | None = None):
+        self.measures = [MEASURES[n] for n in objectives]
+        self.objective = objective or Objective()
+        self.constraints = constraints or Constraints()
+
+    @classmethod
+    def of(cls, config: Any) -> Goal:
+        """The goal of a SearchConfig."""
+        return cls(config.objectives, config.objective, config.constraints)
+
+    @property
+    def multi(self) -> bool:
+        return len(self.measures) > 1
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.measures]
+
+    @property
+    def directions(self) -> list[str]:
+        return [m.direction for m in self.measures] if self.multi else ["maximize"]
+
+    def fitness(self, metrics: Mapping[str, Any]) -> float:
+        """The single objective's fitness (validation accuracy or CM)."""
+        return self.objective.fitness(metrics)
+
+    def values(self, metrics: Mapping[str, Any]) -> list[float]:
+        """Each objective in its own units (a single objective: the fitness). Raises KeyError
+        when a metric is missing, ValueError when one is not a number."""
+        if not self.multi:
+            return [self.fitness(metrics)]
+        return [float(metrics[m.metric]) for m in self.measures]
+
+    def point(self, metrics: Mapping[str, Any]) -> tuple[float, ...]:
+        """The objectives as one point to maximise (minimised ones negated)."""
+        if not self.multi:
+            return (self.fitness(metrics),)
+        return tuple(v if m.maximise else -v for v, m in zip(self.values(metrics), self.measures))
+
+    def violation(self, metrics: Mapping[str, Any]) -> float:
+        return self.constraints.violation(metrics)
+
+    def describe(self) -> str:
+        text = (f"Pareto front of {', '.join(f'{m.name} ({m.direction[:3]})' for m in self.measures)}"
+                if self.multi else self.objective.describe())
+        limits = [f"{label} <= {limit:,.4g}" for _, limit, label in self.constraints.limits()]
+        return text + (f", subject to {', '.join(limits)}" if limits else "")

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from . import pareto
+from .objectives import format_value
 from .storage import TrialRecord
 
 if TYPE_CHECKING:
@@ -34,6 +36,7 @@ class ProgressReporter:
 
             raise NasforgeError(f"unknown progress {mode!r}; choose from auto, {', '.join(MODES)}")
         self.mode, self.total, self.best, self.done = mode, total, best, done
+        self.points: list[tuple[float, ...]] = []  # a Pareto search: the feasible points so far
         self.progress: Progress | None = None
         if mode == "bar":
             self.progress = Progress(
@@ -44,7 +47,16 @@ class ProgressReporter:
             self.task_id = self.progress.add_task(self._label(), total=total, completed=done)
 
     def _label(self) -> str:
+        if self.points:
+            return f"front {len(pareto.pareto_front(self.points))}"
         return f"best {self.best:.4f}" if self.best is not None else "best -"
+
+    def _result(self, record: TrialRecord, study: Study) -> str:
+        if record.state != "complete":
+            return f"{record.state}: {record.error}"
+        if record.fitness is not None:
+            return f"fitness {record.fitness:.4f}"
+        return ", ".join(f"{name} {format_value(value)}" for name, value in zip(study.goal.names, record.values or []))
 
     def __enter__(self) -> ProgressReporter:
         if self.progress:
@@ -58,15 +70,18 @@ class ProgressReporter:
     def __call__(self, record: TrialRecord, study: Study) -> None:
         if record.fitness is not None and math.isfinite(record.fitness):
             self.best = record.fitness if self.best is None else max(self.best, record.fitness)
+        if record.fitness is None and record.point is not None and record.violation <= 0:
+            self.points.append(record.point)
         self.done += 1
         if self.progress:
             self.progress.update(self.task_id, advance=1, description=self._label())
         elif self.mode == "lines":
-            result = f"fitness {record.fitness:.4f}" if record.fitness is not None else f"failed: {record.error}"
-            print(f"trial {record.number} ({self.done}/{self.total}) {result}; {self._label()}", file=sys.stderr,
+            print(f"trial {record.number} ({self.done}/{self.total}) {self._result(record, study)}; {self._label()}",
+                  file=sys.stderr,
                   flush=True)
         elif self.mode == "jsonl":
-            line = {"trial": record.number, "state": record.state, "fitness": record.fitness, "best": self.best,
+            line = {"trial": record.number, "state": record.state, "fitness": record.fitness, "values": record.values,
+                    "best": self.best,
                     "genome": record.genome, "parents": record.parents, "error": record.error,
                     **{k: record.metrics.get(k) for k in ("val_acc", "test_acc", "params", "train_seconds")}}
             print(json.dumps(line), file=sys.stdout, flush=True)

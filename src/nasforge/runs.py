@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from . import pareto
 from .errors import NasforgeError
 from .storage import RunStore, TrialRecord, sqlite_url
 from .strategies.ga import rank_key
@@ -62,7 +63,36 @@ def read_trials(out: str | Path, storage: str | None = None) -> list[TrialRecord
     return RunStore(*run_meta(out, storage), create=False).records()
 
 
+def read_stored_config(out: str | Path, storage: str | None = None) -> dict[str, Any]:
+    """The configuration a run stored (as JSON data), read without taking the run's lock."""
+    out = Path(out)
+    if storage is None and not (out / "run.json").is_file():
+        raise NasforgeError(f"{out} holds no nasforge run")
+    return RunStore(*run_meta(out, storage), create=False).get("config") or {}
+
+
 def best_trial(records: list[TrialRecord]) -> TrialRecord | None:
-    """Highest fitness; ties go to fewer parameters, then to the earlier trial."""
-    done = [r for r in records if r.state == "complete" and r.fitness is not None]
-    return max(done, key=lambda r: rank_key(r.fitness, r.metrics.get("params", 0), r.number), default=None)
+    """The run's answer. One objective: the highest fitness; ties go to fewer parameters, then
+    to the earlier trial. Several: the knee of the Pareto front (:func:`pareto.knee`). Either
+    way a trial within the run's limits beats every trial over one; with none within them,
+    the one nearest to them."""
+    done = [r for r in records if r.state == "complete" and r.point is not None]
+    if not done:
+        return None
+    feasible = [r for r in done if r.violation <= 0]
+    if not feasible:
+        return min(done, key=lambda r: (r.violation, r.number))
+    if len(feasible[0].point) > 1:
+        return feasible[pareto.knee([r.point for r in feasible])]
+    return max(feasible, key=lambda r: rank_key(r.point[0], r.metrics.get("params", 0), r.number))
+
+
+def pareto_trials(records: list[TrialRecord]) -> list[TrialRecord]:
+    """The complete trials on the Pareto front (within the run's limits when any trial is),
+    in trial order. One objective: the best trial alone."""
+    done = [r for r in records if r.state == "complete" and r.point is not None]
+    feasible = [r for r in done if r.violation <= 0] or done
+    if not feasible or len(feasible[0].point) == 1:
+        best = best_trial(records)
+        return [best] if best else []
+    return [feasible[i] for i in pareto.pareto_front([r.point for r in feasible])]

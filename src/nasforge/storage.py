@@ -2,10 +2,13 @@
 
 One nasforge run is one Optuna study (named after the run directory, so many runs can share
 one PostgreSQL database); one evaluation is one Optuna trial
-whose value is the fitness and whose two user attributes hold the proposal (genome,
+whose value is the fitness (or, in a Pareto search, whose values are the objectives, in the
+study's directions) and whose two user attributes hold the proposal (genome,
 parents, operator, and the bookkeeping resume needs (``ask_index``: the order of asks; ``asked_after``: how many tells
 had happened when it was asked; ``told_seq``: the order of tells) and the result (metrics or error). Optuna gives crash-safe
-commits and lets ``optuna-dashboard`` open our runs unchanged.
+commits and lets ``optuna-dashboard`` open our runs unchanged. A candidate skipped before
+training (it broke a limit known from the built network) is a PRUNED trial: stored and told
+to the strategy, but not counted against the budget.
 
 The study's process is the only writer (workers return results to it), so SQLite is safe.
 """
@@ -34,9 +37,9 @@ class TrialRecord:
     """One evaluation as stored, in plain Python types."""
 
     number: int
-    state: str  # "complete", "failed", "running"
+    state: str  # "complete", "failed", "running", "skipped" (never trained: it broke a limit)
     genome: dict[str, Any]
-    fitness: float | None
+    fitness: float | None  # a Pareto search: None (see values)
     metrics: dict[str, Any] = field(default_factory=dict)
     parents: list[int] = field(default_factory=list)
     operator: str = "random"
@@ -46,19 +49,27 @@ class TrialRecord:
     told_seq: int | None = None
     error: str | None = None
     interrupted: bool = False
+    values: list[float] | None = None  # what the Optuna trial holds: the fitness, or each objective
+    violation: float = 0.0  # how far the metrics break the run's limits (0: within them all)
+    point: tuple[float, ...] | None = None  # the values with every direction maximised (minimised ones negated)
 
     @property
     def finished(self) -> bool:
         """Counts against the budget: complete or failed, but not cut off by a stop."""
         return self.state in ("complete", "failed") and not self.interrupted
 
+    @property
+    def told(self) -> bool:
+        """Told to the strategy: finished, or skipped before training."""
+        return self.finished or self.state == "skipped"
+
 
 _STATES = {TrialState.COMPLETE: "complete", TrialState.FAIL: "failed", TrialState.RUNNING: "running",
-           TrialState.WAITING: "running", TrialState.PRUNED: "failed"}
+           TrialState.WAITING: "running", TrialState.PRUNED: "skipped"}
 
 
 class RunStore:
-    def __init__(self, url: str, name: str, create: bool):
+    def __init__(self, url: str, name: str, create: bool, directions: list[str] | None = None):
         database = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
         if not create and database is not None and not database.is_file():  # optuna would make an empty one
             raise NasforgeError(f"the run's database {database} is missing; nothing can be read without it")
@@ -72,7 +83,11 @@ class RunStore:
         names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
         if name not in names and not create:
             raise NasforgeError(f"no nasforge run named {name!r} in {url}")
-        self.study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True)
+        if name in names:  # an existing study keeps the directions it was made with
+            self.study = optuna.load_study(storage=storage, study_name=name)
+        else:
+            self.study = optuna.create_study(storage=storage, study_name=name, directions=directions or ["maximize"])
+        self.multi = len(self.study.directions) > 1
         self._open: dict[int, optuna.Trial] = {}
 
     # --- run-level attributes ---
@@ -90,10 +105,21 @@ class RunStore:
         self._open[trial.number] = trial
         return trial.number
 
-    def finish(self, number: int, fitness: float, metrics: dict[str, Any], told_seq: int) -> None:
+    def finish(self, number: int, values: list[float], metrics: dict[str, Any], told_seq: int,
+               violation: float = 0.0) -> None:
+        """Store a result: the fitness (a list of one) or each objective, in the study's directions."""
         trial = self._open.pop(number)
-        trial.set_user_attr("result", {"metrics": _json_safe(metrics), "told_seq": told_seq})
-        self.study.tell(trial, fitness if math.isfinite(fitness) else -1e308)
+        result = {"metrics": _json_safe(metrics), "told_seq": told_seq} | ({"violation": violation} if violation else {})
+        trial.set_user_attr("result", result)
+        worst = [-1e308 if d == optuna.study.StudyDirection.MAXIMIZE else 1e308 for d in self.study.directions]
+        self.study.tell(trial, [v if math.isfinite(v) else w for v, w in zip(values, worst)])
+
+    def skip(self, number: int, reason: str, metrics: dict[str, Any], told_seq: int, violation: float) -> None:
+        """Store a candidate that was not trained (a PRUNED trial), with what was measured of it."""
+        trial = self._open.pop(number)
+        trial.set_user_attr("result", {"skipped": reason, "metrics": _json_safe(metrics), "told_seq": told_seq,
+                                       "violation": violation})
+        self.study.tell(trial, state=TrialState.PRUNED)
 
     def fail(self, number: int, error: str, told_seq: int | None, interrupted: bool = False) -> None:
         """Record a failed trial; also closes a trial left running by a process that died."""
@@ -105,17 +131,24 @@ class RunStore:
         self.study.tell(trial, state=TrialState.FAIL)
 
     def records(self) -> list[TrialRecord]:
-        return [self._record(t) for t in self.study.get_trials(deepcopy=False)]
+        signs = [1.0 if d == optuna.study.StudyDirection.MAXIMIZE else -1.0 for d in self.study.directions]
+        records = [self._record(t) for t in self.study.get_trials(deepcopy=False)]
+        for r in records:
+            if r.values is not None:
+                r.point = tuple(s * v for s, v in zip(signs, r.values))
+        return records
 
     @staticmethod
     def _record(t: optuna.trial.FrozenTrial) -> TrialRecord:
         p, r = t.user_attrs.get("proposal", {}), t.user_attrs.get("result", {})
+        values = list(t.values) if t.state == TrialState.COMPLETE and t.values else None
         return TrialRecord(
             number=t.number, state=_STATES.get(t.state, "failed"), genome=p.get("genome", {}),
-            fitness=t.value if t.state == TrialState.COMPLETE else None, metrics=r.get("metrics", {}),
+            fitness=values[0] if values and len(values) == 1 else None, metrics=r.get("metrics", {}),
             parents=p.get("parents", []), operator=p.get("operator", "random"), info=p.get("info", {}),
             ask_index=p.get("ask_index", t.number), asked_after=p.get("asked_after", 0),
-            told_seq=r.get("told_seq"), error=r.get("error"), interrupted=r.get("interrupted", False),
+            told_seq=r.get("told_seq"), error=r.get("error") or r.get("skipped"), interrupted=r.get("interrupted", False),
+            values=values, violation=float(r.get("violation", 0.0)),
         )
 
 

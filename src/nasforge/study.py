@@ -19,9 +19,10 @@ import numpy as np
 
 from .config import SearchConfig, build_config
 from .data import Task, load_task, reload_task
-from .errors import NasforgeError
+from .errors import InvalidGenome, NasforgeError, TrialFailed
 from .evaluators import EVALUATORS, Evaluator
 from .loop import Callback, SearchLoop
+from .objectives import Goal
 from .runs import best_trial, read_meta, run_meta, write_meta
 from .spaces import Genome, SearchSpace, genome_from_dict, make_space
 from .storage import RunStore, TrialRecord
@@ -64,7 +65,12 @@ class Study:
         cfg = self.config
         budget = self.store.get(PLAN_BUDGET) or cfg.budget
         return make_strategy(cfg.strategy.name, self.space, np.random.default_rng(cfg.seed), budget, cfg.strategy,
-                             task=self.task.name if self.task else cfg.label)
+                             task=self.task.name if self.task else cfg.label, goal=self.goal)
+
+    @property
+    def goal(self) -> Goal:
+        """What the run optimises: one fitness or several objectives, and its limits."""
+        return Goal.of(self.config)
 
     def strategy_description(self) -> str:
         return self.strategy().describe()
@@ -104,13 +110,15 @@ def create_study(out: str | Path, config: SearchConfig, storage: str | None = No
     out = Path(out)
     meta = read_meta(out)
     parts = build_parts(config, out, task) if not meta else None
+    if parts is not None:
+        check_limits(config, parts)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise NasforgeError(f"cannot make the run directory {out}: {exc.strerror or exc}") from None
     lock = _lock_run(out)
     try:
-        store = RunStore(*run_meta(out, storage), create=True)
+        store = RunStore(*run_meta(out, storage), create=True, directions=Goal.of(config).directions)
         stored = store.get("config")
         if stored is not None:
             _check_same_run(build_config(stored, stored=True), config, out)
@@ -130,6 +138,35 @@ def create_study(out: str | Path, config: SearchConfig, storage: str | None = No
         lock.close()
         raise
     return Study(out, config, store, parts, lock)
+
+
+LIMIT_PROBES = 64  # random networks a new run's limits are tried on before anything is written
+
+
+def check_limits(config: SearchConfig, parts: Parts) -> None:
+    """Before a new run is written: the space can make a network within its bounds
+    (``--max-params``), and some of LIMIT_PROBES random ones are within the limits known
+    before training (``--max-size-kb``). Otherwise one line says which limit to loosen."""
+    rng = np.random.default_rng([config.seed, 17])  # the strategy's generator is left untouched
+    try:
+        genomes = [parts.space.sample(rng) for _ in range(LIMIT_PROBES if config.constraints.cheap() else 1)]
+    except InvalidGenome as exc:
+        bound = f" --max-params {config.space.max_params} may be too small;" if getattr(
+            config.space, "max_params", None) else ""
+        raise NasforgeError(f"{exc}:{bound} loosen the search space's bounds") from None
+    cheap = getattr(parts.evaluator, "cheap_metrics", None)
+    if cheap is None or not config.constraints.cheap():
+        return
+    measured = []
+    for genome in genomes:
+        try:
+            measured.append(cheap(genome, config.seed))
+        except TrialFailed:
+            continue
+    if measured and not any(config.constraints.violation(m, cheap_only=True) <= 0 for m in measured):
+        nearest = min(measured, key=lambda m: config.constraints.violation(m, cheap_only=True))
+        raise NasforgeError(f"none of {len(genomes)} random networks of the search space meets the limits "
+                            f"(the nearest: {config.constraints.broken(nearest)}); loosen them or shrink the space")
 
 
 def load_study(out: str | Path, storage: str | None = None, task: Task | None = None) -> Study:

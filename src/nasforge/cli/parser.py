@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("run", help="run directory")
     sh.add_argument("--json", action="store_true", help="print the trials as JSON")
     sh.add_argument("--top", type=int, default=None, help="only the N best trials")
+    sh.add_argument("--front", action="store_true", help=(
+        "only the Pareto front (a search with --objectives): each objective and test accuracy, the chosen knee marked"))
 
     rp = sub.add_parser("report", help="write a self-contained HTML report of a run")
     rp.add_argument("run", help="run directory")

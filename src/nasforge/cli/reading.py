@@ -63,7 +63,17 @@ def print_best(out: Path, quiet: bool = False, config: SearchConfig | None = Non
         console.print(f"no candidate trained successfully in {out}; first error: {escape(str(first))}")
         return
     b, m = best, best.metrics
-    console.print(f"\nbest: trial {b.number}  {genome_text(b)}")
+    if b.fitness is None:  # several objectives
+        from ..runs import pareto_trials
+
+        front = pareto_trials(trials)
+        console.print(f"\nPareto front: {len(front)} trials ({', '.join(str(t.number) for t in front)}); "
+                      f"see them with: nasforge show {out} --front")
+        console.print(f"chosen: trial {b.number}, the knee of the front  {genome_text(b)}")
+    else:
+        console.print(f"\nbest: trial {b.number}  {genome_text(b)}")
+    if b.violation > 0:
+        console.print(f"  [red]no trial is within the limits; this one is the nearest ({b.error or ''})[/red]")
     accuracy = [f"{label} {fmt(m[key])}" for key, label in
                 (("val_acc", "validation accuracy"), ("test_acc", "test accuracy"), ("test_f1", "test macro-F1")) if key in m]
     console.print("  " + "   ".join(accuracy))
@@ -85,6 +95,9 @@ def cmd_show(args: argparse.Namespace) -> None:
 
     records = read_trials(args.run)
     trials = sorted(records, key=lambda t: t.number)
+    if args.front:
+        show_front(args, records)
+        return
     if args.top:
         trials = sorted((t for t in trials if t.fitness is not None), key=lambda t: -t.fitness)[: args.top]
     if args.json:
@@ -106,6 +119,36 @@ def cmd_show(args: argparse.Namespace) -> None:
                       ",".join(map(str, t.parents)) or "-", t.operator)
         if t.error:
             table.add_row("", "", f"[red]{escape(t.error)}[/red]", *[""] * (len(COLUMNS) + 3))
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+
+
+def show_front(args: argparse.Namespace, records: list[TrialRecord]) -> None:
+    """``show --front``: the Pareto front of a search with several objectives."""
+    from ..objectives import MEASURES, format_value
+    from ..runs import best_trial, pareto_trials, read_stored_config
+
+    names = read_stored_config(args.run).get("objectives") or []
+    if len(names) < 2:
+        raise NasforgeError(f"{args.run} searched one objective (no --objectives): it has a best trial, not a "
+                            "front; see it with 'nasforge show RUN --top 1'")
+    front, best = pareto_trials(records), best_trial(records)
+    if args.json:
+        print(json.dumps([{"trial": t.number, "genome": t.genome, "chosen": best is not None and t.number == best.number,
+                           **dict(zip(names, t.values or [])), "test_acc": t.metrics.get("test_acc"),
+                           "within_limits": t.violation <= 0} for t in front], indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{args.run}: Pareto front, {len(front)} of {sum(t.state == 'complete' for t in records)} "
+                        "trained trials", caption="* the chosen trial (the knee of the front); test accuracy is "
+                                                  "read only, never searched on")
+    for name in ["#", "genome", *(f"{n} ({MEASURES[n].direction[:3]})" for n in names), "test acc"]:
+        table.add_column(name, overflow="fold")
+    for t in sorted(front, key=lambda t: t.values or []):
+        mark = " *" if best is not None and t.number == best.number else ""
+        table.add_row(f"{t.number}{mark}", genome_text(t), *(format_value(v) for v in t.values or []),
+                      fmt(t.metrics.get("test_acc")))
     Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 

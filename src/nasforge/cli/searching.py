@@ -84,7 +84,7 @@ def cmd_search(args: argparse.Namespace) -> None:
     if args.jsonl is False and not args.quiet:
         data = study.task.describe() if study.task else f"tabular benchmark {cfg.label} ({cfg.benchmark.file})"
         Console(stderr=True).print(f"{data}\nstrategy: {study.strategy_description()}, budget {cfg.budget}, "
-                                   f"fitness: {cfg.objective.describe()}, run: {out}", soft_wrap=True, markup=False)
+                                   f"{'objectives' if study.goal.multi else 'fitness'}: {study.goal.describe()}, run: {out}", soft_wrap=True, markup=False)
     _run(study, _mode(args))
     print_best(out, quiet=args.jsonl, config=cfg)
 

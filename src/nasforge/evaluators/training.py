@@ -104,6 +104,13 @@ class TrainingEvaluator:
         except (RuntimeError, ValueError) as exc:
             raise TrialFailed(f"network does not build: {exc}") from exc
 
+    def cheap_metrics(self, genome: Genome, seed: int) -> dict[str, Any]:
+        """What is known of a candidate before training (parameters, FLOPs, size in bytes), from
+        the built network alone; raises TrialFailed when it does not build."""
+        model = self.build(genome, seed)
+        return {"params": count_params(model), "flops": count_flops(model, self.task.input_shape),
+                "size_bytes": model_size_bytes(model)}
+
     def learn(self, genome: Genome, evaluation: Evaluation) -> None:
         """Let the weight source learn from a finished evaluation (runs in the study's process,
         whichever worker trained the network)."""

@@ -13,6 +13,7 @@ import numpy as np
 from .base import STRATEGIES, Proposal, Strategy, StrategySettings
 
 if TYPE_CHECKING:
+    from ..objectives import Goal
     from ..spaces import SearchSpace
 
 
@@ -22,15 +23,19 @@ def strategy_class(name: str) -> type[Strategy]:
 
 def make_strategy(name: str, space: SearchSpace, rng: np.random.Generator, budget: int,
                   settings: StrategySettings | dict[str, Any] | None = None, task: str | None = None,
-                  **options: Any) -> Strategy:
+                  goal: Goal | None = None, **options: Any) -> Strategy:
     """Build a registered strategy. ``settings`` (or keyword ``options``) are validated by the
-    strategy's own settings model: a setting it does not have is an error, never dropped."""
+    strategy's own settings model: a setting it does not have is an error, never dropped.
+    ``goal``: several objectives and limits to select under (default: one fitness)."""
     cls = strategy_class(name)
     if not isinstance(settings, StrategySettings):
         from ..config import validated
 
         settings = validated(cls.Settings, {**(settings or {}), **options, "name": name}, f"strategy.{name}")
-    return cls.create(space, rng, budget, settings, task)
+    strategy = cls.create(space, rng, budget, settings, task)
+    if goal is not None:
+        strategy.goal = goal
+    return strategy
 
 
 def check_strategy(name: str, space: SearchSpace) -> None:

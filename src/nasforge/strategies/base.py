@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import NasforgeError
+from ..objectives import Goal
 from ..registry import Registry
 
 if TYPE_CHECKING:
@@ -66,11 +67,19 @@ class Strategy(ABC):
         """Text to print after a search (bi-level's trade-off); None for nothing."""
         return None
 
+    goal: Goal = Goal()  # what "better" means; make_strategy sets the run's (several objectives, limits)
+
     def __init__(self, space: SearchSpace, rng: np.random.Generator, budget: int,
                  settings: StrategySettings | None = None):
         self.check_space(space)
         self.space, self.rng, self.budget = space, rng, budget
         self.settings = settings if settings is not None else self.Settings()
+
+    @property
+    def initial_size(self) -> int:
+        """How many candidates the strategy starts from (its first population): a search whose
+        first ones all break the user's limits stops there."""
+        return int(getattr(self, "population_size", 10))
 
     @classmethod
     def check_space(cls, space: SearchSpace) -> None:

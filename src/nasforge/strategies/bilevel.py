@@ -24,6 +24,10 @@ by the space's operators (a plain copy would only repeat its parent); parents an
 the ``population`` lowest-F survive. A child that repeats an architecture already asked is
 mutated again (bounded) so the budget is not spent retraining a known network. All random
 choices come from ``self.rng``, so replaying the same tells gives the same asks (resume).
+
+With several objectives (``--objectives``) the user's objectives replace F: tournaments and
+(mu + lambda) survival rank by Pareto rank, then crowding distance (NSGA-II). Members over
+the user's limits lose to members within them in both modes.
 """
 from __future__ import annotations
 
@@ -39,7 +43,17 @@ from ..errors import InvalidGenome, NasforgeError
 from ..flags import flag
 from ..spaces import MLPGenome, MLPSpace, SearchSpace, genome_from_dict
 from .base import STRATEGIES, Proposal, Strategy, StrategySettings
-from .ga import Member, Seen, mu_plus_lambda, rank_key, ranked, tournament
+from .ga import (
+    Member,
+    Seen,
+    keyed_tournament,
+    mu_plus_lambda,
+    pareto_select,
+    rank_key,
+    ranked,
+    selection_keys,
+    tournament,
+)
 
 
 class BilevelSettings(StrategySettings):
@@ -117,9 +131,10 @@ class BilevelEvolution(Strategy):
         """F under the current tau."""
         return upper_objective(params, perf, params_max=self.params_max, rho=self.settings.rho, tau=self.tau)
 
-    def _key(self, m: Member) -> tuple[float, float, int]:
-        """The common tie rule on -F: lower F, then fewer parameters, then the earlier tell."""
-        return rank_key(-self.objective(m.params, m.perf), m.params, m.order)
+    def _key(self, m: Member) -> tuple[float, ...]:
+        """Within the user's limits first, then the common tie rule on -F: lower F, then fewer
+        parameters, then the earlier tell."""
+        return (-m.violation, *rank_key(-self.objective(m.params, m.perf), m.params, m.order))
 
     def ranked(self) -> list[Member]:
         """Every member alive (survivors and new arrivals), best F first, re-scored under today's tau."""
@@ -146,14 +161,19 @@ class BilevelEvolution(Strategy):
         if params is None:
             params = genome.n_params(self.space.input_dim, self.space.n_classes)
         trial = proposal.trial if proposal.trial is not None else self.tells
-        self.pool.append(Member(genome, float(fitness), trial, int(params), self.tells, perf=float(perf)))
+        self.pool.append(Member.told(self.goal, genome, float(fitness), trial, metrics, params=int(params),
+                                     order=self.tells, perf=float(perf)))
         self.best_perf = max(self.best_perf, float(perf))
         self.tells += 1
 
     # --- the GA ---
     def _next_generation(self) -> None:
         self.generation += 1
-        self.population = mu_plus_lambda(self.population, self.pool, self.population_size, self._key)
+        if self.goal.multi:
+            pool = self.population + self.pool
+            self.population = pareto_select(pool, self.population_size, selection_keys(pool, multi=True))
+        else:
+            self.population = mu_plus_lambda(self.population, self.pool, self.population_size, self._key)
         self.pool = []
         self.seen.start_batch()
         info = {"generation": self.generation, "params_max": self.params_max}
@@ -167,6 +187,9 @@ class BilevelEvolution(Strategy):
             self.queue.append(proposal)
 
     def _tournament(self) -> Member:
+        if self.goal.multi:
+            keys = selection_keys(self.population, multi=True)
+            return keyed_tournament(self.population, keys, self.settings.tournament_size, self.rng)
         return tournament(self.population, self.settings.tournament_size, self.rng, self._key)
 
     def _child(self, info: dict[str, Any]) -> Proposal:

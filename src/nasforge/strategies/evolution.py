@@ -10,7 +10,9 @@ A failed trial joins nothing; a failed initial genome is replaced by another ran
 
 The tournament ranks by fitness alone, ties to the first member drawn (the paper's rule and
 this strategy's recorded behaviour), not by ``ga.rank_key``: the parameter count is not part
-of the paper's selection.
+of the paper's selection. A member over the user's limits loses to every member within them.
+With several objectives the tournament ranks by Pareto rank within the population, then
+crowding distance (NSGA-II's crowded comparison); the oldest member still leaves.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from pydantic import Field
 
 from ..flags import flag
 from .base import STRATEGIES, Proposal, Strategy, StrategySettings
-from .ga import Member, aging, tournament
+from .ga import Member, aging, keyed_tournament, selection_keys, tournament
 
 if TYPE_CHECKING:
     from ..spaces import SearchSpace
@@ -67,7 +69,11 @@ class RegularizedEvolution(Strategy):
         if self.initial_open < self.population_size or not self.population:
             self.initial_open += 1
             return Proposal(self.space.sample(self.rng), info={"initial": True})
-        parent = tournament(self.population, self.sample_size, self.rng, key=lambda m: m.fitness)
+        if self.goal.multi:
+            keys = selection_keys(self.population, multi=True)
+            parent = keyed_tournament(self.population, keys, self.sample_size, self.rng)
+        else:
+            parent = tournament(self.population, self.sample_size, self.rng, key=lambda m: (-m.violation, m.fitness))
         child, operator = self.space.mutate(parent.genome, self.rng)
         return Proposal(child, parents=(parent.trial,), operator=operator)
 
@@ -77,7 +83,9 @@ class RegularizedEvolution(Strategy):
                 self.initial_open -= 1
             return
         assert proposal.trial is not None, "the study numbers a proposal before telling it"
-        aging(self.population, Member(proposal.genome, fitness, proposal.trial), self.population_size)
+        member = Member.told(self.goal, proposal.genome, fitness, proposal.trial, metrics,
+                             params=int((metrics or {}).get("params", 0)))
+        aging(self.population, member, self.population_size)
 
     def describe(self) -> str:
         return f"regularized evolution (P={self.population_size}, S={self.sample_size})"

@@ -7,6 +7,9 @@ operators-as-objects, so the strategies cannot drift apart on them:
 
 - ``Member``: one evaluated genome in a population;
 - ``rank_key``: the tie rule of every ranking (higher fitness, then fewer parameters, then earlier);
+- ``selection_keys``: what "better" means in a population under the run's goal: the rank key
+  within the user's limits first, or with several objectives Pareto rank then crowding
+  (NSGA-II's crowded comparison, Deb's constrained domination);
 - ``ranked`` and ``tournament``: order a population, or pick the best of a uniform sample;
 - ``Seen``: the novelty filter, so the budget is not spent evaluating a known genome again;
 - survival: ``aging`` (regularized evolution), ``mu_plus_lambda`` (bi-level) and
@@ -20,11 +23,15 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from .. import pareto
 from ..spaces import Genome
+
+if TYPE_CHECKING:
+    from ..objectives import Goal
 
 T = TypeVar("T")
 G = TypeVar("G", bound=Genome)
@@ -56,10 +63,44 @@ class Member:
     order: int = 0  # position among the strategy's tells: the last tie-breaker
     slot: int | None = None  # TS-ENAS fine stage: the population place this child competes for
     perf: float | None = None  # bi-level: the lower level's score, re-scored into F whenever tau moves
+    point: tuple[float, ...] | None = None  # several objectives, all to maximise (Goal.point)
+    violation: float = 0.0  # how far it breaks the user's limits (0: within them)
 
-    def key(self) -> tuple[float, float, int]:
-        """``rank_key`` of this member's fitness, parameters and order."""
-        return rank_key(self.fitness, self.params, self.order)
+    def key(self) -> tuple[float, ...]:
+        """Within the limits first, then ``rank_key`` of this member's fitness, parameters and order."""
+        return (-self.violation, *rank_key(self.fitness, self.params, self.order))
+
+    @classmethod
+    def told(cls, goal: Goal, genome: Genome, fitness: float, trial: int, metrics: dict[str, Any] | None,
+             **fields: Any) -> Member:
+        """A member from a tell: its objectives and limits read off the metrics under ``goal``."""
+        metrics = metrics or {}
+        point = goal.point(metrics) if goal.multi else None
+        return cls(genome, fitness, trial, point=point, violation=goal.violation(metrics), **fields)
+
+
+def selection_keys(members: Sequence[Member], multi: bool) -> list[tuple[float, ...]]:
+    """One key per member, larger is better. One objective: ``Member.key``. Several: Pareto
+    rank under constrained domination, then crowding distance, then fewer parameters and
+    the earlier tell. Keys compare members of the same population only."""
+    if not multi:
+        return [m.key() for m in members]
+    ranks = pareto.rank_keys([m.point or () for m in members], [m.violation for m in members])
+    return [(float(r[0]), r[1], -float(m.params), -float(m.order)) for r, m in zip(ranks, members)]
+
+
+def pareto_select(pool: Sequence[T], size: int, keys: Sequence[Any]) -> list[T]:
+    """NSGA-II survival: the ``size`` best of ``pool`` by ``keys`` (whole fronts while they fit,
+    the front that overflows by crowding)."""
+    order = sorted(range(len(pool)), key=lambda i: keys[i], reverse=True)
+    return [pool[i] for i in order[:size]]
+
+
+def keyed_tournament(population: Sequence[T], keys: Sequence[Any], size: int, rng: np.random.Generator,
+                     replace: bool = False) -> T:
+    """``tournament`` with keys computed over the whole population (Pareto ranks); the same draws."""
+    index = tournament(range(len(population)), size, rng, key=lambda i: keys[i], replace=replace)
+    return population[index]
 
 
 def ranked(members: Iterable[T], key: Callable[[T], Any]) -> list[T]:
@@ -164,4 +205,5 @@ def environmental_selection(pool: Sequence[T], size: int, alpha: float, fitness:
     return [pool[i] for i in chosen]
 
 
-__all__ = ["Member", "Seen", "aging", "environmental_selection", "mu_plus_lambda", "rank_key", "ranked", "tournament"]
+__all__ = ["Member", "Seen", "aging", "environmental_selection", "keyed_tournament", "mu_plus_lambda", "pareto_select",
+           "rank_key", "ranked", "selection_keys", "tournament"]

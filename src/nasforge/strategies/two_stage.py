@@ -26,6 +26,12 @@ Our choices (**ours**), where the paper is silent: parents are picked by binary 
 an offspring identical to an already evaluated genome is not evaluated again (breeding goes
 on until P new ones exist, then falls back to forced mutations); ties in fitness go to fewer
 parameters, then to the earlier evaluation.
+
+With several objectives (``--objectives``) the rough stage's environmental selection is
+NSGA-II's (whole Pareto fronts while they fit, the overflowing front by crowding distance),
+tournaments and the choice of the S fine-stage individuals rank the same way, and in the fine
+stage a child replaces its parent only when it dominates it. Members over the user's limits
+lose to members within them (Deb's constrained domination) in both modes.
 """
 from __future__ import annotations
 
@@ -35,13 +41,14 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
+from .. import pareto
 from ..errors import NasforgeError
 from ..flags import flag
 from ..spaces import SearchSpace
 from ..spaces.cells import CellsGenome, CellsSpace
 from .base import STRATEGIES, Proposal, Strategy, StrategySettings
 from .ga import Member as Individual  # the paper's word for a population member
-from .ga import Seen, environmental_selection, ranked, tournament
+from .ga import Seen, environmental_selection, keyed_tournament, pareto_select, ranked, selection_keys, tournament
 
 PAPER_BUDGET = 100 * 101 + 30 * 2 * 50  # P=100 for T0=100 generations after the first, then S=30 for T1=50
 
@@ -137,8 +144,8 @@ class TwoStageEvolution(Strategy):
         if fitness is not None and math.isfinite(fitness):
             assert proposal.trial is not None, "the study numbers a proposal before telling it"
             params = int((metrics or {}).get("params", 0))
-            self.offspring.append(Individual(proposal.genome, float(fitness), proposal.trial, params, self.told,
-                                             slot=proposal.info.get("slot")))
+            self.offspring.append(Individual.told(self.goal, proposal.genome, float(fitness), proposal.trial, metrics,
+                                                  params=params, order=self.told, slot=proposal.info.get("slot")))
         if not self.queue and self.outstanding == 0:
             self._next_generation()
 
@@ -167,12 +174,18 @@ class TwoStageEvolution(Strategy):
     def _next_generation(self) -> None:
         if self.stage == "rough":
             pool = self.population + self.offspring
-            self.population = environmental_selection(pool, self.population_size, self.settings.alpha,
-                                                      lambda m: m.fitness, lambda m: m.genome.depth)
+            if self.goal.multi:
+                self.population = pareto_select(pool, self.population_size, selection_keys(pool, multi=True))
+            else:
+                feasible = [m for m in pool if m.violation <= 0]
+                self.population = environmental_selection(feasible, self.population_size, self.settings.alpha,
+                                                          lambda m: m.fitness, lambda m: m.genome.depth)
+                self.population += ranked([m for m in pool if m.violation > 0], Individual.key)[
+                    : self.population_size - len(self.population)]
         else:
             for member in self.offspring:  # keep the best of {p, p1, p2}
                 slot = member.slot
-                if slot is not None and slot < len(self.population) and member.key() > self.population[slot].key():
+                if slot is not None and slot < len(self.population) and self._better(member, self.population[slot]):
                     self.population[slot] = member
         self.offspring = []
         self.generation += 1
@@ -181,10 +194,19 @@ class TwoStageEvolution(Strategy):
             return
         if self.stage == "rough" and self.asked >= self.rough_budget:
             self.stage = "fine"
-            self.population = ranked(self.population, Individual.key)[: self.fine_size]
+            keys = selection_keys(self.population, self.goal.multi)
+            self.population = pareto_select(self.population, self.fine_size, keys)
         self.queue = self._breed_rough() if self.stage == "rough" else self._breed_fine()
 
+    def _better(self, child: Individual, parent: Individual) -> bool:
+        """Fine stage: whether a child takes its parent's place."""
+        if self.goal.multi:
+            return pareto.constrained_dominates(child.point or (), child.violation, parent.point or (), parent.violation)
+        return child.key() > parent.key()
+
     def _tournament(self) -> Individual:
+        if self.goal.multi:
+            return keyed_tournament(self.population, selection_keys(self.population, True), 2, self.rng, replace=True)
         return tournament(self.population, 2, self.rng, Individual.key, replace=True)
 
     def _put(self, batch: list[Proposal], genome: CellsGenome, parents: tuple[Individual, ...], operator: str,

@@ -13,7 +13,12 @@
 - If no instruction changes the genome (all targets met, or every edit leaves the space),
   the rule designer makes one random mutation so that the run keeps exploring.
 - "Best" is the study's fitness (the combined metric CM when weights are given), which is
-  what ``tell`` receives; the strategy itself only reads the metrics it is told.
+  what ``tell`` receives; the strategy itself only reads the metrics it is told. A told
+  genome over the user's limits loses to every one within them.
+- With several objectives (``--objectives``) the genome to edit is always on the Pareto
+  front of what was told: the last one if it is on the front, else (and for
+  ``start_from="best"``) the front member in the least crowded place (largest crowding
+  distance, ties to the earlier), so the edits spread along the front.
 
 Randomness: ask number i uses ``default_rng([seed, i])`` with ``seed`` drawn once from the
 strategy's rng, so the rules designer is deterministic and resumes by the default replay;
@@ -29,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from ... import pareto
 from ...spaces import Genome, SearchSpace
 from ..base import STRATEGIES, Proposal, Strategy
 from ..ga import rank_key
@@ -96,11 +102,21 @@ class ExpertStrategy(Strategy):
         self.told.append(Told(proposal.trial, proposal.genome, float(fitness) if ok else None, dict(metrics or {})))
 
     def _best(self) -> Told | None:
-        """Highest fitness; ties go to fewer parameters, then the earlier trial (as the study's best)."""
+        """Highest fitness; ties go to fewer parameters, then the earlier trial (as the study's
+        best). Several objectives: the front member in the least crowded place."""
         done = [(i, t) for i, t in enumerate(self.told) if t.fitness is not None]
-        best = max(done, default=None,
-                   key=lambda it: rank_key(it[1].fitness, float(it[1].metrics.get("params", 0) or 0), it[0]))
+        if self.goal.multi and done:
+            keys = self._front_keys(done)
+            return max(done, key=lambda it: (keys[it[0]], -it[0]))[1]
+        best = max(done, default=None, key=lambda it: (-self.goal.violation(it[1].metrics), *rank_key(
+            it[1].fitness, float(it[1].metrics.get("params", 0) or 0), it[0])))
         return best[1] if best else None
+
+    def _front_keys(self, done: list[tuple[int, Told]]) -> dict[int, tuple[int, float]]:
+        """Pareto rank and crowding of each successful tell (by its position in ``self.told``)."""
+        keys = pareto.rank_keys([self.goal.point(t.metrics) for _, t in done],
+                                [self.goal.violation(t.metrics) for _, t in done])
+        return {i: key for (i, _), key in zip(done, keys)}
 
     def _base(self) -> tuple[Told | None, dict[str, Any]]:
         """The told genome to edit, and notes on why it was chosen."""
@@ -111,6 +127,10 @@ class ExpertStrategy(Strategy):
             return self._best(), {}
         if last.fitness is None:
             return self._best(), {"after_failure": last.trial, "reverted_to_best": True}
+        if self.goal.multi:
+            done = [(i, t) for i, t in enumerate(self.told) if t.fitness is not None]
+            if self._front_keys(done)[len(self.told) - 1][0] < 0:  # the last one is dominated
+                return self._best(), {"dominated": last.trial, "front_member": True}
         return last, {}
 
     # --- asking ---

@@ -1,0 +1,200 @@
+"""Pareto search end to end: several objectives, limits, the front (issue #15).
+
+Strategy contracts in a Pareto search run on synthetic metrics; the searches train real
+networks on iris/digits for a few epochs, in a real SQLite study.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import optuna
+import pytest
+from conftest import cli
+from test_contracts import space_for
+from test_golden import synthetic_metrics
+
+import nasforge
+from nasforge import pareto
+from nasforge.config import build_config
+from nasforge.errors import NasforgeError
+from nasforge.objectives import Goal
+from nasforge.strategies import STRATEGIES, make_strategy
+from nasforge.strategies.ga import Member, selection_keys
+from nasforge.study import create_study
+
+FAST = {"train": {"epochs": 3, "patience": 0}, "space": {"max_layers": 2, "max_units": 32}}
+FAST_FLAGS = ["--epochs", "3", "--patience", "0", "--max-layers", "2", "--max-units", "32"]
+TWO = Goal(["accuracy", "params"])
+
+
+def mo_strategy(name: str, seed: int = 0):
+    return make_strategy(name, space_for(name), np.random.default_rng(seed), 30, goal=TWO)
+
+
+def drive(strategy, n: int) -> list:
+    out = []
+    for number in range(n):
+        proposal = strategy.ask()
+        proposal.trial = number
+        metrics = synthetic_metrics(proposal.genome)
+        strategy.tell(proposal, None if metrics is None else metrics["val_acc"], metrics)
+        out.append(proposal)
+    return out
+
+
+# --- selection under Pareto dominance ---
+def test_selection_keys_rank_fronts_then_crowding_and_put_infeasible_last():
+    members = [Member(None, 0.0, i, params=p, order=i, point=pt, violation=v) for i, (pt, p, v) in enumerate([
+        ((0.9, -100.0), 100, 0.0), ((0.8, -10.0), 10, 0.0), ((0.85, -50.0), 50, 0.0),  # front 0
+        ((0.7, -200.0), 200, 0.0),  # dominated
+        ((0.99, -1.0), 1, 0.5)])]  # dominates everything, but breaks a limit
+    keys = selection_keys(members, multi=True)
+    order = sorted(range(5), key=lambda i: keys[i], reverse=True)
+    assert set(order[:3]) == {0, 1, 2} and order[3:] == [3, 4]
+    assert keys[2] < keys[0] and keys[2] < keys[1]  # the middle of the front is the most crowded
+    single = selection_keys([Member(None, 0.9, 0, violation=0.1), Member(None, 0.5, 1)], multi=False)
+    assert single[1] > single[0]  # within the limits beats a better fitness over them
+
+
+@pytest.mark.parametrize("name", [n for n in STRATEGIES.names() if n != "random"])
+def test_population_strategies_select_the_front_and_replay_exactly(name):
+    """Each population strategy, given two objectives, runs, repeats itself under the same seed,
+    and keeps non-dominated members: its chosen parents come mostly from the told front."""
+    a, b = drive(mo_strategy(name), 24), drive(mo_strategy(name), 24)
+    assert [p.genome.id for p in a] == [p.genome.id for p in b]
+    told = {p.trial: synthetic_metrics(p.genome) for p in a}
+    parents = [t for p in a for t in p.parents]
+    assert parents, f"{name} bred no children in 24 asks"
+    ok = {t: m for t, m in told.items() if m is not None}
+    front = {list(ok)[i] for i in pareto.pareto_front([TWO.point(m) for m in ok.values()])}
+    ranks = {}
+    points = [TWO.point(m) for m in ok.values()]
+    for depth, layer in enumerate(pareto.sort_fronts(points)):
+        for i in layer:
+            ranks[list(ok)[i]] = depth
+    mean_parent_rank = np.mean([ranks[t] for t in parents])
+    mean_rank = np.mean(list(ranks.values()))
+    assert mean_parent_rank < mean_rank, (name, mean_parent_rank, mean_rank, front)
+
+
+def test_evolution_tournament_differs_from_the_single_objective_one():
+    single = drive(make_strategy("evolution", space_for("evolution"), np.random.default_rng(0), 30), 30)
+    multi = drive(mo_strategy("evolution"), 30)
+    assert [p.genome.id for p in single] != [p.genome.id for p in multi]
+
+
+# --- configuration and bad input ---
+@pytest.mark.parametrize("args,needle", [
+    (["--objectives", "accuracy,speed"], "unknown objective 'speed'"),
+    (["--objectives", "accuracy,accuracy"], "named twice"),
+    (["--objectives", "accuracy"], "two or more objectives"),
+    (["--objectives", "accuracy,params", "--weights", "accuracy=1"], "not both"),
+    (["--max-latency-ms", "-1"], "max_latency_ms"),
+    (["--max-size-kb", "0"], "max_size_kb"),
+    (["--max-size-kb", "0.01"], "none of 64 random networks"),
+    (["--max-params", "5"], "--max-params 5 may be too small"),
+])
+def test_bad_objectives_and_limits_are_one_line_and_write_nothing(tmp_path, args, needle):
+    out = tmp_path / "r"
+    r = cli("search", "--dataset", "iris", "--budget", 2, "--out", out, "--quiet", *args)
+    assert r.returncode == 2, r.stderr
+    assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not out.exists()
+
+
+def test_a_table_benchmark_refuses_objectives():
+    with pytest.raises(NasforgeError, match="leave out --objectives"):
+        build_config({"benchmark": {"name": "nb201", "file": "x.csv"}, "objectives": ["accuracy", "params"]})
+
+
+# --- real searches ---
+def _run(out, **kw):
+    config = build_config({"data": {"dataset": "iris"}, "budget": 8, "seed": 0, **FAST, **kw})
+    study = create_study(out, config)
+    try:
+        study.run()
+        return study.trials()
+    finally:
+        study.close()
+
+
+def test_two_objective_search_stores_two_directions_and_a_non_dominated_front(tmp_path):
+    out = tmp_path / "mo"
+    trials = _run(out, objectives=["accuracy", "latency"])
+    study = optuna.load_study(study_name=json.loads((out / "run.json").read_text())["study"],
+                              storage=f"sqlite:///{out / 'study.db'}")
+    assert study.directions == [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
+    done = [t for t in trials if t.state == "complete"]
+    assert len(done) == 8 and all(t.values == [t.metrics["val_acc"], t.metrics["latency_ms"]] for t in done)
+    result = nasforge.open_run(out)
+    front = result.front
+    assert front and all(not pareto.dominates(o.point, f.point) for f in front for o in done)
+    assert {t.number for t in study.best_trials} == {t.number for t in front}  # optuna agrees
+    assert result.best in front
+    assert result.best.number == front[pareto.knee([t.point for t in front])].number
+    metrics = json.loads((out / "best" / "metrics.json").read_text())
+    assert metrics["chosen"] == "the knee of the Pareto front" and metrics["trial"] == result.best.number
+
+
+def test_multi_objective_run_resumes_like_an_uninterrupted_one(tmp_path):
+    kw = {"objectives": ["accuracy", "params"], "strategy": {"name": "evolution", "population_size": 4}}
+    whole = _run(tmp_path / "whole", **{**kw, "budget": 10})
+    _run(tmp_path / "parts", **{**kw, "budget": 5})
+    parts = _run(tmp_path / "parts", **{**kw, "budget": 10})
+
+    def sequence(trials):
+        return [(t.genome, t.values, t.parents) for t in sorted(trials, key=lambda t: t.told_seq)]
+
+    assert sequence(parts) == sequence(whole)
+    assert any(t.parents for t in whole)  # the resumed part bred children from the replayed population
+
+
+def test_size_limit_skips_candidates_before_training_without_spending_the_budget(tmp_path):
+    out = tmp_path / "small"
+    trials = _run(out, objectives=["accuracy", "size"], constraints={"max_size_kb": 4.0},
+                  space={"max_layers": 2, "max_units": 64})
+    skipped = [t for t in trials if t.state == "skipped"]
+    done = [t for t in trials if t.finished]
+    assert len(done) == 8 and skipped, "a 4 KB limit should rule some 64-unit networks out"
+    assert all(t.metrics["size_bytes"] > 4000 and "skipped before training" in t.error for t in skipped)
+    assert all(not (out / "models" / f"trial-{t.number:05d}.pt").exists() for t in skipped)
+    assert all(t.metrics["size_bytes"] <= 4000 for t in done if t.state == "complete")
+    with sqlite3.connect(out / "study.db") as db:
+        states = {s for (s,) in db.execute("select state from trials")}
+    assert "PRUNED" in states
+    again = _run(out, objectives=["accuracy", "size"], constraints={"max_size_kb": 4.0},
+                 space={"max_layers": 2, "max_units": 64})  # resuming a finished run evaluates nothing
+    assert len(again) == len(trials)
+
+
+def test_a_limit_no_trained_candidate_meets_stops_after_the_first_population(tmp_path):
+    out = tmp_path / "fast"
+    r = cli("search", "--dataset", "iris", "--objectives", "accuracy,latency", "--max-latency-ms", "0.000001",
+            "--strategy", "evolution", "--population", "3", "--budget", 8, "--out", out, "--quiet", *FAST_FLAGS)
+    assert r.returncode == 2 and "no candidate meets the limits" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    trials = json.loads(cli("show", out, "--json").stdout)
+    assert len([t for t in trials if t["state"] == "complete"]) == 3  # kept, not lost
+
+
+def test_show_front_and_export_any_trial_of_the_front(tmp_path):
+    out = tmp_path / "front"
+    _run(out, objectives=["accuracy", "params"])
+    r = cli("show", out, "--front")
+    assert r.returncode == 0, r.stderr
+    assert "Pareto front" in r.stdout and "accuracy (max)" in r.stdout and "params (min)" in r.stdout
+    front = json.loads(cli("show", out, "--front", "--json").stdout)
+    assert sum(t["chosen"] for t in front) == 1
+    assert {t["trial"] for t in front} == {t.number for t in nasforge.open_run(out).front}
+    other = next(t for t in front if not t["chosen"]) if len(front) > 1 else front[0]
+    target = tmp_path / "exported"
+    r = cli("export", out, "--trial", other["trial"], "--format", "onnx", "--output", target)
+    assert r.returncode == 0, r.stderr
+    assert list(target.glob("*.onnx")) and json.loads(next(target.glob("*genome*.json")).read_text()) == next(
+        t["genome"] for t in front if t["trial"] == other["trial"])
+    single = tmp_path / "single"
+    _run(single, budget=2)
+    r = cli("show", single, "--front")
+    assert r.returncode == 2 and "one objective" in r.stderr
