@@ -198,3 +198,34 @@ def test_show_front_and_export_any_trial_of_the_front(tmp_path):
     _run(single, budget=2)
     r = cli("show", single, "--front")
     assert r.returncode == 2 and "one objective" in r.stderr
+
+
+# --- cheap objectives first ---
+def test_screen_trains_what_widens_the_front_and_thins_out_crowded_places():
+    from nasforge import screening
+
+    trained = [(3.0,), (3.01,), (3.02,), (3.03,), (4.5,)]
+    front = [(3.0,)]
+    assert screening.chance((2.0,), trained, front) == 1.0  # cheaper than every front member: always tried
+    crowded = screening.chance((3.01,), trained, front)
+    sparse = screening.chance((4.0,), trained, front)
+    assert screening.FLOOR <= crowded < sparse <= 1.0
+    assert screening.chance((3.01,), trained, []) == 1.0  # no front yet: nothing to compare with
+    assert not screening.applies(Goal(["params", "size"])) and screening.applies(TWO)
+    assert not screening.applies(Goal(["accuracy", "latency"]))
+
+
+def test_screened_candidates_are_stored_skipped_and_replayed_on_resume(tmp_path, monkeypatch):
+    from nasforge import screening
+
+    monkeypatch.setattr(screening, "chance", lambda *a: 0.4)
+    kw = {"objectives": ["accuracy", "params"], "strategy": {"name": "evolution", "population_size": 3}}
+    whole = _run(tmp_path / "whole", **{**kw, "budget": 9})
+    screened = [t for t in whole if t.state == "skipped"]
+    assert screened and all("cheap-objectives screen" in t.error and t.metrics["params"] > 0 for t in screened)
+    assert sum(t.finished for t in whole) == 9
+    _run(tmp_path / "parts", **{**kw, "budget": 5})
+    parts = _run(tmp_path / "parts", **{**kw, "budget": 9})
+    assert [(t.genome, t.state, t.values) for t in parts] == [(t.genome, t.state, t.values) for t in whole]
+    off = _run(tmp_path / "off", **{**kw, "budget": 9}, screening=False)
+    assert not [t for t in off if t.state == "skipped"]

@@ -161,6 +161,11 @@ class SearchConfig(BaseModel):
                                   description=("search for the Pareto front of two or more of accuracy, params, flops, "
                                                "size, latency, fps, energy, e.g. accuracy,latency"))
     constraints: Constraints = Field(default_factory=Constraints, json_schema_extra={"group": "objective"})
+    screening: bool = Field(default=True, description=(
+        "a Pareto search with a cheap objective (params, flops, size) and another: skip candidates a front member "
+        "beats on the cheap ones, with a probability that grows with how crowded their place is"),
+        json_schema_extra=flag("--no-screening", const=False, group="objective", help=(
+            "train every candidate of a Pareto search (no cheap-objectives screen before training)")))
     budget: int = Field(default=40, ge=1, le=10_000_000, json_schema_extra=flag("--budget", group="strategy"),
                         description="number of evaluations (trained candidates)")
     seed: int = Field(default=0, ge=0, le=2**31 - 1, json_schema_extra=flag("--seed", group="strategy"),

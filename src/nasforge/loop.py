@@ -8,8 +8,9 @@ evaluated again under the same seed: nothing finished is lost or evaluated twice
 Each evaluation's seed comes from the run seed and its ask index, so a re-run of an
 interrupted ask gives what the uninterrupted run would have given.
 
-Limits known before training (``--max-params``, ``--max-size-kb``) are checked on the built
-network when it is asked: a candidate over one is stored as skipped (never trained, not
+Limits known before training (``--max-size-kb``) are checked on the built
+network when it is asked (and the cheap-objectives screen may pass a candidate over, see
+:mod:`nasforge.screening`): a candidate over one is stored as skipped (never trained, not
 counted against the budget) and told to the strategy as a failure. A search whose first
 population holds no candidate within the limits stops with a message instead of spending
 the budget on models the user said they cannot use.
@@ -24,8 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
+from . import pareto, screening
 from .errors import NasforgeError, TrialFailed
 from .executors import Job, Outcome, make_executor, run_job
 from .objectives import Goal
@@ -74,6 +77,7 @@ class SearchLoop:
         self.study, self.config, self.store = study, study.config, study.store
         self.goal: Goal = study.goal
         self._feasible = False  # a complete trial within the limits has been seen
+        self._trained: list[TrialRecord] = []  # complete trials, for the cheap-objectives screen
 
     def replay(self, strategy: Strategy, records: list[TrialRecord]) -> tuple[list[Pending], int, int]:
         """Bring a fresh strategy to the stored state; return asks still to evaluate."""
@@ -116,6 +120,7 @@ class SearchLoop:
         strategy = study.strategy()
         pending, next_ask, tells = self.replay(strategy, records)
         done = sum(r.finished for r in records)
+        self._trained = [r for r in records if r.state == "complete" and r.point is not None]
         executor = make_executor(cfg, study.evaluator)
         inflight: dict[int, tuple[Pending, TrialRecord, int]] = {}
         try:
@@ -127,7 +132,7 @@ class SearchLoop:
                         item = Pending(next_ask, tells, strategy.ask())
                         next_ask += 1
                     record = self._start(item)
-                    if self._skip(record, item, tells):
+                    if self._skip(record, item, tells, strategy):
                         strategy.tell(item.proposal, None, record.metrics)
                         tells += 1
                         self._check_feasible(strategy)
@@ -145,6 +150,8 @@ class SearchLoop:
                     if outcome.worker_died:
                         outcome.error = f"{outcome.error} (after {attempts + 1} attempts)"
                     self._finish(record, outcome, told_seq=tells)
+                    if record.state == "complete":
+                        self._trained.append(record)
                     strategy.tell(item.proposal, told_fitness(record), record.metrics)
                     tells += 1
                     done += 1
@@ -162,26 +169,49 @@ class SearchLoop:
             self._save_best(best)
         return best
 
-    def _skip(self, record: TrialRecord, item: Pending, told_seq: int) -> bool:
-        """Check the limits known before training on the built network; store a candidate over
-        one as skipped (True). A network that does not build is left to the evaluator, which
-        records the failure with its reason."""
+    def _skip(self, record: TrialRecord, item: Pending, told_seq: int, strategy: Strategy) -> bool:
+        """Measure what is known before training on the built network and store the candidate
+        as skipped (True) if it breaks a limit known then, or if the cheap-objectives screen
+        (:mod:`nasforge.screening`) passes it over. A network that does not build is left to
+        the evaluator, which records the failure with its reason."""
         constraints = self.goal.constraints
+        screen = self.config.screening and screening.applies(self.goal) and not item.proposal.info.get("initial") \
+            and len(self._trained) >= strategy.initial_size
         cheap = getattr(self.study.evaluator, "cheap_metrics", None)
-        if cheap is None or not constraints.cheap():
+        if cheap is None or not (constraints.cheap() or screen):
             return False
         try:
             metrics = cheap(item.proposal.genome, trial_seed(self.config.seed, item.ask_index))
         except TrialFailed:
             return False
         violation = constraints.violation(metrics, cheap_only=True)
-        if violation <= 0:
+        if violation > 0:
+            reason = f"skipped before training: {constraints.broken(metrics)}"
+        elif screen and (why := self._screened(metrics, item.ask_index)):
+            reason = why
+        else:
             return False
-        reason = f"skipped before training: {constraints.broken(metrics)}"
         self.store.skip(record.number, reason, metrics, told_seq, violation)
         record.state, record.error, record.metrics, record.violation = "skipped", reason, metrics, violation
         record.told_seq = told_seq
         return True
+
+    def _screened(self, metrics: dict[str, Any], ask_index: int) -> str | None:
+        """The reason a candidate is passed over by the cheap-objectives screen, or None."""
+        candidate = screening.cheap_coordinates(self.goal, metrics)
+        if candidate is None:
+            return None
+        trained = [(r, screening.cheap_coordinates(self.goal, r.metrics)) for r in self._trained]
+        trained = [(r, c) for r, c in trained if c is not None]
+        feasible = [(r, c) for r, c in trained if r.violation <= 0] or trained
+        front = [feasible[i][1] for i in pareto.pareto_front([r.point for r, _ in feasible])] if feasible else []
+        chance = screening.chance(candidate, [c for _, c in trained], front)
+        draw = float(np.random.default_rng([self.config.seed, ask_index, 7]).random())
+        if draw < chance:
+            return None
+        return (f"skipped before training by the cheap-objectives screen: a front member is as cheap on "
+                f"{', '.join(m.name for m in self.goal.measures if m.cheap)} and that place is crowded "
+                f"(trained with probability {chance:.2f})")
 
     def _check_feasible(self, strategy: Strategy) -> None:
         """Stop a search that cannot meet its limits: no candidate within them once the
