@@ -194,6 +194,10 @@ def test_show_front_and_export_any_trial_of_the_front(tmp_path):
     assert r.returncode == 0, r.stderr
     assert list(target.glob("*.onnx")) and json.loads(next(target.glob("*genome*.json")).read_text()) == next(
         t["genome"] for t in front if t["trial"] == other["trial"])
+    table = cli("show", out)
+    assert "*chosen*" in table.stdout and "objectives" in table.stdout
+    trained = cli("train", out, "--epochs", "2")
+    assert trained.returncode == 0 and "the knee of the Pareto front" in trained.stdout, trained.stderr
     single = tmp_path / "single"
     _run(single, budget=2)
     r = cli("show", single, "--front")

@@ -68,7 +68,8 @@ def _load_source(out: Path, trial: int | None, final: bool) -> _Source:
                        f"final model: trial {metrics.get('trial')}'s genome retrained on train + validation")
     record = pick_trial(out, trial)
     model = load_model(out, record.number)
-    chosen = "best trial" if trial is None else "trial"
+    chosen = "trial" if trial is not None else ("chosen trial (the knee of the Pareto front)" if record.fitness is None
+                                                else "best trial")
     return _Source(model.module.eval(), model.genome, task_info(out), dict(record.metrics), f"trial-{record.number:05d}",
                    f"{chosen} {record.number} of the search (trained on the training split)")
 

@@ -99,7 +99,12 @@ def cmd_show(args: argparse.Namespace) -> None:
         show_front(args, records)
         return
     if args.top:
-        trials = sorted((t for t in trials if t.fitness is not None), key=lambda t: -t.fitness)[: args.top]
+        from .. import pareto
+
+        done = [t for t in trials if t.state == "complete" and t.point is not None]
+        keys = pareto.rank_keys([t.point for t in done], [t.violation for t in done])
+        trials = [t for _, t in sorted(zip(keys, done), key=lambda kt: (kt[0] if len(kt[1].point) > 1 else (
+            -kt[1].violation, kt[1].point[0])), reverse=True)][: args.top]
     if args.json:
         print(json.dumps([t.__dict__ for t in trials], indent=1, default=str))
         return
@@ -107,15 +112,21 @@ def cmd_show(args: argparse.Namespace) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from ..objectives import format_value
+
+    multi = any(t.values and len(t.values) > 1 for t in records)
     table = Table(title=f"{args.run}: {len(records)} trials")
-    for name in ["#", "status", "genome", "fitness", *(label for _, label in COLUMNS), "parent", "operator"]:
+    for name in ["#", "status", "genome", "objectives" if multi else "fitness", *(label for _, label in COLUMNS), "parent", "operator"]:
         table.add_column(name, overflow="fold")
     best = best_trial(records)
     best_number = best.number if best else None
     for t in trials:
-        status = t.state + (" (interrupted)" if t.interrupted else "") + (" *best*" if t.number == best_number else "")
+        chosen = " *chosen*" if multi else " *best*"
+        status = t.state + (" (interrupted)" if t.interrupted else "") + (chosen if t.number == best_number else "")
         cells = [fmt(t.metrics.get(key), 3 if key == "latency_ms" else 2 if key == "train_seconds" else 4) for key, _ in COLUMNS]
-        table.add_row(str(t.number), status, genome_text(t), fmt(t.fitness), *cells,
+        score = fmt(t.fitness) if t.fitness is not None or not t.values else " / ".join(
+            format_value(v) for v in t.values)
+        table.add_row(str(t.number), status, genome_text(t), score, *cells,
                       ",".join(map(str, t.parents)) or "-", t.operator)
         if t.error:
             table.add_row("", "", f"[red]{escape(t.error)}[/red]", *[""] * (len(COLUMNS) + 3))

@@ -112,7 +112,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     from ..final import train_final
 
     m = train_final(args.run, trial=args.trial, epochs=args.epochs, seed=args.seed, lr=args.lr)
-    print(f"trained trial {m.get('trial')} for {m.get('epochs')} epochs on train+validation "
+    from ..runs import read_stored_config
+
+    multi = len(read_stored_config(args.run).get("objectives") or []) > 1
+    knee = " (the knee of the Pareto front)" if args.trial is None and multi else ""
+    print(f"trained trial {m.get('trial')}{knee} for {m.get('epochs')} epochs on train+validation "
           f"(kept epoch {m.get('kept_epoch')}): test accuracy {fmt(m.get('test_acc'))}, "
           f"test macro-F1 {fmt(m.get('test_f1'))}; saved to {Path(args.run) / 'final'}/")
 
