@@ -99,6 +99,8 @@ class BilevelEvolution(Strategy):
 
     @classmethod
     def summary(cls, records: Sequence[Any], settings: BilevelSettings) -> str | None:
+        if any(len(_get(r, "values") or ()) > 1 for r in records):
+            return None  # a Pareto search: the user's objectives replaced F, the front is the answer
         return trade_off_report(records, settings)
 
     @classmethod
