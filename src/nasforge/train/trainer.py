@@ -4,6 +4,13 @@ Batches come from indexing a permutation of the training tensors: on small data 
 faster than a DataLoader (DESIGN.md), and the evaluator's overhead is measured against a
 bare loop in benchmarks/overhead.py. Early stopping watches validation loss and restores
 the best weights, so the reported model is the one selection saw.
+
+Training can stop after some epochs and continue later (multi-fidelity search, where a
+candidate trained briefly is promoted to train longer): ``train(..., until=E)`` returns a
+:class:`TrainState` with everything the next epoch needs (the current weights, not the
+restored best ones; the optimizer's state; the batch order's generator and torch's global
+one, which dropout draws from; the early-stopping counters), and ``train(..., resume=state)`` continues from it. Continuing
+gives bit for bit the weights one uninterrupted run of as many epochs gives.
 """
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -20,12 +28,37 @@ from .settings import TrainSettings
 
 
 @dataclass
+class TrainState:
+    """Where a training run stopped, to continue it: plain tensors and numbers (torch.save-able)."""
+
+    epoch: int
+    best_val: float
+    best_epoch: int
+    wait: int
+    stopped: bool  # early stopping ended it: continuing trains no further
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    generator: torch.Tensor  # the batch order's generator
+    torch_rng: torch.Tensor  # torch's global generator (dropout draws from it)
+    best_model: dict[str, torch.Tensor] | None
+    history: list[tuple[float, float]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainState:
+        return cls(**data)
+
+
+@dataclass
 class TrainResult:
     epochs: int
     best_epoch: int
     best_val_loss: float
     seconds: float
     history: list[tuple[float, float]] = field(default_factory=list)  # (train loss, val loss) per epoch
+    state: TrainState | None = field(default=None, repr=False)  # to continue training from where it stopped
 
 
 def make_optimizer(model: torch.nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
@@ -50,15 +83,27 @@ def train(
     y_val: torch.Tensor,
     settings: TrainSettings,
     generator: torch.Generator,
+    *,
+    until: int | None = None,
+    resume: TrainState | None = None,
 ) -> TrainResult:
-    """Train in place; raise TrialFailed if the loss stops being finite."""
+    """Train in place up to epoch ``until`` (default ``settings.epochs``), from scratch or
+    continuing ``resume``; raise TrialFailed if the loss stops being finite."""
     opt = make_optimizer(model, settings)
     n, bs = len(X), settings.batch_size
     best_val, best_epoch, best_state, wait = math.inf, 0, None, 0
     history: list[tuple[float, float]] = []
+    epoch, stopped = 0, False
+    if resume is not None:
+        model.load_state_dict(resume.model)
+        opt.load_state_dict(resume.optimizer)
+        generator.set_state(resume.generator)
+        torch.set_rng_state(resume.torch_rng)
+        best_val, best_epoch, wait, epoch, stopped = resume.best_val, resume.best_epoch, resume.wait, resume.epoch, resume.stopped
+        best_state, history = copy.deepcopy(resume.best_model), list(resume.history)
+    last = min(settings.epochs, until or settings.epochs)
     start = time.perf_counter()
-    epoch = 0
-    for epoch in range(1, settings.epochs + 1):
+    for epoch in range(epoch + 1, last + 1 if not stopped else epoch + 1):
         model.train()
         order = torch.randperm(n, generator=generator)
         total = torch.zeros(())
@@ -80,7 +125,14 @@ def train(
         else:
             wait += 1
             if settings.patience and wait >= settings.patience:
+                stopped = True
                 break
+    state = None  # kept only when training may continue (a copy of the weights and optimizer costs time)
+    if until is not None or resume is not None:
+        state = TrainState(epoch, best_val, best_epoch, wait, stopped, copy.deepcopy(model.state_dict()),
+                           copy.deepcopy(opt.state_dict()), generator.get_state(), torch.get_rng_state(),
+                           copy.deepcopy(best_state),
+                           list(history))
     if best_state is not None:
         model.load_state_dict(best_state)
-    return TrainResult(epoch, best_epoch, best_val, time.perf_counter() - start, history)
+    return TrainResult(epoch, best_epoch, best_val, time.perf_counter() - start, history, state)
