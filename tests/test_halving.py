@@ -1,0 +1,88 @@
+"""Successive halving's arithmetic against hand-worked examples (issue #16)."""
+from __future__ import annotations
+
+import pytest
+
+from nasforge.halving import Halving, Result, best_first, rungs
+
+
+def r(trial, *point, violation=0.0):
+    return Result(trial, tuple(point), violation)
+
+
+def test_rungs_are_geometric_down_from_the_full_training():
+    assert rungs(1, 27, 3) == [1, 3, 9, 27]
+    assert rungs(1, 10, 3) == [1, 3, 10]
+    assert rungs(2, 40, 3) == [4, 13, 40]
+    assert rungs(1, 4, 2) == [1, 2, 4]
+    assert rungs(5, 5, 3) == [5]
+    with pytest.raises(ValueError, match="eta"):
+        rungs(1, 9, 1)
+    with pytest.raises(ValueError, match="min_epochs"):
+        rungs(10, 9, 3)
+
+
+def test_asha_decides_at_once_against_the_rung_so_far():
+    h = Halving("asha", [1, 3, 9], eta=3)
+    assert [h.start(t) for t in range(5)] == [0] * 5
+    got = [h.report(t, 0, r(t, acc)) for t, acc in enumerate([0.5, 0.4, 0.6, 0.55, 0.3])]
+    # n=1 keep 1: first always continues; n=2 keep 1 (0.4 < 0.5); n=3 keep 1 (0.6 best);
+    # n=4 keep 2 (0.55 second); n=5 keep 2 (0.3 last)
+    assert got == [[(0, "continue")], [(1, "stop")], [(2, "continue")], [(3, "continue")], [(4, "stop")]]
+    assert h.report(2, 1, r(2, 0.7)) == [(2, "continue")]
+    assert h.report(0, 1, r(0, 0.65)) == [(0, "stop")]  # n=2, keep 1
+    assert h.report(2, 2, r(2, 0.8)) == [(2, "complete")]
+    assert h.report(3, 1, None) == []  # a failure decides nothing
+
+
+def test_sha_waits_for_the_bracket_then_keeps_a_third_or_half():
+    h = Halving("sha", [1, 2, 4], eta=2)  # brackets of 2**2 = 4
+    assert [h.start(t) for t in range(4)] == [0, 0, 0, 0]
+    assert h.report(0, 0, r(0, 0.5)) == []
+    assert h.report(1, 0, r(1, 0.7)) == []
+    assert h.report(2, 0, r(2, 0.6)) == []
+    assert h.report(3, 0, r(3, 0.4)) == [(1, "continue"), (2, "continue"), (0, "stop"), (3, "stop")]
+    assert h.start(4) == 0 and h.bracket_of[4] is not h.bracket_of[0]  # the next bracket fills meanwhile
+    assert h.report(1, 1, r(1, 0.8)) == []
+    assert h.report(2, 1, r(2, 0.9)) == [(2, "continue"), (1, "stop")]
+    assert h.report(2, 2, r(2, 0.95)) == [(2, "complete")]
+
+
+def test_sha_failures_leave_the_bracket_and_the_budget_closes_the_last_one():
+    h = Halving("sha", [1, 2, 4], eta=2)
+    for t in range(4):
+        h.start(t)
+    h.report(0, 0, r(0, 0.5))
+    h.report(1, 0, r(1, 0.7))
+    h.report(2, 0, r(2, 0.6))
+    assert h.report(3, 0, None) == [(1, "continue"), (2, "stop"), (0, "stop")]  # 3 left: keep 3 // 2 = 1
+    h.start(4)
+    h.start(5)
+    assert h.report(4, 0, r(4, 0.2)) == [] and h.report(5, 0, r(5, 0.3)) == []  # bracket of 4 not full
+    assert h.close_brackets() == [(5, "continue"), (4, "stop")]  # the budget is spent: 2 members, keep 1
+
+
+def test_hyperband_brackets_start_later_with_fewer_candidates():
+    h = Halving("hyperband", [1, 3, 9], eta=3)  # s_max = 2
+    starts = [h.start(t) for t in range(9 + 6 + 3 + 1)]
+    assert starts == [0] * 9 + [1] * 6 + [2] * 3 + [0]
+    assert [(b.start, b.size) for b in h.brackets] == [(0, 9), (1, 6), (2, 3), (0, 9)]
+    assert h.report(15, 2, r(15, 0.9)) == [(15, "complete")]  # a bracket starting at full training
+    for t in range(9, 14):
+        assert h.report(t, 1, r(t, t / 100)) == []
+    decided = h.report(14, 1, r(14, 0.01))
+    assert decided[0] == (13, "continue") and sum(d == "continue" for _, d in decided) == 2  # 6 // 3
+
+
+def test_several_objectives_rank_by_front_then_crowding_within_the_limits():
+    results = [r(0, 0.9, -100.0), r(1, 0.8, -10.0), r(2, 0.85, -50.0), r(3, 0.7, -200.0),
+               r(4, 0.99, -1.0, violation=0.3)]
+    ranked = [x.trial for x in best_first(results)]
+    assert set(ranked[:3]) == {0, 1, 2} and ranked[2] == 2 and ranked[3:] == [3, 4]
+    h = Halving("asha", [1, 3], eta=2)
+    for x in results:
+        h.start(x.trial)
+    decisions = [h.report(x.trial, 0, x)[0][1] for x in results]
+    # n=1 keep 1; n=2 keep 1, both on the front: the boundary points tie on crowding -> earlier wins;
+    # n=3 keep 2, the middle one is the most crowded; n=4 keep 2; n=5 keep 3 but it breaks a limit
+    assert decisions == ["continue", "stop", "stop", "stop", "stop"]
