@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import NasforgeError
 from .evaluators.table import BenchmarkSettings
 from .flags import flag
+from .halving import SchedulerSettings
 from .measure.settings import MeasureSettings
 from .objectives import Constraints, Objective, check_objectives
 from .spaces import SPACES
@@ -155,6 +156,7 @@ class SearchConfig(BaseModel):
                                     json_schema_extra={"group": "search space"})
     strategy: AnyStrategySettings = Field(default_factory=lambda: STRATEGIES.get(DEFAULT_STRATEGY).Settings())
     train: TrainSettings = Field(default_factory=TrainSettings, json_schema_extra={"group": "training"})
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings, json_schema_extra={"group": "training"})
     measure: MeasureSettings = Field(default_factory=MeasureSettings, json_schema_extra={"group": "objective"})
     objective: Objective = Field(default_factory=Objective)
     objectives: list[str] = Field(default_factory=list, json_schema_extra=flag("--objectives", group="objective"),
@@ -216,6 +218,25 @@ class SearchConfig(BaseModel):
             if given:
                 raise ValueError(f"a tabular benchmark records validation and test accuracy only: leave out {given[0]}")
         return self
+
+    @model_validator(mode="after")
+    def _fidelity(self) -> SearchConfig:
+        s = self.scheduler
+        if not s.on:
+            return self
+        if self.benchmark is not None:
+            raise ValueError("a tabular benchmark trains nothing: leave out --scheduler")
+        if self.train.method != "gradient":
+            raise ValueError(f"--scheduler halves gradient training; --lower-level {self.train.method} has no epochs "
+                             "to stop early (use gradient)")
+        if s.min_epochs > self.max_epochs:
+            raise ValueError(f"--min-epochs {s.min_epochs} is above --max-epochs {self.max_epochs}")
+        return self
+
+    @property
+    def max_epochs(self) -> int:
+        """Epochs of a fully trained candidate: the scheduler's max_epochs, else train.epochs."""
+        return self.scheduler.max_epochs or self.train.epochs
 
     @property
     def evaluator_kind(self) -> str:

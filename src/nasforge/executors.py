@@ -31,6 +31,8 @@ class Job:
     genome: dict[str, Any]
     seed: int
     weights: Any = None  # the evaluator's weight source at submit time (TS-ENAS inheritance)
+    until: int | None = None  # multi-fidelity: train up to this epoch
+    resume: dict[str, Any] | None = None  # multi-fidelity: the training state to continue from
 
 
 @dataclass
@@ -46,7 +48,8 @@ def run_job(evaluator: Evaluator, job: Job) -> Outcome:
     if job.weights is not None:
         evaluator.weights = job.weights
     try:
-        return Outcome(evaluation=evaluator.evaluate(genome_from_dict(job.genome), job.seed))
+        fidelity = {"until": job.until, "resume": job.resume} if job.until is not None else {}
+        return Outcome(evaluation=evaluator.evaluate(genome_from_dict(job.genome), job.seed, **fidelity))
     except TrialFailed as exc:
         return Outcome(error=str(exc))
     except (KeyboardInterrupt, SystemExit):

@@ -27,10 +27,33 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from . import pareto
+from .flags import flag
 
 MODES = ("asha", "sha", "hyperband")
+
+
+class SchedulerSettings(BaseModel):
+    """Multi-fidelity training (the ``[scheduler]`` table): how long candidates train."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["none", "asha", "sha", "hyperband"] = Field(default="none", json_schema_extra=flag(
+        "--scheduler"), description=("none (every candidate trains fully, the default), asha, sha or hyperband: train "
+                                     "many candidates briefly and the promising ones longer"))
+    min_epochs: int = Field(default=1, ge=1, le=100000, json_schema_extra=flag("--min-epochs"),
+                            description="epochs of the first rung (default 1)")
+    max_epochs: int | None = Field(default=None, ge=1, le=100000, json_schema_extra=flag("--max-epochs"),
+                                   description="epochs of a fully trained candidate (default --epochs)")
+    eta: int = Field(default=3, ge=2, le=100, json_schema_extra=flag("--eta"),
+                     description="reduction factor: about 1 in eta candidates goes on to the next rung (default 3)")
+
+    @property
+    def on(self) -> bool:
+        return self.kind != "none"
 
 
 def rungs(min_epochs: int, max_epochs: int, eta: int) -> list[int]:

@@ -30,8 +30,10 @@ import torch
 
 from . import pareto, screening
 from .errors import NasforgeError, TrialFailed
+from .evaluators import Evaluation
 from .executors import Job, Outcome, make_executor, run_job
 from .objectives import Goal
+from .rungs import Rungs
 from .spaces import genome_from_dict
 from .storage import TrialRecord
 from .strategies import Proposal, Strategy
@@ -44,17 +46,6 @@ Callback = Callable[[TrialRecord, "Study"], None]
 
 def trial_seed(seed: int, ask_index: int) -> int:
     return (seed * 1_000_003 + ask_index * 7919) % (2**31 - 1)
-
-
-def told_fitness(record: TrialRecord) -> float | None:
-    """What a strategy's ``tell`` receives as the fitness: None for a failed or skipped
-    trial; in a Pareto search the first objective, to maximise (strategies rank by
-    ``Goal.point`` of the metrics then)."""
-    if record.state != "complete":
-        return None
-    if record.fitness is not None:
-        return record.fitness
-    return record.point[0] if record.point else None
 
 
 # A run stops when this many candidates in a row broke a limit known before training.
@@ -70,6 +61,17 @@ class Pending:
     proposal: Proposal
 
 
+@dataclass
+class Active:
+    """A trial being evaluated, or (multi-fidelity) waiting between rungs."""
+
+    item: Pending
+    record: TrialRecord
+    rung: int = 0  # multi-fidelity: the rung its current or next job trains to
+    attempts: int = 0
+    evaluation: Evaluation | None = None  # its latest, for the weight source to learn from
+
+
 class SearchLoop:
     """Runs one study's search to its budget; the study's only writer while it runs."""
 
@@ -78,14 +80,35 @@ class SearchLoop:
         self.goal: Goal = study.goal
         self._feasible = False  # a complete trial within the limits has been seen
         self._trained: list[TrialRecord] = []  # complete trials, for the cheap-objectives screen
+        self.rungs = (Rungs(self.config.scheduler, self.config.max_epochs, self.goal, self.store)
+                      if self.config.scheduler.on else None)
+        self.active: dict[int, Active] = {}  # trial number -> trial not concluded yet
+        self.inflight: set[int] = set()  # trial numbers with a job out
+        self.tells = self.done = 0
+        self.callback: Callback | None = None
+
+    def told_fitness(self, record: TrialRecord) -> float | None:
+        """What a strategy's ``tell`` receives as the fitness: None for a failed or skipped
+        trial; in a Pareto search the first objective, to maximise (strategies rank by
+        ``Goal.point`` of the metrics then); for a candidate stopped at a rung, its fitness there."""
+        if record.state == "complete":
+            if record.fitness is not None:
+                return record.fitness
+            return record.point[0] if record.point else None
+        if record.state == "pruned":
+            try:
+                return self.goal.point(record.metrics)[0]
+            except (KeyError, TypeError, ValueError):
+                return None
+        return None
 
     def replay(self, strategy: Strategy, records: list[TrialRecord]) -> tuple[list[Pending], int, int]:
         """Bring a fresh strategy to the stored state; return asks still to evaluate."""
         by_ask: dict[int, TrialRecord] = {}
-        for r in records:  # a finished record of an ask wins over its interrupted attempts
+        for r in records:  # a finished (or, multi-fidelity, live) record of an ask wins over its interrupted attempts
             if not r.genome:
                 continue  # stopped between creating the trial and storing its proposal: never asked for the record
-            if r.finished or r.ask_index not in by_ask:
+            if r.told or r.rungs or r.ask_index not in by_ask:
                 by_ask[r.ask_index] = r
         pending: dict[int, Pending] = {}
         next_ask = tells = 0
@@ -102,7 +125,7 @@ class SearchLoop:
             ask_up_to(tells)
             item = pending.pop(record.ask_index)
             item.proposal.trial = record.number
-            strategy.tell(item.proposal, told_fitness(record), record.metrics)
+            strategy.tell(item.proposal, self.told_fitness(record), record.metrics)
             tells += 1
         ask_up_to(tells)
         return sorted(pending.values(), key=lambda p: p.ask_index), next_ask, tells
@@ -117,47 +140,63 @@ class SearchLoop:
         cfg, study = self.config, self.study
         self._close_running("interrupted: the search process stopped; the ask is evaluated again")
         records = study.trials()
-        strategy = study.strategy()
-        pending, next_ask, tells = self.replay(strategy, records)
-        done = sum(r.finished for r in records)
+        strategy = self.strategy = study.strategy()
+        pending, next_ask, self.tells = self.replay(strategy, records)
+        self.done = sum(r.finished for r in records)
         self._trained = [r for r in records if r.state == "complete" and r.point is not None]
-        executor = make_executor(cfg, study.evaluator)
-        inflight: dict[int, tuple[Pending, TrialRecord, int]] = {}
+        self.callback = callback
+        decisions = self.rungs.replay(records) if self.rungs else {}
+        live = {r.ask_index: r for r in records if r.state == "running" and r.rungs}
+        resumed = []
+        for item in [p for p in pending if p.ask_index in live]:  # multi-fidelity trials between rungs
+            pending.remove(item)
+            record = live[item.ask_index]
+            item.proposal.trial = record.number
+            active = self.active[record.number] = Active(item, record, rung=record.rungs[-1]["rung"])
+            last = decisions.get(item.ask_index)
+            if last is not None and last[0] == active.rung:
+                resumed.append((item.ask_index, last[1]))
+        self.executor = executor = make_executor(cfg, study.evaluator)
         try:
+            self._apply(resumed)
             while True:
-                while done + len(inflight) < cfg.budget and len(inflight) < executor.slots:
+                while self.done + len(self.active) < cfg.budget and len(self.inflight) < executor.slots:
                     if pending:
                         item = pending.pop(0)
                     else:
-                        item = Pending(next_ask, tells, strategy.ask())
+                        item = Pending(next_ask, self.tells, strategy.ask())
                         next_ask += 1
                     record = self._start(item)
-                    if self._skip(record, item, tells, strategy):
+                    if self._skip(record, item, self.tells, strategy):
                         strategy.tell(item.proposal, None, record.metrics)
-                        tells += 1
+                        self.tells += 1
                         self._check_feasible(strategy)
                         continue
-                    inflight[record.number] = (item, record, 0)
-                    executor.submit(record.number, self._job(item))
-                if not inflight:
+                    rung = self.rungs.start(item.ask_index) if self.rungs else 0
+                    self.active[record.number] = active = Active(item, record, rung)
+                    self._submit(active)
+                if not self.inflight:
+                    if self.rungs and self.active and not self.rungs.closed:  # the budget is spent: decide the rest
+                        self._apply(self.rungs.close())
+                        continue
                     break
                 for number, outcome in executor.wait():
-                    item, record, attempts = inflight.pop(number)
-                    if outcome.worker_died and attempts < cfg.executor.retries:
-                        inflight[number] = (item, record, attempts + 1)
-                        executor.submit(number, self._job(item))
+                    active = self.active[number]
+                    self.inflight.discard(number)
+                    if outcome.worker_died and active.attempts < cfg.executor.retries:
+                        active.attempts += 1
+                        self._submit(active)
                         continue
                     if outcome.worker_died:
-                        outcome.error = f"{outcome.error} (after {attempts + 1} attempts)"
-                    self._finish(record, outcome, told_seq=tells)
-                    if record.state == "complete":
-                        self._trained.append(record)
-                    strategy.tell(item.proposal, told_fitness(record), record.metrics)
-                    tells += 1
-                    done += 1
-                    if callback:
-                        callback(record, study)
-                    self._check_feasible(strategy)
+                        outcome.error = f"{outcome.error} (after {active.attempts + 1} attempts)"
+                    active.attempts = 0
+                    if self.rungs:
+                        self._rung_done(active, outcome)
+                    else:
+                        self._finish(active.record, outcome, told_seq=self.tells)
+                        self._told(active)
+            for active in list(self.active.values()):  # nothing left to decide them: stop them where they are
+                self._conclude(active, "stop")
         except KeyboardInterrupt:
             executor.cancel_all()
             self._close_running("interrupted by the user; the ask is evaluated again on resume")
@@ -168,6 +207,100 @@ class SearchLoop:
         if best is not None:
             self._save_best(best)
         return best
+
+    # --- evaluations and their conclusions ---
+    def _submit(self, active: Active) -> None:
+        """Send a trial's next job: the whole evaluation, or (multi-fidelity) its next rung,
+        continuing from the training state its last rung saved."""
+        job = self._job(active.item)
+        if self.rungs is not None:
+            job.until = self.rungs.epochs[active.rung]
+            if any(not entry.get("failed") for entry in active.record.rungs):
+                job.resume = torch.load(self.study.state_path(active.record.number), weights_only=False)
+        self.inflight.add(active.record.number)
+        self.executor.submit(active.record.number, job)
+
+    def _told(self, active: Active) -> None:
+        """Tell the strategy a concluded trial, count it, report it."""
+        record = active.record
+        if record.state == "complete":
+            self._trained.append(record)
+        self.strategy.tell(active.item.proposal, self.told_fitness(record), record.metrics)
+        self.tells += 1
+        self.done += 1
+        del self.active[record.number]
+        if self.callback:
+            self.callback(record, self.study)
+        self._check_feasible(self.strategy)
+
+    def _rung_done(self, active: Active, outcome: Outcome) -> None:
+        """Store a finished (or failed) rung, then act on the scheduler's decisions."""
+        assert self.rungs is not None
+        record, ask = active.record, active.item.ask_index
+        evaluation = outcome.evaluation
+        if evaluation is not None:
+            metrics = dict(evaluation.metrics)
+            try:
+                self.goal.values(metrics)
+                before = [e["metrics"] for e in record.rungs if not e.get("failed")]
+                for key in ("train_seconds", "train_energy_kwh"):  # the candidate's cost so far, not this rung's
+                    if before and isinstance(metrics.get(key), (int, float)):
+                        metrics[key] += float(before[-1].get(key) or 0.0)
+                if evaluation.state_dict:
+                    _atomic_save(evaluation.state_dict, self.study.model_path(record.number))
+                if evaluation.train_state is not None:
+                    _atomic_save(evaluation.train_state, self.study.state_path(record.number))
+            except Exception as exc:  # e.g. a metric the objective needs is missing
+                outcome.error, evaluation = f"{type(exc).__name__}: {exc}", None
+        if evaluation is None:
+            entry, decisions = self.rungs.report(ask, active.rung, None)
+            record.state, record.error, record.told_seq = "failed", outcome.error or "unknown failure", self.tells
+            self.store.fail(record.number, record.error, self.tells, extra={"rung_failed": entry})
+            self._told(active)
+        else:
+            entry, decisions = self.rungs.report(ask, active.rung, metrics)
+            record.rungs.append(entry)
+            record.metrics, active.evaluation = metrics, evaluation
+            self.store.rung(record.number, record.rungs, None if self.goal.multi else self.goal.fitness(metrics))
+        self._apply(decisions)
+
+    def _apply(self, decisions: list[tuple[int, str]]) -> None:
+        """Act on the scheduler's decisions: train the next rung, or conclude the trial."""
+        by_ask = {a.item.ask_index: a for a in self.active.values()}
+        for ask, what in decisions:
+            active = by_ask.get(ask)
+            if active is None:
+                continue  # concluded already (a decision replayed for a trial that was stored since)
+            if what == "continue":
+                active.rung += 1
+                self._submit(active)
+            else:
+                self._conclude(active, what)
+
+    def _conclude(self, active: Active, what: str) -> None:
+        """Store a multi-fidelity trial as complete (it reached the last rung) or stopped."""
+        record = active.record
+        done = [e for e in record.rungs if not e.get("failed")]
+        if not done:  # never finished a rung: nothing to keep
+            record.state, record.error = "failed", "stopped before its first rung finished"
+            self.store.fail(record.number, record.error, self.tells)
+            self._told(active)
+            return
+        metrics = done[-1]["metrics"]
+        record.metrics, record.told_seq = metrics, self.tells
+        if what == "complete":
+            values, violation = self.goal.values(metrics), self.goal.violation(metrics)
+            if active.evaluation is not None:
+                self.study.evaluator.learn(genome_from_dict(record.genome), active.evaluation)
+            self.store.finish(record.number, values, metrics, self.tells, violation)
+            record.state, record.values, record.violation = "complete", values, violation
+            record.fitness = None if self.goal.multi else values[0]
+            record.point = self.goal.point(metrics)
+        else:
+            record.state, record.violation = "pruned", self.goal.violation(metrics)
+            self.store.prune(record.number, metrics, self.tells, done[-1]["epochs"], record.violation)
+        self.study.state_path(record.number).unlink(missing_ok=True)
+        self._told(active)
 
     def _skip(self, record: TrialRecord, item: Pending, told_seq: int, strategy: Strategy) -> bool:
         """Measure what is known before training on the built network and store the candidate
@@ -233,9 +366,10 @@ class SearchLoop:
                                 "the search space")
 
     def _close_running(self, reason: str) -> None:
-        """Mark every trial still 'running' as failed and interrupted (its ask is re-run)."""
+        """Mark every trial still 'running' as failed and interrupted (its ask is re-run); a
+        multi-fidelity trial that finished a rung stays running: it continues from there."""
         for record in self.study.trials():
-            if record.state == "running":
+            if record.state == "running" and not record.rungs:
                 self.store.fail(record.number, reason if record.genome else reason + " (stopped before it was stored)",
                                 told_seq=None, interrupted=True)
 

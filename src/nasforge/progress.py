@@ -52,6 +52,8 @@ class ProgressReporter:
         return f"best {self.best:.4f}" if self.best is not None else "best -"
 
     def _result(self, record: TrialRecord, study: Study) -> str:
+        if record.state == "pruned":
+            return f"stopped after {record.rungs[-1]['epochs'] if record.rungs else '?'} epochs"
         if record.state != "complete":
             return f"{record.state}: {record.error}"
         if record.fitness is not None:

@@ -8,7 +8,10 @@ parents, operator, and the bookkeeping resume needs (``ask_index``: the order of
 had happened when it was asked; ``told_seq``: the order of tells) and the result (metrics or error). Optuna gives crash-safe
 commits and lets ``optuna-dashboard`` open our runs unchanged. A candidate skipped before
 training (it broke a limit known from the built network) is a PRUNED trial: stored and told
-to the strategy, but not counted against the budget.
+to the strategy, but not counted against the budget. In a multi-fidelity search each rung a
+candidate finishes is appended to its ``rungs`` attribute (epochs, metrics) and, with one
+objective, reported as an intermediate value; one stopped at a rung is PRUNED with its
+``stopped_at`` epochs (it counts against the budget: it was evaluated, briefly).
 
 The study's process is the only writer (workers return results to it), so SQLite is safe.
 """
@@ -37,7 +40,7 @@ class TrialRecord:
     """One evaluation as stored, in plain Python types."""
 
     number: int
-    state: str  # "complete", "failed", "running", "skipped" (never trained: it broke a limit)
+    state: str  # "complete", "failed", "running", "skipped" (never trained), "pruned" (stopped at a rung)
     genome: dict[str, Any]
     fitness: float | None  # a Pareto search: None (see values)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -52,11 +55,12 @@ class TrialRecord:
     values: list[float] | None = None  # what the Optuna trial holds: the fitness, or each objective
     violation: float = 0.0  # how far the metrics break the run's limits (0: within them all)
     point: tuple[float, ...] | None = None  # the values with every direction maximised (minimised ones negated)
+    rungs: list[dict[str, Any]] = field(default_factory=list)  # multi-fidelity: each rung finished, in order
 
     @property
     def finished(self) -> bool:
         """Counts against the budget: complete or failed, but not cut off by a stop."""
-        return self.state in ("complete", "failed") and not self.interrupted
+        return self.state in ("complete", "failed", "pruned") and not self.interrupted
 
     @property
     def told(self) -> bool:
@@ -108,7 +112,8 @@ class RunStore:
     def finish(self, number: int, values: list[float], metrics: dict[str, Any], told_seq: int,
                violation: float = 0.0) -> None:
         """Store a result: the fitness (a list of one) or each objective, in the study's directions."""
-        trial = self._open.pop(number)
+        trial = self._trial(number)
+        self._open.pop(number, None)
         result = {"metrics": _json_safe(metrics), "told_seq": told_seq} | ({"violation": violation} if violation else {})
         trial.set_user_attr("result", result)
         worst = [-1e308 if d == optuna.study.StudyDirection.MAXIMIZE else 1e308 for d in self.study.directions]
@@ -121,14 +126,37 @@ class RunStore:
                                        "violation": violation})
         self.study.tell(trial, state=TrialState.PRUNED)
 
-    def fail(self, number: int, error: str, told_seq: int | None, interrupted: bool = False) -> None:
+    def fail(self, number: int, error: str, told_seq: int | None, interrupted: bool = False,
+             extra: dict[str, Any] | None = None) -> None:
         """Record a failed trial; also closes a trial left running by a process that died."""
-        trial = self._open.pop(number, None)
+        trial = self._trial(number)
+        self._open.pop(number, None)
+        trial.set_user_attr("result", {"error": error, "interrupted": interrupted, "told_seq": told_seq, **(extra or {})})
+        self.study.tell(trial, state=TrialState.FAIL)
+
+    def _trial(self, number: int) -> optuna.Trial:
+        """The open trial numbered ``number``, also one a process that died left running."""
+        trial = self._open.get(number)
         if trial is None:
             frozen = next(t for t in self.study.get_trials(deepcopy=False) if t.number == number)
-            trial = optuna.trial.Trial(self.study, frozen._trial_id)
-        trial.set_user_attr("result", {"error": error, "interrupted": interrupted, "told_seq": told_seq})
-        self.study.tell(trial, state=TrialState.FAIL)
+            trial = self._open[number] = optuna.trial.Trial(self.study, frozen._trial_id)
+        return trial
+
+    def rung(self, number: int, rungs: list[dict[str, Any]], value: float | None) -> None:
+        """Store the rungs a running trial has finished (the last one just now); ``value``: its
+        single objective at that rung, an intermediate value Optuna's dashboard plots."""
+        trial = self._trial(number)
+        if value is not None and math.isfinite(value):
+            trial.report(value, step=int(rungs[-1]["epochs"]))
+        trial.set_user_attr("rungs", [{**r, "metrics": _json_safe(r["metrics"])} for r in rungs])
+
+    def prune(self, number: int, metrics: dict[str, Any], told_seq: int, stopped_at: int, violation: float = 0.0) -> None:
+        """Store a candidate stopped at a rung: PRUNED, with its metrics there."""
+        trial = self._trial(number)
+        self._open.pop(number, None)
+        trial.set_user_attr("result", {"metrics": _json_safe(metrics), "told_seq": told_seq, "stopped_at": stopped_at}
+                            | ({"violation": violation} if violation else {}))
+        self.study.tell(trial, state=TrialState.PRUNED)
 
     def records(self) -> list[TrialRecord]:
         signs = [1.0 if d == optuna.study.StudyDirection.MAXIMIZE else -1.0 for d in self.study.directions]
@@ -142,13 +170,16 @@ class RunStore:
     def _record(t: optuna.trial.FrozenTrial) -> TrialRecord:
         p, r = t.user_attrs.get("proposal", {}), t.user_attrs.get("result", {})
         values = list(t.values) if t.state == TrialState.COMPLETE and t.values else None
+        state = _STATES.get(t.state, "failed")
+        if state == "skipped" and "stopped_at" in r:
+            state = "pruned"
         return TrialRecord(
-            number=t.number, state=_STATES.get(t.state, "failed"), genome=p.get("genome", {}),
+            number=t.number, state=state, genome=p.get("genome", {}),
             fitness=values[0] if values and len(values) == 1 else None, metrics=r.get("metrics", {}),
             parents=p.get("parents", []), operator=p.get("operator", "random"), info=p.get("info", {}),
             ask_index=p.get("ask_index", t.number), asked_after=p.get("asked_after", 0),
             told_seq=r.get("told_seq"), error=r.get("error") or r.get("skipped"), interrupted=r.get("interrupted", False),
-            values=values, violation=float(r.get("violation", 0.0)),
+            values=values, violation=float(r.get("violation", 0.0)), rungs=t.user_attrs.get("rungs", []),
         )
 
 

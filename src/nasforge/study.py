@@ -98,6 +98,10 @@ class Study:
     def model_path(self, number: int) -> Path:
         return self.out / "models" / f"trial-{number:05d}.pt"
 
+    def state_path(self, number: int) -> Path:
+        """Multi-fidelity: where a trial between rungs keeps its training state."""
+        return self.out / "models" / f"trial-{number:05d}.state.pt"
+
     def close(self) -> None:
         if self._lock is not None:
             self._lock.close()

@@ -115,8 +115,10 @@ def cmd_show(args: argparse.Namespace) -> None:
     from ..objectives import format_value
 
     multi = any(t.values and len(t.values) > 1 for t in records)
+    fidelity = any(t.rungs for t in records)  # a multi-fidelity search: which rung each trial reached
     table = Table(title=f"{args.run}: {len(records)} trials")
-    for name in ["#", "status", "genome", "objectives" if multi else "fitness", *(label for _, label in COLUMNS), "parent", "operator"]:
+    for name in ["#", "status", "genome", "objectives" if multi else "fitness", *(["rung"] if fidelity else []),
+                 *(label for _, label in COLUMNS), "parent", "operator"]:
         table.add_column(name, overflow="fold")
     best = best_trial(records)
     best_number = best.number if best else None
@@ -126,10 +128,12 @@ def cmd_show(args: argparse.Namespace) -> None:
         cells = [fmt(t.metrics.get(key), 3 if key == "latency_ms" else 2 if key == "train_seconds" else 4) for key, _ in COLUMNS]
         score = fmt(t.fitness) if t.fitness is not None or not t.values else " / ".join(
             format_value(v) for v in t.values)
-        table.add_row(str(t.number), status, genome_text(t), score, *cells,
+        reached = [e for e in t.rungs if not e.get("failed")]
+        rung = ([f"{reached[-1]['rung'] + 1} ({reached[-1]['epochs']} ep)" if reached else "-"] if fidelity else [])
+        table.add_row(str(t.number), status, genome_text(t), score, *rung, *cells,
                       ",".join(map(str, t.parents)) or "-", t.operator)
         if t.error:
-            table.add_row("", "", f"[red]{escape(t.error)}[/red]", *[""] * (len(COLUMNS) + 3))
+            table.add_row("", "", f"[red]{escape(t.error)}[/red]", *[""] * (len(COLUMNS) + 3 + fidelity))
     Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 class Evaluation:
     metrics: dict[str, Any]
     state_dict: dict[str, torch.Tensor] = field(repr=False)
+    train_state: dict[str, Any] | None = field(default=None, repr=False)  # to continue training (multi-fidelity)
 
 
 class WeightSource(Protocol):
@@ -49,7 +50,9 @@ class Evaluator(Protocol):
         """Build for a run (``task`` is None for kinds that need no data)."""
 
     def evaluate(self, genome: Genome, seed: int) -> Evaluation:
-        """Train (or look up) and measure; raise TrialFailed for a candidate that cannot be evaluated."""
+        """Train (or look up) and measure; raise TrialFailed for a candidate that cannot be evaluated.
+        An evaluator that trains in epochs also takes ``until`` (stop after that epoch) and
+        ``resume`` (a previous Evaluation's ``train_state`` to continue from): multi-fidelity."""
 
     def learn(self, genome: Genome, evaluation: Evaluation) -> None:
         """Learn from a finished evaluation in the study's process (weight inheritance)."""

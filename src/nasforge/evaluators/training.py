@@ -24,7 +24,7 @@ from ..measure.settings import MeasureSettings
 from ..spaces import Genome
 from ..strategies import STRATEGIES
 from ..train.settings import TrainSettings
-from ..train.trainer import TrainResult, predict_logits, train
+from ..train.trainer import TrainResult, TrainState, predict_logits, train
 from .base import EVALUATORS, Evaluation, WeightSource
 
 if TYPE_CHECKING:
@@ -88,7 +88,8 @@ class TrainingEvaluator:
         options = STRATEGIES.get(config.strategy.name).weight_inheritance(config.strategy, config.budget)
         weights = (space.weight_store(task, config.train, out / "cell_weights.pt", config.seed, **options)
                    if options is not None else None)
-        return cls(task, config.train, config.measure, weights)
+        settings = config.train.model_copy(update={"epochs": config.max_epochs}) if config.scheduler.on else config.train
+        return cls(task, settings, config.measure, weights)
 
     def __init__(self, task: Task, train_settings: TrainSettings | None = None,
                  measure_settings: MeasureSettings | None = None, weights: WeightSource | None = None):
@@ -120,11 +121,13 @@ class TrainingEvaluator:
         model.load_state_dict(evaluation.state_dict)
         self.weights.update(model, genome, evaluation.metrics)
 
-    def _train(self, model: torch.nn.Module, s: TrainSettings, generator: torch.Generator, seed: int) -> TrainResult:
+    def _train(self, model: torch.nn.Module, s: TrainSettings, generator: torch.Generator, seed: int,
+               until: int | None = None, resume: TrainState | None = None) -> TrainResult:
         """Gradient descent, differential evolution of the weights (EB-LNAST's lower level), or both."""
         task = self.task
         if s.method == "gradient":
-            return train(model, task.X_train, task.y_train, task.X_val, task.y_val, s, generator)
+            return train(model, task.X_train, task.y_train, task.X_val, task.y_val, s, generator, until=until,
+                         resume=resume)
         from ..train.evolve_weights import DEConfig, evolve_weights
 
         config = DEConfig(population=s.de_population, generations=s.de_generations, F=s.de_f, CR=s.de_cr, seed=seed,
@@ -143,18 +146,22 @@ class TrainingEvaluator:
         refined.seconds += de_seconds
         return refined
 
-    def evaluate(self, genome: Genome, seed: int) -> Evaluation:
-        """Train and measure; raises TrialFailed for a candidate that cannot be trained."""
+    def evaluate(self, genome: Genome, seed: int, until: int | None = None,
+                 resume: dict[str, Any] | None = None) -> Evaluation:
+        """Train and measure; raises TrialFailed for a candidate that cannot be trained.
+        ``until``: stop after that epoch, keeping what continuing needs (``train_state``);
+        ``resume``: continue a previous evaluation's ``train_state`` (its weights, not inherited ones)."""
         task, ms = self.task, self.measure_settings
         model = self.build(genome, seed)
-        inherited = self.weights.initialise(model, genome) if self.weights is not None else False
+        state = TrainState.from_dict(resume) if resume is not None else None
+        inherited = self.weights.initialise(model, genome) if self.weights is not None and state is None else False
         generator = torch.Generator().manual_seed(seed)
         settings = self.train_settings
         genome_decay = float(getattr(genome, "weight_decay", 0.0) or 0.0)  # the net family's regularisation gene
         if genome_decay:
             settings = settings.model_copy(update={"weight_decay": settings.weight_decay + genome_decay})
         with energy_meter(ms.power) as train_energy:
-            result = self._train(model, settings, generator, seed)
+            result = self._train(model, settings, generator, seed, until, state)
         splits = {"train": (task.X_train, task.y_train), "val": (task.X_val, task.y_val), "test": (task.X_test, task.y_test)}
         metrics = measure_trained(model, task, ms, splits, infer_on=task.X_val)
         metrics.update(
@@ -166,4 +173,5 @@ class TrainingEvaluator:
             energy_source=train_energy.source,
             inherited=inherited,
         )
-        return Evaluation(metrics, {k: v.detach().clone() for k, v in model.state_dict().items()})
+        return Evaluation(metrics, {k: v.detach().clone() for k, v in model.state_dict().items()},
+                          result.state.to_dict() if result.state is not None else None)

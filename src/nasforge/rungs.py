@@ -1,0 +1,105 @@
+"""Multi-fidelity bookkeeping of one run: which rung each candidate trains to, what it
+reached, and where its training stands, kept so that a killed search resumes exactly.
+
+The decisions are :class:`nasforge.halving.Halving`'s, keyed by ask index (an ask keeps its
+index when an interrupted attempt is re-run). Every event that changes them (a rung
+finished, a rung failed, the last bracket closed because the budget is spent) gets the next
+number of one sequence and is stored: a rung in the trial's ``rungs`` attribute, a close as a
+run attribute. On resume :meth:`Rungs.replay` starts every stored ask in ask order and
+replays the events in sequence order, so the scheduler is in the state it was in; the
+decision each live trial last received says what to do with it (train its next rung from
+its saved state, stop it, complete it, or leave it waiting for its bracket).
+
+After every rung the candidate's weights (the restored best, as after full training) are
+saved where a fully trained candidate's are (``models/trial-N.pt``), and its training state
+(current weights, optimizer, generators, early-stopping counters) in
+``models/trial-N.state.pt``; both are written before the rung is stored, so a kill between
+the two re-trains nothing (training from a state already at the rung's epoch trains zero
+epochs).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .halving import Decision, Halving, Result, SchedulerSettings, rungs
+from .objectives import Goal
+from .storage import RunStore, TrialRecord
+
+CLOSED = "halving_closed_at"  # run attribute: the sequence number at which the last bracket was closed
+
+
+class Rungs:
+    def __init__(self, settings: SchedulerSettings, max_epochs: int, goal: Goal, store: RunStore):
+        self.epochs = rungs(settings.min_epochs, max_epochs, settings.eta)
+        self.halving = Halving(settings.kind, self.epochs, settings.eta)
+        self.goal, self.store = goal, store
+        self.seq = 0
+        self.first_rung: dict[int, int] = {}  # ask -> the rung it started at
+        self.closed = False
+
+    def describe(self) -> str:
+        return f"{self.halving.mode} over rungs of {', '.join(map(str, self.epochs))} epochs (eta {self.halving.eta})"
+
+    # --- the live run ---
+    def start(self, ask: int) -> int:
+        """The rung index a new candidate (or a re-run of an interrupted ask) trains to first."""
+        if ask not in self.first_rung:
+            self.first_rung[ask] = self.halving.start(ask)
+        return self.first_rung[ask]
+
+    def report(self, ask: int, rung: int, metrics: Mapping[str, Any] | None) -> tuple[dict[str, Any], list[Decision]]:
+        """A rung finished (``metrics``) or failed (None): the entry to store, and the decisions."""
+        entry: dict[str, Any] = {"rung": rung, "epochs": self.epochs[rung], "seq": self.seq}
+        self.seq += 1
+        if metrics is None:
+            entry["failed"] = True
+        else:
+            entry["metrics"] = dict(metrics)
+        return entry, self.halving.report(ask, rung, self._result(ask, entry))
+
+    def close(self) -> list[Decision]:
+        """No candidate will come any more: the last bracket decides with the members it has."""
+        self.store.set(CLOSED, self.seq)
+        self.seq += 1
+        self.closed = True
+        return self.halving.close_brackets()
+
+    def _result(self, ask: int, entry: Mapping[str, Any]) -> Result | None:
+        if entry.get("failed"):
+            return None
+        metrics = entry["metrics"]
+        return Result(ask, self.goal.point(metrics), self.goal.violation(metrics))
+
+    # --- resume ---
+    def replay(self, records: list[TrialRecord]) -> dict[int, tuple[int, str]]:
+        """Rebuild the scheduler from the stored trials; the last decision each ask received,
+        with the rung it was about: ask -> (rung index, "continue" | "stop" | "complete")."""
+        asks = sorted({r.ask_index for r in records if r.genome and r.state != "skipped"})
+        for ask in asks:
+            self.start(ask)
+        events = sorted((entry["seq"], r.ask_index, entry) for r in records for entry in r.rungs)
+        closed_at = self.store.get(CLOSED)
+        current: dict[int, int] = {}
+        last: dict[int, tuple[int, str]] = {}
+
+        def note(decisions: list[Decision]) -> None:
+            for ask, what in decisions:
+                last[ask] = (current.get(ask, self.first_rung.get(ask, 0)), what)
+
+        for seq, ask, entry in events:
+            if closed_at is not None and not self.closed and seq > closed_at:
+                note(self._replay_close(closed_at))
+            current[ask] = entry["rung"]
+            self.seq = seq + 1
+            note(self.halving.report(ask, entry["rung"], self._result(ask, entry)))
+        if closed_at is not None and not self.closed:
+            note(self._replay_close(closed_at))
+        return last
+
+    def _replay_close(self, at: int) -> list[Decision]:
+        self.closed, self.seq = True, at + 1
+        return self.halving.close_brackets()
+
+
+__all__ = ["CLOSED", "Rungs"]

@@ -1,0 +1,152 @@
+"""Multi-fidelity search end to end (issue #16): real training on digits in a real SQLite study."""
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import time
+
+import optuna
+import pytest
+import torch
+from conftest import cli, nasforge_cmd
+
+import nasforge
+from nasforge.config import build_config
+from nasforge.loop import trial_seed
+from nasforge.spaces import genome_from_dict
+from nasforge.study import create_study, load_study
+
+SMALL = {"space": {"max_layers": 2, "max_units": 32}, "train": {"patience": 0}}
+
+
+def config(kind="asha", budget=12, **kw):
+    return build_config({"data": {"dataset": "digits"}, "budget": budget, "seed": 0, **SMALL,
+                         "scheduler": {"kind": kind, "min_epochs": 1, "max_epochs": 9, "eta": 3}, **kw})
+
+
+def run(out, cfg):
+    study = create_study(out, cfg)
+    try:
+        study.run()
+        return study.trials()
+    finally:
+        study.close()
+
+
+def story(trials):
+    return [(t.ask_index, json.dumps(t.genome, sort_keys=True), t.state, [r["epochs"] for r in t.rungs],
+             t.metrics.get("val_acc")) for t in sorted(trials, key=lambda t: t.number) if not t.interrupted]
+
+
+def test_asha_stops_most_candidates_early_and_keeps_the_rungs_in_the_study(tmp_path):
+    out = tmp_path / "asha"
+    trials = run(out, config())
+    pruned = [t for t in trials if t.state == "pruned"]
+    complete = [t for t in trials if t.state == "complete"]
+    assert len(trials) == 12 and pruned and complete
+    assert all(t.rungs[-1]["epochs"] < 9 and t.metrics == t.rungs[-1]["metrics"] for t in pruned)
+    assert all([r["epochs"] for r in t.rungs] == [1, 3, 9] for t in complete)
+    best = nasforge.open_run(out).best
+    assert best.state == "complete" and best.metrics["epochs"] == 9  # only fully trained candidates are chosen
+    assert not list((out / "models").glob("*.state.pt"))  # training states go once a trial is concluded
+    study = optuna.load_study(study_name=json.loads((out / "run.json").read_text())["study"],
+                              storage=f"sqlite:///{out / 'study.db'}")
+    frozen = {t.number: t for t in study.trials}
+    assert all(frozen[t.number].state == optuna.trial.TrialState.PRUNED for t in pruned)
+    assert all(sorted(frozen[t.number].intermediate_values) == [r["epochs"] for r in t.rungs] for t in trials)
+    shown = cli("show", out)
+    assert "pruned" in shown.stdout and "rung" in shown.stdout
+
+
+def test_a_promoted_candidate_equals_one_trained_in_one_go(tmp_path):
+    out = tmp_path / "asha"
+    trials = run(out, config(budget=8))
+    promoted = next(t for t in trials if t.state == "complete" and len(t.rungs) == 3)
+    study = load_study(out)
+    try:
+        study.evaluator.train_settings = study.evaluator.train_settings.model_copy(update={"epochs": 9})
+        whole = study.evaluator.evaluate(genome_from_dict(promoted.genome), trial_seed(0, promoted.ask_index))
+    finally:
+        study.close()
+    kept = torch.load(out / "models" / f"trial-{promoted.number:05d}.pt")
+    assert all(torch.equal(kept[k], whole.state_dict[k]) for k in kept)
+    assert whole.metrics["val_acc"] == promoted.metrics["val_acc"]
+
+
+@pytest.mark.parametrize("kind", ["sha", "hyperband"])
+def test_same_command_same_trials_and_an_interrupted_run_continues_between_rungs(tmp_path, kind):
+    whole = run(tmp_path / "whole", config(kind, budget=11))
+    assert story(whole) == story(run(tmp_path / "again", config(kind, budget=11)))
+    # stop the same search after 4 concluded trials (with others waiting between rungs), then resume
+    cut = tmp_path / "cut"
+    study = create_study(cut, config(kind, budget=11))
+
+    def stop(record, s):
+        if sum(t.finished for t in s.trials()) >= 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        study.run(stop)
+    study.close()
+    between = [t for t in load_study(cut).trials() if t.state == "running"]
+    assert any(t.rungs for t in between), "some trial should be waiting between rungs"
+    resumed = run(cut, config(kind, budget=11))
+    assert story(resumed) == story(whole)
+    assert not [t for t in resumed if t.state == "running"]
+
+
+@pytest.mark.slow
+def test_kill_9_during_rungs_then_resume_loses_and_repeats_no_rung(tmp_path):
+    out = tmp_path / "killed"
+    args = ["search", "--dataset", "digits", "--scheduler", "asha", "--max-epochs", "9", "--budget", 10, "--seed", 2,
+            "--max-layers", 2, "--max-units", 32, "--patience", 0, "--out", out, "--jsonl"]
+    proc = subprocess.Popen([*nasforge_cmd(), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    deadline = time.time() + 240
+    while len(lines) < 3 and time.time() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith("{"):
+            lines.append(json.loads(line))
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    r = cli("resume", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    ref = tmp_path / "ref"
+    assert cli(*[str(a) if a != out else ref for a in args[:-1]], "--quiet").returncode == 0
+    got, want = story(nasforge.open_run(out).trials), story(nasforge.open_run(ref).trials)
+    assert [g[:4] for g in got] == [w[:4] for w in want]  # same candidates, same rungs reached, nothing twice
+    with sqlite3.connect(out / "study.db") as db:
+        assert not db.execute("select count(*) from trials where state = 'RUNNING'").fetchone()[0]
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--scheduler", "asha", "--eta", "1"], "scheduler.eta"),
+    (["--scheduler", "asha", "--min-epochs", "50", "--max-epochs", "9"], "--min-epochs 50 is above --max-epochs 9"),
+    (["--scheduler", "asha", "--lower-level", "de"], "halves gradient training"),
+    (["--scheduler", "annealing"], "invalid choice"),
+    (["--scheduler", "asha", "--benchmark", "nb201", "--bench-file", "x.csv"], "trains nothing"),
+])
+def test_bad_scheduler_settings_are_one_line(tmp_path, args, needle):
+    r = cli("search", "--budget", 2, "--out", tmp_path / "r", "--quiet", *args)
+    assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_two_worker_processes_promote_asynchronously_and_finish_the_budget(tmp_path):
+    trials = run(tmp_path / "two", config(budget=8, executor={"workers": 2}))
+    assert sum(t.finished for t in trials) == 8 and not [t for t in trials if t.state == "running"]
+    assert {t.state for t in trials} == {"complete", "pruned"}
+
+
+@pytest.mark.slow
+def test_ts_enas_inherits_weights_at_the_first_rung_and_continues_them(tmp_path):
+    cfg = build_config({"data": {"dataset": "digits-images"}, "budget": 4, "seed": 0,
+                        "strategy": {"name": "ts-enas", "supernet_epochs": 1, "population_size": 2},
+                        "scheduler": {"kind": "asha", "max_epochs": 2, "eta": 2}, "train": {"patience": 0}})
+    trials = run(tmp_path / "ts", cfg)
+    assert sum(t.finished for t in trials) == 4
+    assert all(t.rungs[0]["metrics"]["inherited"] for t in trials if t.rungs)  # inherited where training began
+    assert any(len(t.rungs) == 2 for t in trials)
