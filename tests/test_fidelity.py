@@ -2,15 +2,12 @@
 from __future__ import annotations
 
 import json
-import signal
 import sqlite3
-import subprocess
-import time
 
 import optuna
 import pytest
 import torch
-from conftest import cli, nasforge_cmd
+from conftest import cli, kill_after, run_study
 
 import nasforge
 from nasforge.config import build_config
@@ -26,15 +23,6 @@ def config(kind="asha", budget=12, **kw):
                          "scheduler": {"kind": kind, "min_epochs": 1, "max_epochs": 9, "eta": 3}, **kw})
 
 
-def run(out, cfg):
-    study = create_study(out, cfg)
-    try:
-        study.run()
-        return study.trials()
-    finally:
-        study.close()
-
-
 def story(trials):
     return [(t.ask_index, json.dumps(t.genome, sort_keys=True), t.state, [r["epochs"] for r in t.rungs],
              t.metrics.get("val_acc")) for t in sorted(trials, key=lambda t: t.number) if not t.interrupted]
@@ -42,7 +30,7 @@ def story(trials):
 
 def test_asha_stops_most_candidates_early_and_keeps_the_rungs_in_the_study(tmp_path):
     out = tmp_path / "asha"
-    trials = run(out, config())
+    trials = run_study(out, config())
     pruned = [t for t in trials if t.state == "pruned"]
     complete = [t for t in trials if t.state == "complete"]
     assert len(trials) == 12 and pruned and complete
@@ -62,7 +50,7 @@ def test_asha_stops_most_candidates_early_and_keeps_the_rungs_in_the_study(tmp_p
 
 def test_a_promoted_candidate_equals_one_trained_in_one_go(tmp_path):
     out = tmp_path / "asha"
-    trials = run(out, config(budget=8))
+    trials = run_study(out, config(budget=8))
     promoted = next(t for t in trials if t.state == "complete" and len(t.rungs) == 3)
     study = load_study(out)
     try:
@@ -77,8 +65,8 @@ def test_a_promoted_candidate_equals_one_trained_in_one_go(tmp_path):
 
 @pytest.mark.parametrize("kind", ["sha", "hyperband"])
 def test_same_command_same_trials_and_an_interrupted_run_continues_between_rungs(tmp_path, kind):
-    whole = run(tmp_path / "whole", config(kind, budget=11))
-    assert story(whole) == story(run(tmp_path / "again", config(kind, budget=11)))
+    whole = run_study(tmp_path / "whole", config(kind, budget=11))
+    assert story(whole) == story(run_study(tmp_path / "again", config(kind, budget=11)))
     # stop the same search after 4 concluded trials (with others waiting between rungs), then resume
     cut = tmp_path / "cut"
     study = create_study(cut, config(kind, budget=11))
@@ -92,7 +80,7 @@ def test_same_command_same_trials_and_an_interrupted_run_continues_between_rungs
     study.close()
     between = [t for t in load_study(cut).trials() if t.state == "running"]
     assert any(t.rungs for t in between), "some trial should be waiting between rungs"
-    resumed = run(cut, config(kind, budget=11))
+    resumed = run_study(cut, config(kind, budget=11))
     assert story(resumed) == story(whole)
     assert not [t for t in resumed if t.state == "running"]
 
@@ -102,16 +90,7 @@ def test_kill_9_during_rungs_then_resume_loses_and_repeats_no_rung(tmp_path):
     out = tmp_path / "killed"
     args = ["search", "--dataset", "digits", "--scheduler", "asha", "--max-epochs", "9", "--budget", 10, "--seed", 2,
             "--max-layers", 2, "--max-units", 32, "--patience", 0, "--out", out, "--jsonl"]
-    proc = subprocess.Popen([*nasforge_cmd(), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines = []
-    deadline = time.time() + 240
-    while len(lines) < 3 and time.time() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith("{"):
-            lines.append(json.loads(line))
-    time.sleep(0.1)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    assert len(kill_after(args, 3, pause=0.1)) == 3
     r = cli("resume", out, "--quiet")
     assert r.returncode == 0, r.stderr
     ref = tmp_path / "ref"
@@ -136,7 +115,7 @@ def test_bad_scheduler_settings_are_one_line(tmp_path, args, needle):
 
 
 def test_two_worker_processes_promote_asynchronously_and_finish_the_budget(tmp_path):
-    trials = run(tmp_path / "two", config(budget=8, executor={"workers": 2}))
+    trials = run_study(tmp_path / "two", config(budget=8, executor={"workers": 2}))
     assert sum(t.finished for t in trials) == 8 and not [t for t in trials if t.state == "running"]
     assert {t.state for t in trials} == {"complete", "pruned"}
 
@@ -146,7 +125,7 @@ def test_ts_enas_inherits_weights_at_the_first_rung_and_continues_them(tmp_path)
     cfg = build_config({"data": {"dataset": "digits-images"}, "budget": 4, "seed": 0,
                         "strategy": {"name": "ts-enas", "supernet_epochs": 1, "population_size": 2},
                         "scheduler": {"kind": "asha", "max_epochs": 2, "eta": 2}, "train": {"patience": 0}})
-    trials = run(tmp_path / "ts", cfg)
+    trials = run_study(tmp_path / "ts", cfg)
     assert sum(t.finished for t in trials) == 4
     assert all(t.rungs[0]["metrics"]["inherited"] for t in trials if t.rungs)  # inherited where training began
     assert any(len(t.rungs) == 2 for t in trials)

@@ -11,7 +11,7 @@ import sqlite3
 import numpy as np
 import optuna
 import pytest
-from conftest import cli
+from conftest import cli, run_study
 from test_contracts import space_for
 from test_golden import synthetic_metrics
 
@@ -22,7 +22,6 @@ from nasforge.errors import NasforgeError
 from nasforge.objectives import Goal
 from nasforge.strategies import STRATEGIES, make_strategy
 from nasforge.strategies.ga import Member, selection_keys
-from nasforge.study import create_study
 
 FAST = {"train": {"epochs": 3, "patience": 0}, "space": {"max_layers": 2, "max_units": 32}}
 FAST_FLAGS = ["--epochs", "3", "--patience", "0", "--max-layers", "2", "--max-units", "32"]
@@ -111,13 +110,7 @@ def test_a_table_benchmark_refuses_objectives():
 
 # --- real searches ---
 def _run(out, **kw):
-    config = build_config({"data": {"dataset": "iris"}, "budget": 8, "seed": 0, **FAST, **kw})
-    study = create_study(out, config)
-    try:
-        study.run()
-        return study.trials()
-    finally:
-        study.close()
+    return run_study(out, build_config({"data": {"dataset": "iris"}, "budget": 8, "seed": 0, **FAST, **kw}))
 
 
 def test_two_objective_search_stores_two_directions_and_a_non_dominated_front(tmp_path):

@@ -1,4 +1,5 @@
 import pytest
+from conftest import run_study
 
 import nasforge
 from nasforge.config import build_config
@@ -18,12 +19,7 @@ def sequence(trials):
 
 
 def run(out, config):
-    study = create_study(out, config)
-    try:
-        study.run()
-        return study.trials()
-    finally:
-        study.close()
+    return run_study(out, config)
 
 
 def test_budget_is_spent_and_best_saved(tmp_path):

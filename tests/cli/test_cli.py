@@ -1,12 +1,10 @@
 import json
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 
 import pytest
-from conftest import cli, nasforge_cmd
+from conftest import cli, kill_after, nasforge_cmd
 
 FAST = ["--epochs", "4", "--patience", "0", "--max-layers", "2", "--max-units", "32"]
 
@@ -31,16 +29,7 @@ def test_search_writes_sqlite_and_show_lists_trials(tmp_path):
 def test_sigkill_mid_search_then_resume_loses_and_repeats_nothing(tmp_path):
     out = tmp_path / "killed"
     args = ["search", "--dataset", "wdbc", "--budget", 10, "--seed", 3, "--out", out, "--jsonl", *FAST]
-    proc = subprocess.Popen([*nasforge_cmd(), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines = []
-    deadline = time.time() + 240
-    while len(lines) < 4 and time.time() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith("{"):
-            lines.append(json.loads(line))
-    time.sleep(0.05)  # land somewhere inside the next evaluation
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    lines = kill_after(args, 4)
     assert len(lines) == 4
     r = cli("resume", out, "--quiet")
     assert r.returncode == 0, r.stderr
