@@ -154,6 +154,22 @@ def test_search_on_a_ray_cluster(tmp_path, ray_cluster):
 
 
 @pytest.mark.slow
+def test_asha_promotes_on_a_ray_cluster(tmp_path, ray_cluster):
+    """Multi-fidelity on Ray: rungs are Ray tasks carrying their training state, decided as they come."""
+    address, env = ray_cluster
+    out = tmp_path / "ray-asha"
+    r = subprocess.run([*nasforge_cmd(), "search", "--dataset", "digits", "--budget", "8", "--scheduler", "asha",
+                        "--max-epochs", "4", "--eta", "2", "--max-layers", "2", "--max-units", "32",
+                        "--ray-address", address, "--out", str(out), "--quiet"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    listed = json.loads(subprocess.run([*nasforge_cmd(), "show", str(out), "--json"], capture_output=True,
+                                       text=True).stdout)
+    assert len(listed) == 8 and {t["state"] for t in listed} == {"complete", "pruned"}
+    assert all([r["epochs"] for r in t["rungs"]] == [1, 2, 4] for t in listed if t["state"] == "complete")
+
+
+@pytest.mark.slow
 def test_kill_9_of_the_search_leaves_no_worker_behind(tmp_path):
     """Workers watch the search process: SIGKILL reaches no handler, yet they (and then the
     forkserver) end within seconds instead of holding ~0.5 GB each."""
