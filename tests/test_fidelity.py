@@ -129,3 +129,24 @@ def test_ts_enas_inherits_weights_at_the_first_rung_and_continues_them(tmp_path)
     assert sum(t.finished for t in trials) == 4
     assert all(t.rungs[0]["metrics"]["inherited"] for t in trials if t.rungs)  # inherited where training began
     assert any(len(t.rungs) == 2 for t in trials)
+
+
+def test_a_raised_budget_after_a_closed_bracket_resumes_exactly(tmp_path):
+    """The last bracket closes when the budget is spent; raising the budget opens a new one.
+    An interruption after that replays the close at the point it happened."""
+    def grown(out, stop_after=None):
+        run_study(out, config("sha", budget=5))
+        study = create_study(out, config("sha", budget=11))
+        if stop_after is None:
+            study.run()
+        else:
+            def stop(record, s):
+                if sum(t.finished for t in s.trials()) >= stop_after:
+                    raise KeyboardInterrupt
+
+            with pytest.raises(KeyboardInterrupt):
+                study.run(stop)
+        study.close()
+        return run_study(out, config("sha", budget=11))
+
+    assert story(grown(tmp_path / "a", stop_after=8)) == story(grown(tmp_path / "b"))

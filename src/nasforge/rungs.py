@@ -26,7 +26,7 @@ from .halving import Decision, Halving, Result, SchedulerSettings, rungs
 from .objectives import Goal
 from .storage import RunStore, TrialRecord
 
-CLOSED = "halving_closed_at"  # run attribute: the sequence number at which the last bracket was closed
+CLOSED = "halving_closed_at"  # run attribute: the sequence numbers at which the last bracket was closed
 
 
 class Rungs:
@@ -36,7 +36,7 @@ class Rungs:
         self.goal, self.store = goal, store
         self.seq = 0
         self.first_rung: dict[int, int] = {}  # ask -> the rung it started at
-        self.closed = False
+        self.closed = False  # the last bracket was closed and no candidate started since
 
     def describe(self) -> str:
         return f"{self.halving.mode} over rungs of {', '.join(map(str, self.epochs))} epochs (eta {self.halving.eta})"
@@ -46,6 +46,7 @@ class Rungs:
         """The rung index a new candidate (or a re-run of an interrupted ask) trains to first."""
         if ask not in self.first_rung:
             self.first_rung[ask] = self.halving.start(ask)
+            self.closed = False
         return self.first_rung[ask]
 
     def report(self, ask: int, rung: int, metrics: Mapping[str, Any] | None) -> tuple[dict[str, Any], list[Decision]]:
@@ -60,10 +61,14 @@ class Rungs:
 
     def close(self) -> list[Decision]:
         """No candidate will come any more: the last bracket decides with the members it has."""
-        self.store.set(CLOSED, self.seq)
+        self.store.set(CLOSED, [*self._closes(), [self.seq, len(self.first_rung)]])
         self.seq += 1
         self.closed = True
         return self.halving.close_brackets()
+
+    def _closes(self) -> list[list[int]]:
+        """[sequence number, candidates started by then] of each close."""
+        return [list(c) for c in self.store.get(CLOSED) or []]
 
     def _result(self, ask: int, entry: Mapping[str, Any]) -> Result | None:
         if entry.get("failed"):
@@ -76,30 +81,36 @@ class Rungs:
         """Rebuild the scheduler from the stored trials; the last decision each ask received,
         with the rung it was about: ask -> (rung index, "continue" | "stop" | "complete")."""
         asks = sorted({r.ask_index for r in records if r.genome and r.state != "skipped"})
-        for ask in asks:
-            self.start(ask)
+        position = {ask: i for i, ask in enumerate(asks)}
         events = sorted((entry["seq"], r.ask_index, entry) for r in records for entry in r.rungs)
-        closed_at = self.store.get(CLOSED)
+        closes = self._closes()
         current: dict[int, int] = {}
         last: dict[int, tuple[int, str]] = {}
+
+        def start_up_to(count: int) -> None:  # candidates start in ask order, as they did
+            while len(self.first_rung) < count and len(self.first_rung) < len(asks):
+                self.start(asks[len(self.first_rung)])
 
         def note(decisions: list[Decision]) -> None:
             for ask, what in decisions:
                 last[ask] = (current.get(ask, self.first_rung.get(ask, 0)), what)
 
+        def close(at: int, started: int) -> None:
+            start_up_to(started)
+            self.closed, self.seq = True, at + 1
+            note(self.halving.close_brackets())
+
         for seq, ask, entry in events:
-            if closed_at is not None and not self.closed and seq > closed_at:
-                note(self._replay_close(closed_at))
+            while closes and closes[0][0] < seq:
+                close(*closes.pop(0))
+            start_up_to(position[ask] + 1)
             current[ask] = entry["rung"]
             self.seq = seq + 1
             note(self.halving.report(ask, entry["rung"], self._result(ask, entry)))
-        if closed_at is not None and not self.closed:
-            note(self._replay_close(closed_at))
+        while closes:
+            close(*closes.pop(0))
+        start_up_to(len(asks))
         return last
-
-    def _replay_close(self, at: int) -> list[Decision]:
-        self.closed, self.seq = True, at + 1
-        return self.halving.close_brackets()
 
 
 __all__ = ["CLOSED", "Rungs"]
