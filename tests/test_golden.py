@@ -109,7 +109,7 @@ def test_study_in_table_mode_makes_the_recorded_trials(tmp_path):
     runs = {}
     for strategy in ("random", "evolution"):
         table = {"name": strategy, **({"population_size": 8, "sample_size": 3} if strategy == "evolution" else {})}
-        cfg = build_config({"budget": 30, "seed": 0, "strategy": table,
+        cfg = build_config({"budget": 30, "seed": 0, "strategy": table, "repeats": True,  # recorded before no-repeats
                             "benchmark": {"file": str(SHARED_DATA / "nb201_12epoch.csv"), "dataset": "cifar10"}})
         study = create_study(tmp_path / strategy, cfg)
         try:

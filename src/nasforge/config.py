@@ -163,6 +163,11 @@ class SearchConfig(BaseModel):
                                   description=("search for the Pareto front of two or more of accuracy, params, flops, "
                                                "size, latency, fps, energy, e.g. accuracy,latency"))
     constraints: Constraints = Field(default_factory=Constraints, json_schema_extra={"group": "objective"})
+    repeats: bool = Field(default=False, description=(
+        "train a genome the run has evaluated before again (default: its stored result is reused, free)"),
+        json_schema_extra=flag("--allow-repeats", const=True, group="strategy", help=(
+            "train a genome again when a strategy proposes one the run has evaluated (the old behaviour; "
+            "by default its stored result is reused and costs no budget)")))
     screening: bool = Field(default=True, description=(
         "a Pareto search with a cheap objective (params, flops, size) and another: skip candidates a front member "
         "beats on the cheap ones, with a probability that grows with how crowded their place is"),

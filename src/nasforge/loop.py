@@ -50,6 +50,9 @@ def trial_seed(seed: int, ask_index: int) -> int:
 
 # A run stops when this many candidates in a row broke a limit known before training.
 MAX_SKIPPED_IN_A_ROW = 200
+# A run ends (cleanly) when its strategy proposes this many genomes in a row that it evaluated before.
+MAX_REPEATS_IN_A_ROW = 100
+ENDED_EARLY = "ended_early"  # run attribute: why a run stopped before spending its budget
 
 
 @dataclass
@@ -86,6 +89,10 @@ class SearchLoop:
         self.inflight: set[int] = set()  # trial numbers with a job out
         self.tells = self.done = 0
         self.callback: Callback | None = None
+        self.evaluated: dict[str, TrialRecord] = {}  # genome id -> the trial that evaluated it first
+        self.by_number: dict[int, TrialRecord] = {}
+        self.repeats_in_a_row = 0
+        self.ended_early: str | None = None
 
     def told_fitness(self, record: TrialRecord) -> float | None:
         """What a strategy's ``tell`` receives as the fitness: None for a failed or skipped
@@ -100,7 +107,22 @@ class SearchLoop:
                 return self.goal.point(record.metrics)[0]
             except (KeyError, TypeError, ValueError):
                 return None
+        if record.repeat_of is not None and record.repeat_of in self.by_number:
+            return self.told_fitness(self.by_number[record.repeat_of])
         return None
+
+    def _note_evaluated(self, record: TrialRecord) -> None:
+        """Remember a concluded trial's genome, so a later proposal of it reuses the result: a
+        finished trial, or one skipped for breaking a limit (not one the random screen passed over)."""
+        self.by_number[record.number] = record
+        reusable = record.finished or (record.state == "skipped" and record.repeat_of is None and record.violation > 0)
+        if not reusable or not record.genome:
+            return
+        try:
+            key = genome_from_dict(record.genome).id
+        except NasforgeError:
+            return
+        self.evaluated.setdefault(key, record)
 
     def replay(self, strategy: Strategy, records: list[TrialRecord]) -> tuple[list[Pending], int, int]:
         """Bring a fresh strategy to the stored state; return asks still to evaluate."""
@@ -112,6 +134,8 @@ class SearchLoop:
                 by_ask[r.ask_index] = r
         pending: dict[int, Pending] = {}
         next_ask = tells = 0
+        for r in sorted(records, key=lambda r: r.number):
+            self._note_evaluated(r)
 
         def ask_up_to(n_tells: int) -> None:
             nonlocal next_ask
@@ -139,12 +163,16 @@ class SearchLoop:
         """
         cfg, study = self.config, self.study
         self._close_running("interrupted: the search process stopped; the ask is evaluated again")
+        if self.store.get(ENDED_EARLY):
+            self.store.set(ENDED_EARLY, None)  # a new attempt: say it again only if it ends early again
         records = study.trials()
         strategy = self.strategy = study.strategy()
         pending, next_ask, self.tells = self.replay(strategy, records)
         self.done = sum(r.finished for r in records)
         self._trained = [r for r in records if r.state == "complete" and r.point is not None]
         self.callback = callback
+        told = sorted((r for r in records if r.told), key=lambda r: r.told_seq or 0)
+        self.repeats_in_a_row = len(told) - max((i + 1 for i, r in enumerate(told) if r.repeat_of is None), default=0)
         decisions = self.rungs.replay(records) if self.rungs else {}
         live = {r.ask_index: r for r in records if r.state == "running" and r.rungs}
         resumed = []
@@ -160,16 +188,20 @@ class SearchLoop:
         try:
             self._apply(resumed)
             while True:
-                while self.done + len(self.active) < cfg.budget and len(self.inflight) < executor.slots:
+                while (self.done + len(self.active) < cfg.budget and len(self.inflight) < executor.slots
+                       and self.ended_early is None):
                     if pending:
                         item = pending.pop(0)
                     else:
                         item = Pending(next_ask, self.tells, strategy.ask())
                         next_ask += 1
                     record = self._start(item)
+                    if self._repeat(record, item):
+                        continue
                     if self._skip(record, item, self.tells, strategy):
                         strategy.tell(item.proposal, None, record.metrics)
                         self.tells += 1
+                        self._note_evaluated(record)
                         self._check_feasible(strategy)
                         continue
                     rung = self.rungs.start(item.ask_index) if self.rungs else 0
@@ -225,6 +257,7 @@ class SearchLoop:
         record = active.record
         if record.state == "complete":
             self._trained.append(record)
+        self._note_evaluated(record)
         self.strategy.tell(active.item.proposal, self.told_fitness(record), record.metrics)
         self.tells += 1
         self.done += 1
@@ -301,6 +334,30 @@ class SearchLoop:
             self.store.prune(record.number, metrics, self.tells, done[-1]["epochs"], record.violation)
         self.study.state_path(record.number).unlink(missing_ok=True)
         self._told(active)
+
+    def _repeat(self, record: TrialRecord, item: Pending) -> bool:
+        """A genome the run evaluated before is not trained again (unless ``repeats`` is on): the
+        earlier result is stored as this trial's (skipped: no budget spent) and told to the
+        strategy. Too many repeats in a row end the run: the space looks exhausted."""
+        original = None if self.config.repeats else self.evaluated.get(item.proposal.genome.id)
+        if original is None:
+            self.repeats_in_a_row = 0
+            return False
+        reason = f"repeat of trial {original.number}: its result is reused, no training"
+        self.store.skip(record.number, reason, original.metrics, self.tells, original.violation,
+                        repeat_of=original.number)
+        record.state, record.error, record.metrics, record.violation = "skipped", reason, original.metrics, original.violation
+        record.repeat_of, record.told_seq = original.number, self.tells
+        self.by_number[record.number] = record
+        self.strategy.tell(item.proposal, self.told_fitness(original), original.metrics)
+        self.tells += 1
+        self.repeats_in_a_row += 1
+        if self.repeats_in_a_row >= MAX_REPEATS_IN_A_ROW:
+            self.ended_early = (f"ended before the budget: the {self.config.strategy.name} strategy proposed "
+                                f"{self.repeats_in_a_row} genomes in a row that were evaluated already "
+                                f"({len(self.evaluated)} distinct ones); the search space looks exhausted")
+            self.store.set(ENDED_EARLY, self.ended_early)
+        return True
 
     def _skip(self, record: TrialRecord, item: Pending, told_seq: int, strategy: Strategy) -> bool:
         """Measure what is known before training on the built network and store the candidate

@@ -56,6 +56,7 @@ class TrialRecord:
     violation: float = 0.0  # how far the metrics break the run's limits (0: within them all)
     point: tuple[float, ...] | None = None  # the values with every direction maximised (minimised ones negated)
     rungs: list[dict[str, Any]] = field(default_factory=list)  # multi-fidelity: each rung finished, in order
+    repeat_of: int | None = None  # a genome evaluated before: the trial whose result it reused
 
     @property
     def finished(self) -> bool:
@@ -119,11 +120,13 @@ class RunStore:
         worst = [-1e308 if d == optuna.study.StudyDirection.MAXIMIZE else 1e308 for d in self.study.directions]
         self.study.tell(trial, [v if math.isfinite(v) else w for v, w in zip(values, worst)])
 
-    def skip(self, number: int, reason: str, metrics: dict[str, Any], told_seq: int, violation: float) -> None:
-        """Store a candidate that was not trained (a PRUNED trial), with what was measured of it."""
+    def skip(self, number: int, reason: str, metrics: dict[str, Any], told_seq: int, violation: float,
+             repeat_of: int | None = None) -> None:
+        """Store a candidate that was not trained (a PRUNED trial), with what was measured of it
+        (or, for a repeat, the result of the trial it repeats)."""
         trial = self._open.pop(number)
         trial.set_user_attr("result", {"skipped": reason, "metrics": _json_safe(metrics), "told_seq": told_seq,
-                                       "violation": violation})
+                                       "violation": violation} | ({"repeat_of": repeat_of} if repeat_of is not None else {}))
         self.study.tell(trial, state=TrialState.PRUNED)
 
     def fail(self, number: int, error: str, told_seq: int | None, interrupted: bool = False,
@@ -180,6 +183,7 @@ class RunStore:
             ask_index=p.get("ask_index", t.number), asked_after=p.get("asked_after", 0),
             told_seq=r.get("told_seq"), error=r.get("error") or r.get("skipped"), interrupted=r.get("interrupted", False),
             values=values, violation=float(r.get("violation", 0.0)), rungs=t.user_attrs.get("rungs", []),
+            repeat_of=r.get("repeat_of"),
         )
 
 

@@ -6,6 +6,7 @@ Their heavy imports (torch, scikit-learn) happen inside each command, so the par
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,8 @@ def _run(study: Study, mode: str) -> None:
     with ProgressReporter(mode, study.config.budget, done, best.fitness if best else None) as reporter:
         try:
             study.run(reporter)
+            if study.store.get("ended_early"):
+                print(f"note: {study.store.get('ended_early')}", file=sys.stderr)
         except KeyboardInterrupt:
             raise Interrupted(f"interrupted; continue with: nasforge resume {study.out}") from None
         finally:
