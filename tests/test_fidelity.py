@@ -46,6 +46,10 @@ def test_asha_stops_most_candidates_early_and_keeps_the_rungs_in_the_study(tmp_p
     assert all(sorted(frozen[t.number].intermediate_values) == [r["epochs"] for r in t.rungs] for t in trials)
     shown = cli("show", out)
     assert "pruned" in shown.stdout and "rung" in shown.stdout
+    from nasforge.report import write_report
+
+    page = write_report(out).read_text()
+    assert "epochs reached (rung)" in page and "9 (rung 3)" in page and "1 (rung 1)" in page
 
 
 def test_a_promoted_candidate_equals_one_trained_in_one_go(tmp_path):

@@ -199,10 +199,12 @@ def _trial_table(run: RunData) -> html.Table:
     metric_cols = [(k, label) for k, label in METRICS
                    if k not in objective_metrics and any(k in t.metrics for t in run.trials)]
     has_gen = any("generation" in t.info for t in run.trials)
+    has_rungs = any(t.rungs for t in run.trials)  # multi-fidelity: the epochs each trial reached
     score_cols, score = _score_columns(run)
     columns = [html.Column("trial", "#", True), html.Column("state", "state"), html.Column("genome", "genome"),
                html.Column("operator", "operator"), html.Column("parents", "parents")]
     columns += [html.Column("generation", "generation", True)] if has_gen else []
+    columns += [html.Column("epochs", "epochs reached (rung)", True)] if has_rungs else []
     columns += score_cols + [html.Column(k, label, True) for k, label in metric_cols]
     columns += [html.Column("error", "error", cls="error")]
     rows = []
@@ -210,10 +212,17 @@ def _trial_table(run: RunData) -> html.Table:
         state = t.state + (" (interrupted)" if t.interrupted else "")
         values: list[Any] = [t.number, state, drawing.summary(t), t.operator, ", ".join(map(str, t.parents))]
         values += [t.info.get("generation")] if has_gen else []
+        values += [_reached(t)] if has_rungs else []
         values += score(t) + [t.metrics.get(k) for k, _ in metric_cols] + [t.error or ""]
         klass = "best" if run.best is not None and t.number == run.best.number else t.state
         rows.append(({"data-trial": str(t.number), "class": klass}, values))
     return html.Table("trial-table", columns, rows)
+
+
+def _reached(t: TrialRecord) -> str | None:
+    """'9 (rung 3)': how far a multi-fidelity trial trained."""
+    done = [e for e in t.rungs if not e.get("failed")]
+    return f"{done[-1]['epochs']} (rung {done[-1]['rung'] + 1})" if done else None
 
 
 def _text(value: Any) -> str:
