@@ -8,12 +8,10 @@ evaluated again under the same seed: nothing finished is lost or evaluated twice
 Each evaluation's seed comes from the run seed and its ask index, so a re-run of an
 interrupted ask gives what the uninterrupted run would have given.
 
-Limits known before training (``--max-size-kb``) are checked on the built
-network when it is asked (and the cheap-objectives screen may pass a candidate over, see
-:mod:`nasforge.screening`): a candidate over one is stored as skipped (never trained, not
-counted against the budget) and told to the strategy as a failure. A search whose first
-population holds no candidate within the limits stops with a message instead of spending
-the budget on models the user said they cannot use.
+Before a candidate is trained, :mod:`nasforge.gates` decides whether it needs to be: a
+repeat of a genome the run evaluated reuses that result, one over a limit known before
+training is skipped, the cheap-objectives screen may pass it over. With a scheduler
+(:mod:`nasforge.rungs`) a candidate trains rung by rung and may be stopped between them.
 """
 from __future__ import annotations
 
@@ -25,13 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
-from . import pareto, screening
-from .errors import NasforgeError, TrialFailed
 from .evaluators import Evaluation
 from .executors import Job, Outcome, make_executor, run_job
+from .gates import Gates, trial_seed
 from .objectives import Goal
 from .rungs import Rungs
 from .spaces import genome_from_dict
@@ -44,15 +40,6 @@ if TYPE_CHECKING:
 Callback = Callable[[TrialRecord, "Study"], None]
 
 
-def trial_seed(seed: int, ask_index: int) -> int:
-    return (seed * 1_000_003 + ask_index * 7919) % (2**31 - 1)
-
-
-# A run stops when this many candidates in a row broke a limit known before training.
-MAX_SKIPPED_IN_A_ROW = 200
-# A run ends (cleanly) when its strategy proposes this many genomes in a row that it evaluated before.
-MAX_REPEATS_IN_A_ROW = 100
-ENDED_EARLY = "ended_early"  # run attribute: why a run stopped before spending its budget
 
 
 @dataclass
@@ -81,18 +68,13 @@ class SearchLoop:
     def __init__(self, study: Study):
         self.study, self.config, self.store = study, study.config, study.store
         self.goal: Goal = study.goal
-        self._feasible = False  # a complete trial within the limits has been seen
-        self._trained: list[TrialRecord] = []  # complete trials, for the cheap-objectives screen
+        self.gates = Gates(study)
         self.rungs = (Rungs(self.config.scheduler, self.config.max_epochs, self.goal, self.store)
                       if self.config.scheduler.on else None)
         self.active: dict[int, Active] = {}  # trial number -> trial not concluded yet
         self.inflight: set[int] = set()  # trial numbers with a job out
         self.tells = self.done = 0
         self.callback: Callback | None = None
-        self.evaluated: dict[str, TrialRecord] = {}  # genome id -> the trial that evaluated it first
-        self.by_number: dict[int, TrialRecord] = {}
-        self.repeats_in_a_row = 0
-        self.ended_early: str | None = None
 
     def told_fitness(self, record: TrialRecord) -> float | None:
         """What a strategy's ``tell`` receives as the fitness: None for a failed or skipped
@@ -107,22 +89,10 @@ class SearchLoop:
                 return self.goal.point(record.metrics)[0]
             except (KeyError, TypeError, ValueError):
                 return None
-        if record.repeat_of is not None and record.repeat_of in self.by_number:
-            return self.told_fitness(self.by_number[record.repeat_of])
+        original = self.gates.by_number.get(record.repeat_of) if record.repeat_of is not None else None
+        if original is not None:
+            return self.told_fitness(original)
         return None
-
-    def _note_evaluated(self, record: TrialRecord) -> None:
-        """Remember a concluded trial's genome, so a later proposal of it reuses the result: a
-        finished trial, or one skipped for breaking a limit (not one the random screen passed over)."""
-        self.by_number[record.number] = record
-        reusable = record.finished or (record.state == "skipped" and record.repeat_of is None and record.violation > 0)
-        if not reusable or not record.genome:
-            return
-        try:
-            key = genome_from_dict(record.genome).id
-        except NasforgeError:
-            return
-        self.evaluated.setdefault(key, record)
 
     def replay(self, strategy: Strategy, records: list[TrialRecord]) -> tuple[list[Pending], int, int]:
         """Bring a fresh strategy to the stored state; return asks still to evaluate."""
@@ -134,8 +104,7 @@ class SearchLoop:
                 by_ask[r.ask_index] = r
         pending: dict[int, Pending] = {}
         next_ask = tells = 0
-        for r in sorted(records, key=lambda r: r.number):
-            self._note_evaluated(r)
+        self.gates.replayed(records)
 
         def ask_up_to(n_tells: int) -> None:
             nonlocal next_ask
@@ -163,16 +132,11 @@ class SearchLoop:
         """
         cfg, study = self.config, self.study
         self._close_running("interrupted: the search process stopped; the ask is evaluated again")
-        if self.store.get(ENDED_EARLY):
-            self.store.set(ENDED_EARLY, None)  # a new attempt: say it again only if it ends early again
         records = study.trials()
         strategy = self.strategy = study.strategy()
         pending, next_ask, self.tells = self.replay(strategy, records)
         self.done = sum(r.finished for r in records)
-        self._trained = [r for r in records if r.state == "complete" and r.point is not None]
         self.callback = callback
-        told = sorted((r for r in records if r.told), key=lambda r: r.told_seq or 0)
-        self.repeats_in_a_row = len(told) - max((i + 1 for i, r in enumerate(told) if r.repeat_of is None), default=0)
         decisions = self.rungs.replay(records) if self.rungs else {}
         live = {r.ask_index: r for r in records if r.state == "running" and r.rungs}
         resumed = []
@@ -189,20 +153,22 @@ class SearchLoop:
             self._apply(resumed)
             while True:
                 while (self.done + len(self.active) < cfg.budget and len(self.inflight) < executor.slots
-                       and self.ended_early is None):
+                       and self.gates.ended_early is None):
                     if pending:
                         item = pending.pop(0)
                     else:
                         item = Pending(next_ask, self.tells, strategy.ask())
                         next_ask += 1
                     record = self._start(item)
-                    if self._repeat(record, item):
+                    original = self.gates.repeat(record, item, self.tells)
+                    if original is not None:
+                        strategy.tell(item.proposal, self.told_fitness(original), original.metrics)
+                        self.tells += 1
                         continue
-                    if self._skip(record, item, self.tells, strategy):
+                    if self.gates.skip(record, item, self.tells, strategy.initial_size):
                         strategy.tell(item.proposal, None, record.metrics)
                         self.tells += 1
-                        self._note_evaluated(record)
-                        self._check_feasible(strategy)
+                        self.gates.check_feasible(strategy.initial_size)
                         continue
                     rung = self.rungs.start(item.ask_index) if self.rungs else 0
                     self.active[record.number] = active = Active(item, record, rung)
@@ -255,16 +221,14 @@ class SearchLoop:
     def _told(self, active: Active) -> None:
         """Tell the strategy a concluded trial, count it, report it."""
         record = active.record
-        if record.state == "complete":
-            self._trained.append(record)
-        self._note_evaluated(record)
+        self.gates.note(record)
         self.strategy.tell(active.item.proposal, self.told_fitness(record), record.metrics)
         self.tells += 1
         self.done += 1
         del self.active[record.number]
         if self.callback:
             self.callback(record, self.study)
-        self._check_feasible(self.strategy)
+        self.gates.check_feasible(self.strategy.initial_size)
 
     def _rung_done(self, active: Active, outcome: Outcome) -> None:
         """Store a finished (or failed) rung, then act on the scheduler's decisions."""
@@ -334,93 +298,6 @@ class SearchLoop:
             self.store.prune(record.number, metrics, self.tells, done[-1]["epochs"], record.violation)
         self.study.state_path(record.number).unlink(missing_ok=True)
         self._told(active)
-
-    def _repeat(self, record: TrialRecord, item: Pending) -> bool:
-        """A genome the run evaluated before is not trained again (unless ``repeats`` is on): the
-        earlier result is stored as this trial's (skipped: no budget spent) and told to the
-        strategy. Too many repeats in a row end the run: the space looks exhausted."""
-        original = None if self.config.repeats else self.evaluated.get(item.proposal.genome.id)
-        if original is None:
-            self.repeats_in_a_row = 0
-            return False
-        reason = f"repeat of trial {original.number}: its result is reused, no training"
-        self.store.skip(record.number, reason, original.metrics, self.tells, original.violation,
-                        repeat_of=original.number)
-        record.state, record.error, record.metrics, record.violation = "skipped", reason, original.metrics, original.violation
-        record.repeat_of, record.told_seq = original.number, self.tells
-        self.by_number[record.number] = record
-        self.strategy.tell(item.proposal, self.told_fitness(original), original.metrics)
-        self.tells += 1
-        self.repeats_in_a_row += 1
-        if self.repeats_in_a_row >= MAX_REPEATS_IN_A_ROW:
-            self.ended_early = (f"ended before the budget: the {self.config.strategy.name} strategy proposed "
-                                f"{self.repeats_in_a_row} genomes in a row that were evaluated already "
-                                f"({len(self.evaluated)} distinct ones); the search space looks exhausted")
-            self.store.set(ENDED_EARLY, self.ended_early)
-        return True
-
-    def _skip(self, record: TrialRecord, item: Pending, told_seq: int, strategy: Strategy) -> bool:
-        """Measure what is known before training on the built network and store the candidate
-        as skipped (True) if it breaks a limit known then, or if the cheap-objectives screen
-        (:mod:`nasforge.screening`) passes it over. A network that does not build is left to
-        the evaluator, which records the failure with its reason."""
-        constraints = self.goal.constraints
-        screen = self.config.screening and screening.applies(self.goal) and not item.proposal.info.get("initial") \
-            and len(self._trained) >= strategy.initial_size
-        cheap = getattr(self.study.evaluator, "cheap_metrics", None)
-        if cheap is None or not (constraints.cheap() or screen):
-            return False
-        try:
-            metrics = cheap(item.proposal.genome, trial_seed(self.config.seed, item.ask_index))
-        except TrialFailed:
-            return False
-        violation = constraints.violation(metrics, cheap_only=True)
-        if violation > 0:
-            reason = f"skipped before training: {constraints.broken(metrics)}"
-        elif screen and (why := self._screened(metrics, item.ask_index)):
-            reason = why
-        else:
-            return False
-        self.store.skip(record.number, reason, metrics, told_seq, violation)
-        record.state, record.error, record.metrics, record.violation = "skipped", reason, metrics, violation
-        record.told_seq = told_seq
-        return True
-
-    def _screened(self, metrics: dict[str, Any], ask_index: int) -> str | None:
-        """The reason a candidate is passed over by the cheap-objectives screen, or None."""
-        candidate = screening.cheap_coordinates(self.goal, metrics)
-        if candidate is None:
-            return None
-        trained = [(r, screening.cheap_coordinates(self.goal, r.metrics)) for r in self._trained]
-        trained = [(r, c) for r, c in trained if c is not None]
-        feasible = [(r, c) for r, c in trained if r.violation <= 0] or trained
-        front = [feasible[i][1] for i in pareto.pareto_front([r.point for r, _ in feasible])] if feasible else []
-        chance = screening.chance(candidate, [c for _, c in trained], front)
-        draw = float(np.random.default_rng([self.config.seed, ask_index, 7]).random())
-        if draw < chance:
-            return None
-        return (f"skipped before training by the cheap-objectives screen: a front member is as cheap on "
-                f"{', '.join(m.name for m in self.goal.measures if m.cheap)} and that place is crowded "
-                f"(trained with probability {chance:.2f})")
-
-    def _check_feasible(self, strategy: Strategy) -> None:
-        """Stop a search that cannot meet its limits: no candidate within them once the
-        strategy's first population is told, or too many skipped in a row."""
-        constraints = self.goal.constraints
-        if not constraints.any or self._feasible:
-            return
-        records = [r for r in self.study.trials() if r.told]
-        if any(r.state == "complete" and r.violation <= 0 for r in records):
-            self._feasible = True
-            return
-        told = sorted(records, key=lambda r: r.told_seq or 0)
-        in_a_row = len(told) - max((i + 1 for i, r in enumerate(told) if r.state != "skipped"), default=0)
-        if len(told) >= strategy.initial_size or in_a_row >= MAX_SKIPPED_IN_A_ROW:
-            limits = ", ".join(f"{label} <= {limit:,.4g}" for _, limit, label in constraints.limits())
-            seen = next((r.error or constraints.broken(r.metrics) for r in reversed(told) if r.error or r.metrics), "")
-            raise NasforgeError(f"no candidate meets the limits ({limits}) after {len(told)} tried "
-                                f"(last: {seen.removeprefix('skipped before training: ')}); loosen them or shrink "
-                                "the search space")
 
     def _close_running(self, reason: str) -> None:
         """Mark every trial still 'running' as failed and interrupted (its ask is re-run); a
