@@ -1,0 +1,76 @@
+"""benchmarks/fidelity.py: a short run of every method writes a section with real measurements."""
+import math
+import sys
+
+import pytest
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import fidelity  # noqa: E402
+
+from nasforge import load_task  # noqa: E402
+from nasforge.config import build_config  # noqa: E402
+from nasforge.spaces import genome_from_dict  # noqa: E402
+
+
+@pytest.mark.slow
+def test_quick_run_screens_more_with_asha_and_writes_the_section(tmp_path):
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\n<!-- BEGIN other -->\nkept\n<!-- END other -->\n")
+    outcomes = fidelity.main(["--quick", "--seconds", "4", "--max-epochs", "27", "--tau-genomes", "6"], results=results)
+    by = {(o.method, o.objectives): o for o in outcomes}
+    assert set(by) == {(m, 1) for m in fidelity.SINGLE} | {(m, 2) for m in fidelity.MULTI}
+    full, asha = by["full", 1], by["asha", 1]
+    # the same seconds each: ASHA screened more candidates, most of them stopped at a rung
+    assert asha.screened > full.screened and asha.per_hour > full.per_hour
+    assert full.pruned == 0 and asha.pruned > 0 and by["hyperband", 1].pruned > 0 and by["tpe-hb", 1].pruned > 0
+    assert asha.epochs < full.epochs
+    for o in outcomes:
+        assert 4 <= o.seconds < 30, o.method  # stopped soon after its time
+        if o.objectives == 1:
+            assert o.complete > 0 and 0 < o.best_val <= 1 and 0 < o.test_acc <= 1 and o.best_params > 0, o.method
+        else:
+            assert o.front and all(0 <= acc <= 1 and params > 0 for acc, params in o.front)
+    text = results.read_text()
+    assert "kept" in text and text.count("<!-- BEGIN fidelity -->") == 1
+    for label in fidelity.LABEL.values():
+        assert label in text
+    tau_line = next(line for line in text.splitlines() if line.startswith("| digits | 6 |"))
+    tau = float(tau_line.split("|")[5].split()[0])
+    assert -1 <= tau <= 1
+    assert "**digits**: candidates per hour x" in text and ("met" in text)
+
+
+def test_rank_fidelity_trains_each_genome_through_every_rung():
+    f = fidelity.rank_fidelity("digits", 5, 9, 3)
+    assert f.epochs == [1, 3, 9] and len(f.accs) + f.failed == 5
+    assert all(len(row) == 3 and all(0 <= a <= 1 for a in row) for row in f.accs)
+    tau, p = f.tau(0)
+    assert -1 <= tau <= 1 and (math.isnan(p) or 0 <= p <= 1)
+    assert f.tau(len(f.epochs) - 2)[0] == pytest.approx(fidelity.Fidelity("x", [1, 2], [[r[-2], r[-1]] for r in f.accs], 0, 0).tau(0)[0])
+
+
+def test_retrain_for_optuna_matches_train_final(tmp_path):
+    """Optuna's best is retrained by fidelity.retrain: the same numbers train_final gives a run's best."""
+    import nasforge
+    from nasforge.final import train_final
+
+    out = tmp_path / "run"
+    nasforge.search("digits", strategy="evolution", budget=2, seed=1, out=out, **fidelity.sections("digits", 3, 3),
+                    config={"strategy": {"name": "evolution", "population_size": 2}})
+    best = nasforge.open_run(out).best
+    expected = train_final(out, epochs=3, seed=1)["test_acc"]
+    config = build_config({**fidelity.sections("digits", 3, 3), "data": {"dataset": "digits"}, "seed": 1})
+    got = fidelity.retrain(config, load_task("digits", seed=1), genome_from_dict(best.genome), 3, 1)
+    assert got == pytest.approx(expected, abs=1e-9)
+
+
+def test_hypervolume_uses_one_reference_per_dataset():
+    a = fidelity.Outcome("d", 0, "full", 2, 10.0, 3, 0, 0, front=[(0.9, 1000), (0.5, 10)])
+    b = fidelity.Outcome("d", 0, "asha", 2, 10.0, 3, 5, 0, front=[(0.9, 100)])
+    ref = fidelity.reference([a, b])
+    assert ref == (0.0, -4.0)  # the largest front member has 1000 params
+    # staircase above (0, -4): 0.9 * (-3 - -4) + 0.5 * (-1 - -3) = 0.9 + 1.0
+    assert fidelity.front_hv(a, ref) == pytest.approx(1.9)
+    assert fidelity.front_hv(b, ref) == pytest.approx(0.9 * 2)
+    assert fidelity.paired([a, b], "d", 2, "asha", lambda o: fidelity.front_hv(o, ref)) == [pytest.approx(1.8 / 1.9)]
