@@ -154,3 +154,34 @@ def test_a_raised_budget_after_a_closed_bracket_resumes_exactly(tmp_path):
         return run_study(out, config("sha", budget=11))
 
     assert story(grown(tmp_path / "a", stop_after=8)) == story(grown(tmp_path / "b"))
+
+
+def test_a_candidate_failing_at_a_rung_leaves_its_bracket_also_after_resume(tmp_path, monkeypatch):
+    """sha waits for every member of a bracket; one that fails must not keep it waiting, in the
+    live run or in the scheduler rebuilt on resume (the failure is a stored event too)."""
+    from nasforge.errors import TrialFailed
+    from nasforge.evaluators.training import TrainingEvaluator
+
+    real = TrainingEvaluator.evaluate
+
+    def flaky(self, genome, seed, until=None, resume=None):
+        if seed == trial_seed(0, 2):  # the third ask fails at its first rung
+            raise TrialFailed("loss became nan at epoch 1")
+        return real(self, genome, seed, until=until, resume=resume)
+
+    monkeypatch.setattr(TrainingEvaluator, "evaluate", flaky)
+    whole = run_study(tmp_path / "whole", config("sha", budget=11))
+    failed = [t for t in whole if t.state == "failed"]
+    assert len(failed) == 1 and failed[0].rungs == [{"rung": 0, "epochs": 1, "seq": failed[0].rungs[0]["seq"],
+                                                      "failed": True}]
+    cut = tmp_path / "cut"
+    study = create_study(cut, config("sha", budget=11))
+
+    def stop(record, s):
+        if sum(t.finished for t in s.trials()) >= 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        study.run(stop)
+    study.close()
+    assert story(run_study(cut, config("sha", budget=11))) == story(whole)

@@ -92,7 +92,6 @@ class RunStore:
             self.study = optuna.load_study(storage=storage, study_name=name)
         else:
             self.study = optuna.create_study(storage=storage, study_name=name, directions=directions or ["maximize"])
-        self.multi = len(self.study.directions) > 1
         self._open: dict[int, optuna.Trial] = {}
 
     # --- run-level attributes ---
@@ -182,7 +181,8 @@ class RunStore:
             parents=p.get("parents", []), operator=p.get("operator", "random"), info=p.get("info", {}),
             ask_index=p.get("ask_index", t.number), asked_after=p.get("asked_after", 0),
             told_seq=r.get("told_seq"), error=r.get("error") or r.get("skipped"), interrupted=r.get("interrupted", False),
-            values=values, violation=float(r.get("violation", 0.0)), rungs=t.user_attrs.get("rungs", []),
+            values=values, violation=float(r.get("violation", 0.0)),
+            rungs=t.user_attrs.get("rungs", []) + ([r["rung_failed"]] if "rung_failed" in r else []),
             repeat_of=r.get("repeat_of"),
         )
 
