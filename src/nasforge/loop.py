@@ -286,13 +286,9 @@ class SearchLoop:
         metrics = done[-1]["metrics"]
         record.metrics, record.told_seq = metrics, self.tells
         if what == "complete":
-            values, violation = self.goal.values(metrics), self.goal.violation(metrics)
             if active.evaluation is not None:
                 self.study.evaluator.learn(genome_from_dict(record.genome), active.evaluation)
-            self.store.finish(record.number, values, metrics, self.tells, violation)
-            record.state, record.values, record.violation = "complete", values, violation
-            record.fitness = None if self.goal.multi else values[0]
-            record.point = self.goal.point(metrics)
+            self._complete(record, metrics, self.goal.values(metrics))
         else:
             record.state, record.violation = "pruned", self.goal.violation(metrics)
             self.store.prune(record.number, metrics, self.tells, done[-1]["epochs"], record.violation)
@@ -328,21 +324,25 @@ class SearchLoop:
         if evaluation is not None:
             try:
                 values = self.goal.values(evaluation.metrics)
-                violation = self.goal.violation(evaluation.metrics)
                 if evaluation.state_dict:
                     _atomic_save(evaluation.state_dict, self.study.model_path(record.number))
                 self.study.evaluator.learn(genome_from_dict(record.genome), evaluation)
             except Exception as exc:  # e.g. a metric the objective needs is missing
                 outcome.error = f"{type(exc).__name__}: {exc}"
             else:
-                self.store.finish(record.number, values, evaluation.metrics, told_seq, violation)
-                record.state, record.metrics, record.values, record.violation = (
-                    "complete", evaluation.metrics, values, violation)
-                record.fitness = None if self.goal.multi else values[0]
-                record.point = self.goal.point(evaluation.metrics)
+                self._complete(record, evaluation.metrics, values)
                 return
         record.state, record.error = "failed", outcome.error or "unknown failure"
         self.store.fail(record.number, record.error, told_seq)
+
+    def _complete(self, record: TrialRecord, metrics: dict[str, Any], values: list[float]) -> None:
+        """Store a trained trial as complete: its objectives (or fitness) and how far it breaks the limits."""
+        assert record.told_seq is not None, "a trial's place among the tells is set before it is stored"
+        violation = self.goal.violation(metrics)
+        self.store.finish(record.number, values, metrics, record.told_seq, violation)
+        record.state, record.metrics, record.values, record.violation = "complete", metrics, values, violation
+        record.fitness = None if self.goal.multi else values[0]
+        record.point = self.goal.point(metrics)
 
     def evaluate(self, item: Pending, told_seq: int) -> TrialRecord:
         """Store, evaluate in this process and store the result of one ask (no strategy
