@@ -126,6 +126,7 @@ class TwoStageEvolution(Strategy):
         self.asked = self.told = 0
         self.offspring: list[Individual] = []
         self.seen = Seen(valid=self.space.is_valid)
+        self._keys: tuple[list[Individual], list[Any]] | None = None  # Pareto keys of self.population
         self._breed_first()
 
     # --- ask / tell ---
@@ -196,6 +197,7 @@ class TwoStageEvolution(Strategy):
             self.stage = "fine"
             keys = selection_keys(self.population, self.goal.multi)
             self.population = pareto_select(self.population, self.fine_size, keys)
+        self._keys = None  # the population changed (the fine stage replaces members in place)
         self.queue = self._breed_rough() if self.stage == "rough" else self._breed_fine()
 
     def _better(self, child: Individual, parent: Individual) -> bool:
@@ -205,8 +207,10 @@ class TwoStageEvolution(Strategy):
         return child.key() > parent.key()
 
     def _tournament(self) -> Individual:
-        if self.goal.multi:
-            return keyed_tournament(self.population, selection_keys(self.population, True), 2, self.rng, replace=True)
+        if self.goal.multi:  # Pareto keys of the population, once per population (a generation breeds ~3P)
+            if self._keys is None or self._keys[0] is not self.population or len(self._keys[1]) != len(self.population):
+                self._keys = (self.population, selection_keys(self.population, True))
+            return keyed_tournament(self.population, self._keys[1], 2, self.rng, replace=True)
         return tournament(self.population, 2, self.rng, Individual.key, replace=True)
 
     def _put(self, batch: list[Proposal], genome: CellsGenome, parents: tuple[Individual, ...], operator: str,
