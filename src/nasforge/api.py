@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import build_config, load_toml, merge
+from .config import SearchConfig, build_config, load_toml, merge
 from .errors import NasforgeError
 from .progress import ProgressReporter
 from .runs import best_trial, pareto_trials, read_trials
@@ -43,8 +43,12 @@ class SearchResult:
         return load_model(self.out, trial)
 
 
-def default_out(data_label: str, strategy: str, seed: int) -> Path:
-    return Path("runs") / f"{data_label}-{strategy}-seed{seed}"
+def default_out(config: SearchConfig) -> Path:
+    """``runs/DATA-STRATEGY-seedN``, naming also the objectives and the scheduler when they are
+    set, so searches that differ in them do not land in one directory."""
+    parts = [config.label, config.strategy.name, *(["+".join(config.objectives)] if config.objectives else []),
+             *([config.scheduler.kind] if config.scheduler.on else []), f"seed{config.seed}"]
+    return Path("runs") / "-".join(parts)
 
 
 def search(
@@ -83,7 +87,7 @@ def search(
     if data:
         flags["data"] = data
     cfg = build_config(merge(base, flags))
-    out = Path(out) if out else default_out(cfg.label, cfg.strategy.name, cfg.seed)
+    out = Path(out) if out else default_out(cfg)
     study = create_study(out, cfg, storage=storage)
     done = study.finished()
     best = study.best()

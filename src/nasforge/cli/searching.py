@@ -82,7 +82,7 @@ def cmd_search(args: argparse.Namespace) -> None:
     from ..study import create_study
 
     cfg = search_config(args)
-    out = Path(args.out) if args.out else default_out(cfg.label, cfg.strategy.name, cfg.seed)
+    out = Path(args.out) if args.out else default_out(cfg)
     study = create_study(out, cfg, storage=args.storage)
     if args.jsonl is False and not args.quiet:
         data = study.task.describe() if study.task else f"tabular benchmark {cfg.label} ({cfg.benchmark.file})"
