@@ -7,7 +7,7 @@ seed. That is how a killed search resumes exactly (see study.py).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -68,6 +68,9 @@ class Strategy(ABC):
         return None
 
     goal: Goal = Goal()  # what "better" means; make_strategy sets the run's (several objectives, limits)
+    proxy: Callable[[Genome], float] | None = None
+    """A zero-cost score of a genome, higher is better (the run's ``--proxy``; None: no proxy).
+    make_strategy sets it; strategies use it through :meth:`sample_initial` and may use it more."""
 
     def __init__(self, space: SearchSpace, rng: np.random.Generator, budget: int,
                  settings: StrategySettings | None = None):
@@ -84,6 +87,11 @@ class Strategy(ABC):
     @classmethod
     def check_space(cls, space: SearchSpace) -> None:
         """Raise NasforgeError when this strategy cannot search ``space`` (checked before a run is written)."""
+
+    def sample_initial(self) -> Genome:
+        """A genome for the strategy's first candidates: a plain sample of the space without a
+        proxy (the same draws as ``space.sample``)."""
+        return self.space.sample(self.rng)
 
     @abstractmethod
     def ask(self) -> Proposal:

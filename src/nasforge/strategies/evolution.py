@@ -68,7 +68,7 @@ class RegularizedEvolution(Strategy):
     def ask(self) -> Proposal:
         if self.initial_open < self.population_size or not self.population:
             self.initial_open += 1
-            return Proposal(self.space.sample(self.rng), info={"initial": True})
+            return Proposal(self.sample_initial(), info={"initial": True})
         if self.goal.multi:
             keys = selection_keys(self.population, multi=True)
             parent = keyed_tournament(self.population, keys, self.sample_size, self.rng)
