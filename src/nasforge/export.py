@@ -27,8 +27,10 @@ import torch
 from . import __version__ as _nasforge_version
 from .api import load_model
 from .errors import NasforgeError
-from .final import load_final, pick_trial, run_task, task_info
+from .files import environment_problem, replacing, write_text
+from .final import load_final, pick_trial, run_task
 from .measure import onnx as onnx_measure
+from .runs import read_task_info
 from .spaces import Genome
 
 FORMATS = ("onnx", "torchscript", "state-dict")
@@ -64,13 +66,13 @@ def _load_source(out: Path, trial: int | None, final: bool) -> _Source:
         if trial is not None:
             raise NasforgeError("give --trial or --final, not both")
         module, genome, metrics = load_final(out)
-        return _Source(module, genome, task_info(out), metrics, "final",
+        return _Source(module, genome, read_task_info(out), metrics, "final",
                        f"final model: trial {metrics.get('trial')}'s genome retrained on train + validation")
     record = pick_trial(out, trial)
     model = load_model(out, record.number)
     chosen = "trial" if trial is not None else ("chosen trial (the knee of the Pareto front)" if record.fitness is None
                                                 else "best trial")
-    return _Source(model.module.eval(), model.genome, task_info(out), dict(record.metrics), f"trial-{record.number:05d}",
+    return _Source(model.module.eval(), model.genome, read_task_info(out), dict(record.metrics), f"trial-{record.number:05d}",
                    f"{chosen} {record.number} of the search (trained on the training split)")
 
 
@@ -86,7 +88,7 @@ def write_model(module: torch.nn.Module, fmt: str, path: Path, example: torch.Te
     """Serialise ``module`` (eval mode) in ``fmt`` to ``path``."""
     module.eval()
     if fmt == "onnx":
-        path.write_bytes(onnx_measure.onnx_bytes(module, example))
+        path.write_bytes(onnx_measure.onnx_bytes(module, example))  # path: a temporary file (export_model)
         try:
             import onnx
         except ImportError:
@@ -147,26 +149,26 @@ def export_model(out: str | Path, fmt: str, trial: int | None = None, final: boo
     path = folder / FILE_NAMES[fmt]
     with torch.no_grad():
         reference = source.module.eval()(X).numpy()
-    try:
-        write_model(source.module, fmt, path, X)
-        got = load_exported(path, fmt, source.genome, source.info)(X)
-        diff = max_abs_diff(reference, got)
-    except NasforgeError:
-        path.unlink(missing_ok=True)
-        raise
-    except Exception as exc:
-        path.unlink(missing_ok=True)
-        raise NasforgeError(f"the {fmt} export failed its check (it does not validate, load or run): "
-                            f"{type(exc).__name__}: {exc}") from exc
-    if not diff <= TOLERANCE:
-        path.unlink(missing_ok=True)
-        raise NasforgeError(
-            f"export check failed: the {fmt} file's outputs differ from the PyTorch model's by up to {diff:.3g} "
-            f"on {len(X)} test inputs (tolerance {TOLERANCE:g}); the file was removed")
+    with replacing(path) as unchecked:  # the file appears under its name only once it passed the check
+        try:
+            write_model(source.module, fmt, unchecked, X)
+            got = load_exported(unchecked, fmt, source.genome, source.info)(X)
+            diff = max_abs_diff(reference, got)
+        except NasforgeError:
+            raise
+        except Exception as exc:
+            if environment_problem(exc):
+                raise
+            raise NasforgeError(f"the {fmt} export failed its check (it does not validate, load or run): "
+                                f"{type(exc).__name__}: {exc}") from exc
+        if not diff <= TOLERANCE:
+            raise NasforgeError(
+                f"export check failed: the {fmt} file's outputs differ from the PyTorch model's by up to {diff:.3g} "
+                f"on {len(X)} test inputs (tolerance {TOLERANCE:g}); no file was written")
     genome_path = folder / "genome.json"
-    genome_path.write_text(json.dumps(source.genome.to_dict(), indent=2, sort_keys=True))
+    write_text(genome_path, json.dumps(source.genome.to_dict(), indent=2, sort_keys=True))
     card_path = folder / "model_card.md"
-    card_path.write_text(model_card(source, fmt, path, diff, len(X)))
+    write_text(card_path, model_card(source, fmt, path, diff, len(X)))
     return ExportResult(path, diff, card_path, genome_path, fmt, len(X))
 
 

@@ -17,8 +17,6 @@ Consequences, documented for users:
 from __future__ import annotations
 
 import json
-import os
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +27,9 @@ from .config import SearchConfig, validation_message
 from .data import Task
 from .errors import NasforgeError, TrialFailed
 from .evaluators.training import measure_trained
+from .files import torch_bytes, write_together
 from .measure.energy import energy_meter
-from .runs import best_trial, read_trials
+from .runs import best_trial, read_task_info, read_trials
 from .spaces import Genome, genome_from_dict
 from .storage import TrialRecord
 from .study import load_study
@@ -42,7 +41,7 @@ FINAL_DIR = "final"
 
 def run_task(out: str | Path) -> tuple[SearchConfig, Task]:
     """The run's configuration and its data, split exactly as during the search."""
-    study = load_study(out)
+    study = load_study(out, read_only=True)
     try:
         if study.task is None:
             raise NasforgeError(f"{out} is a tabular-benchmark run: its accuracies were looked up, no network was trained")
@@ -67,14 +66,6 @@ def pick_trial(out: str | Path, trial: int | None = None) -> TrialRecord:
     return record
 
 
-def task_info(out: str | Path) -> dict[str, Any]:
-    """What the run saved for prediction: classes, input shape, preprocessor (task.pkl)."""
-    path = Path(out) / "task.pkl"
-    if not path.is_file():
-        raise NasforgeError(f"{out} holds no nasforge run (no task.pkl)")
-    return pickle.loads(path.read_bytes())  # written by nasforge itself for this run
-
-
 def final_settings(config: SearchConfig, genome: Genome, epochs: int, lr: float | None) -> TrainSettings:
     """The search's training settings with a fixed epoch count, early stopping off, gradient descent.
 
@@ -94,10 +85,8 @@ def final_settings(config: SearchConfig, genome: Genome, epochs: int, lr: float 
     return settings
 
 
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+def _json(data: Any) -> bytes:
+    return json.dumps(data, indent=2, sort_keys=True).encode()
 
 
 def train_final(out: str | Path, trial: int | None = None, epochs: int = 100, seed: int = 0,
@@ -145,12 +134,9 @@ def train_final(out: str | Path, trial: int | None = None, epochs: int = 100, se
         learning_rules=list(genome.rules()) if hasattr(genome, "rules") else None,
     )
     folder = out / FINAL_DIR
-    folder.mkdir(exist_ok=True)
-    tmp = folder / "model.pt.tmp"
-    torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, tmp)
-    os.replace(tmp, folder / "model.pt")
-    _write_json(folder / "genome.json", genome.to_dict())
-    _write_json(folder / "metrics.json", metrics)
+    write_together(folder, {  # metrics.json last: load_final needs it, so a cut-off write is no final model
+        "model.pt": torch_bytes({k: v.detach().clone() for k, v in model.state_dict().items()}),
+        "genome.json": _json(genome.to_dict()), "metrics.json": _json(metrics)})
     return metrics
 
 
@@ -161,7 +147,7 @@ def load_final(out: str | Path) -> tuple[torch.nn.Module, Genome, dict[str, Any]
     missing = [f.name for f in files if not f.is_file()]
     if missing:
         raise NasforgeError(f"{out} has no final model ({', '.join(missing)} missing); make one with 'nasforge train {out}'")
-    info = task_info(out)
+    info = read_task_info(out)
     genome = genome_from_dict(json.loads(files[1].read_text()))
     module = genome.build(tuple(info["input_shape"]), len(info["classes"]))
     module.load_state_dict(torch.load(files[0], weights_only=True))

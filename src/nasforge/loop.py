@@ -16,15 +16,13 @@ training is skipped, the cheap-objectives screen may pass it over. With a schedu
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from . import files
 from .evaluators import Evaluation
 from .executors import Job, Outcome, make_executor, run_job
 from .gates import Gates, trial_seed
@@ -244,10 +242,12 @@ class SearchLoop:
                     if before and isinstance(metrics.get(key), (int, float)):
                         metrics[key] += float(before[-1].get(key) or 0.0)
                 if evaluation.state_dict:
-                    _atomic_save(evaluation.state_dict, self.study.model_path(record.number))
+                    files.save_torch(evaluation.state_dict, self.study.model_path(record.number))
                 if evaluation.train_state is not None:
-                    _atomic_save(evaluation.train_state, self.study.state_path(record.number))
+                    files.save_torch(evaluation.train_state, self.study.state_path(record.number))
             except Exception as exc:  # e.g. a metric the objective needs is missing
+                if files.environment_problem(exc):
+                    raise  # a full disk is not the candidate's fault: the search stops, a resume evaluates it again
                 outcome.error, evaluation = f"{type(exc).__name__}: {exc}", None
         if evaluation is None:
             entry, decisions = self.rungs.report(ask, active.rung, None)
@@ -325,9 +325,11 @@ class SearchLoop:
             try:
                 values = self.goal.values(evaluation.metrics)
                 if evaluation.state_dict:
-                    _atomic_save(evaluation.state_dict, self.study.model_path(record.number))
+                    files.save_torch(evaluation.state_dict, self.study.model_path(record.number))
                 self.study.evaluator.learn(genome_from_dict(record.genome), evaluation)
             except Exception as exc:  # e.g. a metric the objective needs is missing
+                if files.environment_problem(exc):
+                    raise  # a full disk is not the candidate's fault: the search stops, a resume evaluates it again
                 outcome.error = f"{type(exc).__name__}: {exc}"
             else:
                 self._complete(record, evaluation.metrics, values)
@@ -352,18 +354,10 @@ class SearchLoop:
         return record
 
     def _save_best(self, best: TrialRecord) -> None:
-        folder = self.study.out / "best"
-        folder.mkdir(exist_ok=True)
-        (folder / "genome.json").write_text(json.dumps(best.genome, indent=2, sort_keys=True))
         chosen = ({"chosen": "the knee of the Pareto front", **dict(zip(self.goal.names, best.values or []))}
                   if self.goal.multi else {"fitness": best.fitness})
-        (folder / "metrics.json").write_text(json.dumps({"trial": best.number, **chosen, **best.metrics}, indent=2))
-        if self.study.model_path(best.number).is_file():  # tabular benchmarks train nothing
-            shutil.copyfile(self.study.model_path(best.number), folder / "model.pt")
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+        weights = self.study.model_path(best.number)
+        files.write_together(self.study.out / "best", {  # tabular benchmarks train nothing: no model.pt
+            **({"model.pt": weights.read_bytes()} if weights.is_file() else {}),
+            "genome.json": json.dumps(best.genome, indent=2, sort_keys=True).encode(),
+            "metrics.json": json.dumps({"trial": best.number, **chosen, **best.metrics}, indent=2).encode()})

@@ -2,7 +2,8 @@
 
 A thin face on the Study. User errors (bad data, flags, config values) print one line on
 stderr and exit with the error's ``exit_code`` (2; 130 for an interrupted search). Anything
-else that escapes a command is a nasforge bug: one line on stderr naming a log file that
+else that escapes a command is either the machine refusing a write (a full disk, a read-only
+place, no permission: one line, exit 2) or a nasforge bug: one line on stderr naming a log file that
 holds the traceback, and exit status 3, so scripts can tell bugs from bad input.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import NasforgeError
+from ..files import environment_problem
 from . import reading, searching
 from .parser import build_parser
 
@@ -43,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except Exception as exc:
+        problem = environment_problem(exc)
+        if problem is not None:  # a full disk, a read-only place: the machine's state, not a bug
+            print(f"error: cannot go on: {problem}", file=sys.stderr)
+            return 2
         log = write_crash_log()
         print(f"error: internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
               f"this is a nasforge bug, the traceback is in {log}", file=sys.stderr)

@@ -21,6 +21,7 @@ from typing import Any
 from markupsafe import Markup
 
 from ..errors import NasforgeError
+from ..files import write_text
 from ..runs import best_trial, run_meta
 from ..storage import RunStore, TrialRecord
 from . import drawing, fronts, html, plots
@@ -70,7 +71,7 @@ def _open(out: str | Path) -> tuple[Path, str, str]:
 def load_run(out: str | Path) -> RunData:
     """Read a run's settings, trials and timestamps (safe while the search is running)."""
     out, url, name = _open(out)
-    store = RunStore(url, name, create=False)
+    store = RunStore(url, name, create=False, read_only=True)
     trials = store.records()
     frozen = store.study.get_trials(deepcopy=False)
     starts = [t.datetime_start for t in frozen if t.datetime_start is not None]
@@ -83,7 +84,7 @@ def load_run(out: str | Path) -> RunData:
 def run_config(out: str | Path) -> dict[str, Any] | None:
     """The configuration stored with a run (the dict ``SearchConfig.model_dump`` made)."""
     out, url, name = _open(out)
-    return RunStore(url, name, create=False).get("config")
+    return RunStore(url, name, create=False, read_only=True).get("config")
 
 
 def dashboard_command(out: str | Path) -> list[str]:
@@ -339,8 +340,7 @@ def write_report(out: str | Path, path: str | Path | None = None) -> Path:
     """Write the HTML report of run ``out`` (default ``out/report.html``) and return its path."""
     run = load_run(out)
     target = Path(path) if path is not None else run.out / "report.html"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_report(run), encoding="utf-8")
+    write_text(target, render_report(run))
     return target
 
 
@@ -420,6 +420,5 @@ def write_comparison(runs: Sequence[str | Path], path: str | Path) -> Path:
         raise NasforgeError("give at least one run to compare")
     data = [load_run(r) for r in runs]
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_comparison(data), encoding="utf-8")
+    write_text(target, render_comparison(data))
     return target

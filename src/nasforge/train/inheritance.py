@@ -36,7 +36,6 @@ saved store exists.
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import Task
+from ..files import save_torch
 from ..nets.cell_model import SuperNet
 from ..spaces.cell_plan import CellPlan
 from ..spaces.cells import NORMAL_CODES, REDUCTION_CODES, CellsSpace, output_nodes, published_cells
@@ -338,11 +338,8 @@ class CellWeightStore:
 
     def save(self) -> None:
         """Atomic: a crash mid-write leaves the previous file."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        torch.save({"identity": self._identity(), "slots": self.slots, "best": self.best, "pending": self.pending,
-                    "evaluations": self.evaluations, "refreshes": self.refreshes, "supernet": self.supernet_info}, tmp)
-        os.replace(tmp, self.path)
+        save_torch({"identity": self._identity(), "slots": self.slots, "best": self.best, "pending": self.pending,
+                    "evaluations": self.evaluations, "refreshes": self.refreshes, "supernet": self.supernet_info}, self.path)
 
     def _load(self) -> bool:
         """Reload a saved store made with the same settings; False if there is none."""
