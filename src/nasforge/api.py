@@ -1,7 +1,6 @@
 """The Python face of nasforge: run a search, read a run, load its best model."""
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ import torch
 from .config import SearchConfig, build_config, load_toml, merge
 from .errors import NasforgeError
 from .progress import ProgressReporter
-from .runs import best_trial, pareto_trials, read_trials
+from .runs import best_trial, pareto_trials, read_task_info, read_trials
 from .spaces import Genome, genome_from_dict
 from .storage import TrialRecord
 from .study import Study, create_study
@@ -136,17 +135,15 @@ class TrainedModel:
 def load_model(out: str | Path, trial: int | None = None) -> TrainedModel:
     """The best (or a given) trial's trained network: ``nasforge.load_model("runs/digits")``."""
     out = Path(out)
-    info_path = out / "task.pkl"
-    if not info_path.is_file():
-        raise NasforgeError(f"{out} holds no nasforge run (no task.pkl)")
-    info = pickle.loads(info_path.read_bytes())  # written by nasforge itself for this run
+    info = read_task_info(out)
     run = open_run(out)
     record = run.best if trial is None else next((t for t in run.trials if t.number == trial), None)
     if record is None or record.state != "complete":
         raise NasforgeError(f"no completed trial {'' if trial is None else trial} in {out}")
     weights = out / "models" / f"trial-{record.number:05d}.pt"
     if not weights.is_file():
-        raise NasforgeError(f"the weights of trial {record.number} are missing: {weights}")
+        raise NasforgeError(f"the weights of trial {record.number} are missing ({weights}); 'nasforge train {out} "
+                            f"--trial {record.number}' trains its genome again (into {out / 'final'})")
     genome = genome_from_dict(record.genome)
     module = genome.build(tuple(info["input_shape"]), len(info["classes"]))
     module.load_state_dict(torch.load(weights, weights_only=True))

@@ -11,11 +11,13 @@ the absolute path of their own ``study.db``; such a URL is read as "the director
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
 from . import pareto
 from .errors import NasforgeError
+from .files import write_text
 from .storage import RunStore, TrialRecord, sqlite_url
 from .strategies.ga import rank_key
 
@@ -52,7 +54,7 @@ def run_meta(out: Path, storage: str | None = None) -> tuple[str, str]:
 def write_meta(out: Path, url: str, name: str) -> None:
     """run.json: the study's name, and the storage URL only when it is not the directory's own."""
     meta = {"study": name} | ({} if url == sqlite_url(out) else {"storage": url})
-    (out / "run.json").write_text(json.dumps(meta, indent=1))
+    write_text(out / "run.json", json.dumps(meta, indent=1))
 
 
 def read_trials(out: str | Path, storage: str | None = None) -> list[TrialRecord]:
@@ -60,7 +62,7 @@ def read_trials(out: str | Path, storage: str | None = None) -> list[TrialRecord
     out = Path(out)
     if storage is None and not (out / "run.json").is_file():
         raise NasforgeError(f"{out} holds no nasforge run")
-    return RunStore(*run_meta(out, storage), create=False).records()
+    return RunStore(*run_meta(out, storage), create=False, read_only=True).records()
 
 
 def read_stored_config(out: str | Path, storage: str | None = None) -> dict[str, Any]:
@@ -68,7 +70,24 @@ def read_stored_config(out: str | Path, storage: str | None = None) -> dict[str,
     out = Path(out)
     if storage is None and not (out / "run.json").is_file():
         raise NasforgeError(f"{out} holds no nasforge run")
-    return RunStore(*run_meta(out, storage), create=False).get("config") or {}
+    return RunStore(*run_meta(out, storage), create=False, read_only=True).get("config") or {}
+
+
+def read_task_info(out: str | Path) -> dict[str, Any]:
+    """What a run saved for prediction (``task.pkl``): classes, input shape, preprocessor."""
+    path = Path(out) / "task.pkl"
+    if not path.is_file():
+        if not (Path(out) / "run.json").is_file():
+            raise NasforgeError(f"{out} holds no nasforge run (no run.json, no task.pkl)")
+        raise NasforgeError(f"{path} is missing; 'nasforge resume {out}' writes it again from the run's data")
+    try:
+        info = pickle.loads(path.read_bytes())  # written by nasforge itself for this run
+        if not isinstance(info, dict) or not {"classes", "input_shape"} <= info.keys():
+            raise ValueError("not what nasforge writes")
+    except Exception as exc:  # a damaged file: any unpickling error
+        raise NasforgeError(f"{path} is damaged ({type(exc).__name__}: {str(exc)[:100]}); "
+                            f"'nasforge resume {out}' writes it again from the run's data") from None
+    return info
 
 
 def best_trial(records: list[TrialRecord]) -> TrialRecord | None:

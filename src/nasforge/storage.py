@@ -18,6 +18,7 @@ The study's process is the only writer (workers return results to it), so SQLite
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from .errors import NasforgeError
+from .files import environment_problem
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -74,20 +76,45 @@ _STATES = {TrialState.COMPLETE: "complete", TrialState.FAIL: "failed", TrialStat
 
 
 class RunStore:
-    def __init__(self, url: str, name: str, create: bool, directions: list[str] | None = None):
+    def __init__(self, url: str, name: str, create: bool, directions: list[str] | None = None, read_only: bool = False):
+        """Open (``create``: or start) the study ``name`` at ``url``. ``read_only``: for commands
+        that only read (show, report, export, load_model); a SQLite run is then opened so that
+        not a byte of it changes, and one this process may not write (another user's, a
+        read-only mount) can still be read."""
         database = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
         if not create and database is not None and not database.is_file():  # optuna would make an empty one
             raise NasforgeError(f"the run's database {database} is missing; nothing can be read without it")
-        try:
-            storage = optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
-        except Exception as exc:  # bad URL, driver missing, server down
-            raise NasforgeError(f"cannot open storage {url}: {str(exc).splitlines()[0]}") from None
+        self.read_only = read_only and not create
+        if not self.read_only and database is not None and database.is_file() and not _writable(database):
+            raise NasforgeError(f"cannot write the run's database {database}: this process may only read it (another "
+                                "user's run, a read-only mount); show, report --output and export --output still work")
         self.url, self.name = url, name
-        if url.startswith("sqlite"):
-            _fast_durable_sqlite(storage)
-        names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        try:
+            if self.read_only and database is not None:  # no checkpoint, no journal; immutable where unwritable
+                immutable = "" if _writable(database) else "&immutable=1"
+                storage = optuna.storages.RDBStorage(f"sqlite:///file:{database}?mode=ro{immutable}&uri=true",
+                                                     skip_table_creation=True)
+            else:
+                storage = optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True},
+                                                     skip_table_creation=self.read_only)
+                if url.startswith("sqlite"):
+                    _fast_durable_sqlite(storage)
+            names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        except Exception as exc:  # bad URL, driver missing, server down, a damaged file
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            problem = environment_problem(exc)
+            if problem is not None:
+                raise NasforgeError(f"cannot open the run's database {database or url}: {problem}") from None
+            if database is not None and database.is_file() and database.stat().st_size:
+                raise NasforgeError(
+                    f"the run's database {database} cannot be read ({reason}); the trials are lost with it, but "
+                    f"{database.parent / 'best'} still holds the chosen model and models/ each trial's weights; "
+                    "a copy of study.db from before the damage restores the run") from None
+            raise NasforgeError(f"cannot open storage {url}: {reason}") from None
         if name not in names and not create:
-            raise NasforgeError(f"no nasforge run named {name!r} in {url}")
+            held = ", ".join(repr(n) for n in names) or "no run"
+            raise NasforgeError(f"no nasforge run named {name!r} in {url} (it holds {held}); if run.json was edited, "
+                                "its \"study\" must name one of these")
         if name in names:  # an existing study keeps the directions it was made with
             self.study = optuna.load_study(storage=storage, study_name=name)
         else:
@@ -185,6 +212,11 @@ class RunStore:
             rungs=t.user_attrs.get("rungs", []) + ([r["rung_failed"]] if "rung_failed" in r else []),
             repeat_of=r.get("repeat_of"),
         )
+
+
+def _writable(database: Path) -> bool:
+    """Whether this process may write the SQLite file and its directory (its journal lives there)."""
+    return os.access(database, os.W_OK) and os.access(database.parent, os.W_OK)
 
 
 def _fast_durable_sqlite(storage: optuna.storages.RDBStorage) -> None:

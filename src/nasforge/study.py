@@ -21,6 +21,7 @@ from .config import SearchConfig, build_config
 from .data import Task, load_task, reload_task
 from .errors import InvalidGenome, NasforgeError, TrialFailed
 from .evaluators import EVALUATORS, Evaluator
+from .files import remove_temporaries, write_bytes
 from .loop import Callback, SearchLoop
 from .objectives import Goal
 from .runs import best_trial, read_meta, run_meta, write_meta
@@ -93,6 +94,9 @@ class Study:
         """Evaluate until the budget of finished trials is spent; return the best trial."""
         if self._lock is None:
             self._lock = _lock_run(self.out)
+        remove_temporaries(self.out)  # what writes cut off by a kill left (nothing reads them)
+        if self.task is not None:  # again: a damaged or deleted task.pkl is whole after a resume
+            _save_task_info(self.out, self.task)
         return SearchLoop(self).run(callback)
 
     def model_path(self, number: int) -> Path:
@@ -173,13 +177,15 @@ def check_limits(config: SearchConfig, parts: Parts) -> None:
                             f"(the nearest: {config.constraints.broken(nearest)}); loosen them or shrink the space")
 
 
-def load_study(out: str | Path, storage: str | None = None, task: Task | None = None) -> Study:
-    """Open the run in ``out`` with its stored settings (to read it, resume it or retrain from it)."""
+def load_study(out: str | Path, storage: str | None = None, task: Task | None = None,
+               read_only: bool = False) -> Study:
+    """Open the run in ``out`` with its stored settings (to read it, resume it or retrain from it;
+    ``read_only``: to read it only, see :class:`RunStore`)."""
     out = Path(out)
     meta = read_meta(out)
     if not meta and storage is None:
         raise NasforgeError(f"{out} holds no nasforge run; start one with 'nasforge search'")
-    store = RunStore(*run_meta(out, storage), create=False)
+    store = RunStore(*run_meta(out, storage), create=False, read_only=read_only)
     stored = store.get("config")
     if stored is None:
         raise NasforgeError(f"{out} holds no nasforge run; start one with 'nasforge search'")
@@ -236,6 +242,4 @@ def _save_task_info(out: Path, task: Task) -> None:
     """What a saved model needs to predict on raw rows: classes, input shape, preprocessing."""
     info = {"name": task.name, "classes": task.classes, "input_shape": task.input_shape,
             "feature_names": task.feature_names, "preprocessor": task.preprocessor}
-    tmp = out / "task.pkl.tmp"
-    tmp.write_bytes(pickle.dumps(info))
-    os.replace(tmp, out / "task.pkl")
+    write_bytes(out / "task.pkl", pickle.dumps(info))
