@@ -7,7 +7,7 @@ Readers: CSV files (random bytes and random tables of awkward cells and delimite
 configurations (random nested tables over the real keys), genome JSON (random JSON and
 mutated real genomes), LLM replies (random text and mutated genome JSON, checked against
 the mlp and net spaces), IDX image files and CIFAR batch folders (random bytes under the
-real file names). Inputs come from Hypothesis; an input that escapes any other way is
+real file names, and real pickled batches, then damaged). Inputs come from Hypothesis; an input that escapes any other way is
 counted and its first example printed. ``tests/test_fuzz.py`` runs the same readers with a
 few hundred examples each, and fails on the first escape (Hypothesis then shrinks it).
 """
@@ -109,6 +109,51 @@ def idx_pairs(draw: st.DrawFn) -> bytes:
     return struct.pack(">I", len(images)) + images + labels
 
 
+CIFAR_FILES = [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"]
+
+
+@st.composite
+def cifar_folders(draw: st.DrawFn) -> dict[str, bytes]:
+    """A real CIFAR-10 folder (pickled dicts of uint8 [N, 3072] rows and labels, and the meta
+    file), then maybe damaged: a field of the wrong type or shape, labels out of range, a key
+    missing, a file truncated or with flipped bytes, a pickle of something else."""
+    import pickle
+
+    import numpy as np
+
+    names = [b"airplane", b"car", b"bird"]
+    batches: dict[str, Any] = {"batches.meta": {b"label_names": names}}
+    pixels = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))  # cheap to draw: the pixels' values do not matter
+    for name in CIFAR_FILES[:-1]:
+        n = draw(st.integers(0, 3))
+        rows = pixels.integers(0, 256, (n, 3072), dtype=np.uint8)
+        batches[name] = {b"data": rows, b"labels": draw(st.lists(st.integers(0, 2), min_size=n, max_size=n))}
+    victim = draw(st.sampled_from(CIFAR_FILES))
+    entry = batches[victim]
+    damage = draw(st.sampled_from(["none", "field", "labels", "drop key", "truncate", "flip", "other object"]))
+    if damage == "field":
+        key = draw(st.sampled_from(sorted(entry)))
+        entry[key] = draw(st.one_of(scalars, st.lists(scalars, max_size=3), st.just(np.zeros((2, 5), np.float32)),
+                                    st.just(np.zeros((1, 3072), np.int64)), st.just([b"x", 3, None])))
+    elif damage == "labels" and b"labels" in entry:
+        entry[b"labels"] = [draw(st.integers(-3, 7)) for _ in entry[b"labels"]] + draw(st.lists(st.integers(0, 2), max_size=1))
+    elif damage == "drop key":
+        entry.pop(draw(st.sampled_from(sorted(entry))))
+    elif damage == "other object":
+        batches[victim] = draw(st.one_of(scalars, st.lists(scalars, max_size=3)))
+    files = {name: pickle.dumps(obj, protocol=draw(st.integers(2, 5))) for name, obj in batches.items()}
+    if damage in ("truncate", "flip"):
+        data = bytearray(files[victim])
+        if damage == "truncate":
+            data = data[: draw(st.integers(0, max(len(data) - 1, 0)))]
+        else:
+            for _ in range(draw(st.integers(1, 8))):
+                if data:
+                    data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
+        files[victim] = bytes(data)
+    return files
+
+
 genome_inputs = st.one_of(json_values, mutated_genomes())
 reply_inputs = st.one_of(st.text(max_size=200), mutated_genomes().map(json.dumps),
                          mutated_genomes().map(lambda g: "```json\n" + json.dumps(g) + "\n```"))
@@ -167,12 +212,15 @@ def read_idx_bytes(data: bytes) -> None:
         read_idx(tmp)
 
 
-def read_cifar_bytes(data: bytes) -> None:
+def read_cifar_bytes(data: bytes | dict[str, bytes]) -> None:
+    """``data``: random bytes (as the first batch, reversed as the test batch), or a whole
+    folder from ``cifar_folders``."""
     from nasforge.data.image_files import read_cifar
 
+    folder = data if isinstance(data, dict) else {"data_batch_1": data, "test_batch": data[::-1]}
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "data_batch_1").write_bytes(data)
-        (Path(tmp) / "test_batch").write_bytes(data[::-1])
+        for name, content in folder.items():
+            (Path(tmp) / name).write_bytes(content)
         read_cifar(tmp)
 
 
@@ -186,7 +234,7 @@ ReplyRejected = _reply_rejected()
 READERS: dict[str, tuple[Callable[[Any], None], Any]] = {
     "csv": (read_csv_bytes, csv_inputs), "config": (read_config, config_inputs),
     "genome": (read_genome, genome_inputs), "llm reply": (read_reply, reply_inputs),
-    "idx": (read_idx_bytes, st.one_of(file_inputs, idx_pairs())), "cifar": (read_cifar_bytes, file_inputs),
+    "idx": (read_idx_bytes, st.one_of(file_inputs, idx_pairs())), "cifar": (read_cifar_bytes, st.one_of(file_inputs, cifar_folders())),
 }
 ALLOWED = (NasforgeError, ReplyRejected)
 

@@ -279,14 +279,22 @@ def read_cifar(path: str | Path) -> ImageData:
     for n in names:
         if not (root / n).is_file():
             raise NasforgeError(f"missing CIFAR-{10 if ten else 100} file {n} in {root} (expected {', '.join(names)})")
-    classes = [c.decode("utf-8", "replace") if isinstance(c, bytes) else str(c)
-               for c in _field(load_cifar_pickle(root / meta), names_key, root / meta)]  # type: ignore[union-attr]
+    names_found = _field(load_cifar_pickle(root / meta), names_key, root / meta)
+    if not (isinstance(names_found, (list, tuple)) and names_found and all(isinstance(c, (bytes, str)) for c in names_found)):
+        raise NasforgeError(f"{root / meta}: {names_key.decode()!r} must be a non-empty list of class names")
+    classes = [c.decode("utf-8", "replace") if isinstance(c, bytes) else c for c in names_found]
     X_parts, y_parts, test_parts = [], [], []
     for n in names:
         if n == meta:
             continue
         batch = load_cifar_pickle(root / n)
-        data, y = _field(batch, b"data", root / n), np.asarray(_field(batch, label_key, root / n))
+        data, labels = _field(batch, b"data", root / n), _field(batch, label_key, root / n)
+        try:
+            y = np.asarray(labels) if isinstance(labels, (list, tuple, np.ndarray)) else np.zeros((0, 0))
+        except (ValueError, TypeError):  # ragged or odd objects
+            y = np.zeros((0, 0))
+        if y.size == 0 and y.ndim == 1:
+            y = y.astype(np.int64)  # an empty batch: no labels, of no type
         if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == 3072):
             raise NasforgeError(f"{root / n}: 'data' must be a uint8 array of shape [N, 3072], got "
                                 f"{getattr(data, 'dtype', type(data).__name__)} {getattr(data, 'shape', '')}")
