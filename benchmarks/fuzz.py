@@ -236,18 +236,33 @@ READERS: dict[str, tuple[Callable[[Any], None], Any]] = {
     "genome": (read_genome, genome_inputs), "llm reply": (read_reply, reply_inputs),
     "idx": (read_idx_bytes, st.one_of(file_inputs, idx_pairs())), "cifar": (read_cifar_bytes, st.one_of(file_inputs, cifar_folders())),
 }
-ALLOWED = (NasforgeError, ReplyRejected)
 
 
 def outcome(reader: Callable[[Any], None], data: Any) -> str:
-    """'loaded', 'refused' (the project's error) or 'escaped: <exception type>'."""
+    """'loaded', 'refused' (the project's error) or 'escaped: <exception type>'. An exception
+    Python could not raise (one in a destructor, printed to stderr as a traceback) escapes too."""
+    unraisable: list[Any] = []
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
     try:
-        reader(data)
-    except ALLOWED:
-        return "refused"
-    except Exception as exc:  # what this script exists to count
-        return f"escaped: {type(exc).__name__}: {str(exc)[:120]}"
-    return "loaded"
+        try:
+            reader(data)
+        except ReplyRejected:  # its text goes back to the LLM, which may read several lines
+            result = "refused"
+        except NasforgeError as exc:
+            message = str(exc).strip()
+            if not message or "\n" in message:
+                return f"escaped: error not in one line: {message[:120]!r}"
+            result = "refused"
+        except Exception as exc:  # what this script exists to count
+            return f"escaped: {type(exc).__name__}: {str(exc)[:120]}"
+        else:
+            result = "loaded"
+    finally:
+        sys.unraisablehook = hook
+    if unraisable:
+        exc = unraisable[0].exc_value
+        return f"escaped: printed {type(exc).__name__}: {str(exc)[:120]}"
+    return result
 
 
 def fuzz(name: str, examples: int) -> tuple[Counter, float, Any]:

@@ -20,9 +20,7 @@ def test_a_reader_loads_or_refuses_in_one_line(name):
               suppress_health_check=list(HealthCheck))
     @given(inputs)
     def check(data):
-        try:
-            reader(data)
-        except fuzz.ALLOWED as exc:
-            assert str(exc) and "\n" not in str(exc).strip() or name == "llm reply"  # one line for the user
+        result = fuzz.outcome(reader, data)
+        assert not result.startswith("escaped"), result
 
     check()

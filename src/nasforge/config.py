@@ -260,8 +260,8 @@ class SearchConfig(BaseModel):
 
 def validation_message(exc: ValidationError, prefix: str = "") -> str:
     first = exc.errors()[0]
-    loc = [str(p) for p in first["loc"]]
-    message = first["msg"].removeprefix("Value error, ")
+    loc = [str(p) if str(p).isprintable() else repr(str(p)) for p in first["loc"]]  # a key may hold a newline
+    message = " ".join(first["msg"].removeprefix("Value error, ").split())
     tables = {"strategy": ("strategy", STRATEGIES), "space": ("search space", SPACES)}
     if loc and loc[0] in tables:  # a registry's union: name the part, not the union's tag
         kind, registry = tables[loc[0]]
@@ -273,8 +273,12 @@ def validation_message(exc: ValidationError, prefix: str = "") -> str:
                 message = f"the {part} {kind} has no such setting"
     key = ".".join(filter(None, [prefix, *loc]))
     value = first.get("input")
-    shown = f" (got {value!r})" if not isinstance(value, dict) else ""
+    shown = f" (got {_clipped(repr(value))})" if not isinstance(value, dict) else ""
     return f"config {key}: {message}{shown}" if key else f"config: {message}"
+
+
+def _clipped(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def validated(model: type[M], data: Any, prefix: str = "") -> M:

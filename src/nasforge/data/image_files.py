@@ -15,7 +15,9 @@ import gzip
 import pickle
 import re
 import struct
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -227,18 +229,68 @@ class _CifarUnpickler(pickle.Unpickler):
 
 
 def load_cifar_pickle(path: str | Path) -> dict:
-    """A CIFAR batch as a dict with bytes keys; refuses pickles that reference anything else."""
+    """A CIFAR batch as a dict with bytes keys; refuses pickles that reference anything else.
+
+    Damaged bytes reach numpy's reconstructors, which can build an array whose dtype is broken:
+    freeing it prints a traceback from a destructor. So the load runs with such messages caught,
+    every array's dtype is checked against a fresh one of the same type, and whatever was
+    refused is freed before the one-line error is raised."""
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            obj = _CifarUnpickler(f, encoding="bytes").load()
-    except pickle.UnpicklingError as e:
-        raise NasforgeError(f"refusing {path}: {e} (not a CIFAR batch; only open pickles you trust)") from None
-    except (OSError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as e:
-        raise NasforgeError(f"cannot read CIFAR batch {path}: {type(e).__name__}: {e}") from None
+    problem, obj = None, None
+    with _destructor_errors() as printed:
+        try:
+            with open(path, "rb") as f:
+                obj = _CifarUnpickler(f, encoding="bytes").load()
+            _check_dtypes(obj)
+        except pickle.UnpicklingError as e:
+            problem = f"refusing {path}: {e} (not a CIFAR batch; only open pickles you trust)"
+        except OSError as e:
+            problem = f"cannot read CIFAR batch {path}: {e.strerror or e}"
+        except Exception as e:  # noqa: BLE001 - damaged bytes make numpy raise anything (MemoryError, RuntimeError)
+            problem = f"cannot read CIFAR batch {path}: damaged ({type(e).__name__}: {_brief(e)})"
+        if problem is not None:
+            obj = None  # what the refused load built is freed here (by reference count), under the catch
+    if problem is None and printed:
+        problem = f"cannot read CIFAR batch {path}: damaged ({_brief(printed[0].exc_value)})"
+    if problem is not None:
+        raise NasforgeError(problem)
     if not isinstance(obj, dict):
         raise NasforgeError(f"{path}: expected a pickled dict (a CIFAR batch), got {type(obj).__name__}")
     return obj
+
+
+def _brief(exc: BaseException | None) -> str:
+    """An exception's message on one short line (damaged bytes can put anything in it)."""
+    text = " ".join(str(exc).split())
+    return (text[:80] + "...") if len(text) > 80 else text or "no detail"
+
+
+@contextmanager
+def _destructor_errors() -> Iterator[list]:
+    """Collect what Python would print for exceptions in destructors, instead of printing it."""
+    caught: list = []
+    hook, sys.unraisablehook = sys.unraisablehook, caught.append
+    try:
+        yield caught
+    finally:
+        sys.unraisablehook = hook
+
+
+def _check_dtypes(obj: object, depth: int = 0) -> None:
+    """ValueError if an array or scalar in ``obj`` has a dtype unlike a fresh one of its type
+    (damaged pickled state) or holds Python objects."""
+    if depth > 20:
+        raise ValueError("nested too deep")
+    if isinstance(obj, dict):
+        for value in obj.values():
+            _check_dtypes(value, depth + 1)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            _check_dtypes(value, depth + 1)
+    elif isinstance(obj, (np.ndarray, np.generic, np.dtype)):
+        dtype = obj if isinstance(obj, np.dtype) else obj.dtype
+        if dtype.hasobject or dtype.fields is not None or dtype.flags != np.dtype(dtype.str).flags:
+            raise ValueError(f"an array of an unusable type {dtype.str}")
 
 
 def cifar_root(path: Path) -> Path | None:
