@@ -32,6 +32,7 @@ import numpy as np
 from pydantic import Field
 
 from .. import pareto
+from ..flags import flag
 from ..spaces.encodings import encode, encoder_for
 from .acquisition import Acquisition, acquire
 from .base import STRATEGIES, Proposal, Strategy, StrategySettings
@@ -47,14 +48,18 @@ MAX_EDITS = 3  # a candidate is one to three mutations away from its parent
 class PredictorSettings(StrategySettings):
     name: Literal["predictor"] = "predictor"
     initial: int = Field(default=10, ge=2, le=10000, description=(
-        "random (or proxy-picked) candidates trained before the predictor chooses (BANANAS: 10)"))
-    ensemble: int = Field(default=5, ge=1, le=50, description="regressors in the ensemble (BANANAS: 5)")
+        "random (or proxy-picked) candidates trained before the predictor chooses (BANANAS: 10)"),
+        json_schema_extra=flag("--initial"))
+    ensemble: int = Field(default=5, ge=1, le=50, description="regressors in the ensemble (BANANAS: 5)",
+                          json_schema_extra=flag("--ensemble"))
     hidden: int = Field(default=32, ge=2, le=1024, description="units in each of a regressor's two hidden layers")
-    candidates: int = Field(default=100, ge=1, le=100000, description="candidates scored per ask")
+    candidates: int = Field(default=100, ge=1, le=100000, description="candidates scored per ask",
+                            json_schema_extra=flag("--candidates"))
     parents: int = Field(default=10, ge=1, le=10000, description="best members whose mutations are candidates")
     fresh: float = Field(default=0.1, ge=0.0, le=1.0, description="share of candidates sampled afresh, not mutated")
     acquisition: Acquisition = Field(default="its", description=(
-        "its: independent Thompson sampling (one random member per candidate); ucb: mean + beta * sd"))
+        "its: independent Thompson sampling (one random member per candidate); ucb: mean + beta * sd"),
+        json_schema_extra=flag("--acquisition"))
     beta: float = Field(default=1.0, ge=0.0, le=100.0, description="UCB's weight on the ensemble's spread")
 
 
