@@ -36,7 +36,7 @@ from ..flags import flag
 from ..spaces.encodings import encode, encoder_for
 from .acquisition import Acquisition, acquire
 from .base import STRATEGIES, Proposal, Strategy, StrategySettings
-from .ga import Member, Seen, selection_keys
+from .ga import Member, Seen, selection_keys, told_member
 from .surrogate import Ensemble
 
 if TYPE_CHECKING:
@@ -162,14 +162,8 @@ class PredictorSearch(Strategy):
         return pool
 
     def tell(self, proposal: Proposal, fitness: float | None, metrics: dict | None = None) -> None:
-        if fitness is None or not math.isfinite(fitness):
-            if proposal.info.get("initial"):
-                self.initial_open -= 1
-            return
-        assert proposal.trial is not None, "the study numbers a proposal before telling it"
-        member = Member.told(self.goal, proposal.genome, fitness, proposal.trial, metrics,
-                             params=int((metrics or {}).get("params", 0)), order=len(self.members))
-        if all(math.isfinite(x) for x in self._target(member)):
+        member = told_member(self, proposal, fitness, metrics, order=len(self.members))
+        if member is not None and all(math.isfinite(x) for x in self._target(member)):
             self.members.append(member)
 
     def describe(self) -> str:
