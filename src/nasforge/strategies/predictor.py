@@ -80,8 +80,8 @@ class PredictorSearch(Strategy):
         self.members: list[Member] = []
         self.seen = Seen()
         self.initial_open = 0  # initial proposals out or told
-        self.model: Ensemble | None = None
-        self.fitted_on = 0  # members the current model was fitted on
+        self.model = Ensemble(self.settings.ensemble, self.settings.hidden, self.seed)
+        self.fitted_on = 0  # members the ensemble was last fitted on (0: never)
 
     @property
     def initial_size(self) -> int:
@@ -93,8 +93,8 @@ class PredictorSearch(Strategy):
             genome = self.seen.novel(self.sample_initial(), lambda _: self.sample_initial(), 20)
             return self._proposal(genome, info={"initial": True})
         started = time.perf_counter()
-        if self.model is None or self.fitted_on != len(self.members):
-            self.model = self._fit()
+        if self.fitted_on != len(self.members):
+            self._fit()
         pool = self._candidates()
         if not pool:  # nothing new nearby: the space looks exhausted; the study ends such a run
             return self._proposal(self.space.sample(self.rng), info={"exhausted": True})
@@ -116,12 +116,12 @@ class PredictorSearch(Strategy):
         self.seen.add(genome)
         return Proposal(genome, **fields)
 
-    def _fit(self) -> Ensemble:
-        """The ensemble on every member told so far (targets: the objectives to maximise)."""
+    def _fit(self) -> None:
+        """Refit the ensemble on every member told so far (targets: the objectives to maximise)."""
         self.fitted_on = len(self.members)
         X = encode(self.space, [m.genome for m in self.members])
         Y = np.array([self._target(m) for m in self.members], dtype=float)
-        return Ensemble(self.settings.ensemble, self.settings.hidden, self.seed).fit(X, Y)
+        self.model.fit(X, Y)
 
     def _target(self, member: Member) -> tuple[float, ...]:
         return member.point if self.goal.multi and member.point else (member.fitness,)
@@ -129,7 +129,6 @@ class PredictorSearch(Strategy):
     def _predict(self, genomes: list[Genome]) -> np.ndarray:
         """(members, candidates, objectives), objectives to maximise; a parameter count the
         family can compute replaces its prediction in every member."""
-        assert self.model is not None
         predictions = self.model.predict(encode(self.space, genomes))
         if self.goal.multi and self.encoder.params is not None:
             for k, measure in enumerate(self.goal.measures):

@@ -5,7 +5,8 @@ predict NAS-Bench-201 accuracy well enough to choose what to train, and that the
 is a usable uncertainty. Each member here is scikit-learn's ``MLPRegressor`` trained on its
 own bootstrap resample with its own seed; targets are standardised per objective so several
 objectives train as one multi-output regression. scikit-learn is imported when an ensemble
-is first fitted (the strategy registry must import cheaply).
+is made, not with this module (the strategy registry must import cheaply), so the seconds
+a fit takes do not include the import.
 
 Everything is seeded from ``seed`` and the size of the training set, so refitting on the
 same evaluations gives the same ensemble: that is what lets a predictor run resume exactly.
@@ -22,13 +23,16 @@ class Ensemble:
     member's predictions, shape (members, rows, objectives), in the targets' own units."""
 
     def __init__(self, members: int, hidden: int, seed: int):
+        from sklearn.neural_network import MLPRegressor
+
         self.members, self.hidden, self.seed = members, hidden, seed
+        self.regressor = MLPRegressor
         self.models: list = []
         self.mean = self.scale = np.zeros(0)
 
     def fit(self, X: np.ndarray, Y: np.ndarray) -> Ensemble:
+        """Refit every member on (X, Y); the same data gives the same ensemble."""
         from sklearn.exceptions import ConvergenceWarning
-        from sklearn.neural_network import MLPRegressor
 
         Y = Y.reshape(len(Y), -1)
         self.mean, self.scale = Y.mean(axis=0), Y.std(axis=0)
@@ -39,8 +43,8 @@ class Ensemble:
         self.models = []
         for k in range(self.members):
             rows = draws.integers(n, size=n)
-            model = MLPRegressor(hidden_layer_sizes=(self.hidden, self.hidden), alpha=1e-3, learning_rate_init=0.01,
-                                 max_iter=300, random_state=self.seed + k)
+            model = self.regressor(hidden_layer_sizes=(self.hidden, self.hidden), alpha=1e-3, learning_rate_init=0.01,
+                                  max_iter=300, random_state=self.seed + k)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 model.fit(X[rows], Z[rows] if Z.shape[1] > 1 else Z[rows, 0])
