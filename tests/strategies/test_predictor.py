@@ -186,3 +186,17 @@ def test_cli_search_on_real_data_then_kill_9_and_resume_equals_the_uninterrupted
                       for t in ts if t["state"] == "complete" and not t["interrupted"])
 
     assert key(trials) == key(ref_trials)
+
+
+def test_an_exhausted_space_gives_a_repeat_quickly_and_says_so():
+    space = MLPSpace(4, 2, min_layers=1, max_layers=1, min_units=8, max_units=8, activations=("relu", "tanh"),
+                     dropouts=(0.0,))  # two genomes in all
+    strategy = make_strategy("predictor", space, np.random.default_rng(0), 10, initial=2)
+    asked = []
+    for number in range(4):
+        proposal = strategy.ask()
+        proposal.trial = number
+        asked.append(proposal)
+        strategy.tell(proposal, 0.5 + 0.1 * (proposal.genome.layers[0].activation == "relu"), {})
+    assert len({p.genome.id for p in asked[:2]}) == 2
+    assert all(p.info.get("exhausted") and p.genome.id in {a.genome.id for a in asked[:2]} for p in asked[2:])
