@@ -1,14 +1,18 @@
-"""Regularized evolution vs random search on the NAS-Bench-201 table (no training).
+"""Regularized evolution, random search and the predictor strategy on the NAS-Bench-201 table (no training).
 
-    .venv/bin/python benchmarks/nb201.py                                  # 30 seeds, budgets 50..300, all datasets
+    .venv/bin/python benchmarks/nb201.py                                  # 30 seeds, budgets 25..300, all datasets
     .venv/bin/python benchmarks/nb201.py --seeds 5 --budgets 100 --dataset cifar10   # quick look
 
 Each run drives nasforge's own ask/tell strategies with the TabularEvaluator, keeps the cell
 with the best VALIDATION accuracy seen and reports that cell's test accuracy and its regret
 to the best test accuracy in the table. Configurations: random search, REA with the
-NAS-Bench-201 paper's P=10/S=3, and REA with P/S tuned on separate seeds (1000+) by the
+NAS-Bench-201 paper's P=10/S=3, REA with P/S tuned on separate seeds (1000+) by the
 mean best validation accuracy found, so neither the evaluation seeds nor the test column
-influence the tuning. Writes its section of benchmarks/RESULTS.md.
+influence the tuning, the tuned REA without repeats (a cell seen before is told its stored
+result and costs no query, as ``nasforge search`` does by default) and the predictor
+strategy with its default settings (``--methods`` picks some). Per method it also reports
+the distinct cells among the queries and the strategy's seconds per ask. Writes its
+section of benchmarks/RESULTS.md.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ START = time.perf_counter()  # the wall time reported includes imports and loadi
 import argparse  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -30,6 +35,7 @@ from nasforge.evaluators.table import NB201Table, TabularEvaluator  # noqa: E402
 from nasforge.spaces.nb201 import NB201Space  # noqa: E402
 from nasforge.strategies import Strategy  # noqa: E402
 from nasforge.strategies.evolution import EvolutionSettings, RegularizedEvolution  # noqa: E402
+from nasforge.strategies.predictor import PredictorSearch  # noqa: E402
 from nasforge.strategies.random import RandomSearch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,11 +48,37 @@ TUNE_SEED0 = 1000
 PUBLISHED = {"cifar10": (93.92, 93.70), "cifar100": (71.84, 71.04), "imagenet": (45.54, 44.57)}
 
 
-def make(config: tuple[int, int] | None, seed: int, budget: int) -> Strategy:
+MAX_REPEATS = 100  # repeats in a row that end a run without repeats (the study's rule)
+
+
+@dataclass(frozen=True)
+class Method:
+    """One configuration: ``config`` (P, S) for REA, None for random search or the predictor."""
+
+    label: str
+    kind: str = "rea"  # rea | random | predictor
+    config: tuple[int, int] | None = None
+    no_repeats: bool = False
+
+
+@dataclass
+class Run:
+    """One search: after each query, the (val, test) % of the best cell by validation so far,
+    the distinct cells queried and the strategy's seconds spent in ask so far."""
+
+    curve: list[tuple[float, float]] = field(default_factory=list)
+    distinct: list[int] = field(default_factory=list)
+    ask_seconds: list[float] = field(default_factory=list)
+
+
+def make(method: Method, seed: int, budget: int) -> Strategy:
     rng = np.random.default_rng(seed)
-    if config is None:
+    if method.kind == "random":
         return RandomSearch(NB201Space(), rng, budget)
-    return RegularizedEvolution(NB201Space(), rng, budget, EvolutionSettings(population_size=config[0], sample_size=config[1]))
+    if method.kind == "predictor":
+        return PredictorSearch(NB201Space(), rng, budget)
+    p, s = method.config or PAPER
+    return RegularizedEvolution(NB201Space(), rng, budget, EvolutionSettings(population_size=p, sample_size=s))
 
 
 def run(evaluator: TabularEvaluator, config: tuple[int, int] | None, seed: int,
@@ -54,29 +86,47 @@ def run(evaluator: TabularEvaluator, config: tuple[int, int] | None, seed: int,
     """For each budget, the (val, test) % of the cell with the best validation accuracy among the
     first ``budget`` queries of one search of max(budgets) queries. With P and S fixed the
     strategies do not depend on the budget, so a budget-b run is exactly this run's prefix."""
-    curve = best_so_far(evaluator, config, seed, max(budgets))
+    method = Method("", "rea", config) if config else Method("", "random")
+    curve = best_so_far(evaluator, method, seed, max(budgets)).curve
     return {b: curve[b - 1] for b in budgets}
 
 
-def best_so_far(evaluator: TabularEvaluator, config: tuple[int, int] | None, seed: int,
-                queries: int) -> list[tuple[float, float]]:
-    """After each query, the (val, test) % of the best cell by validation accuracy so far."""
-    strategy = make(config, seed, queries)
-    best_val, best_test, curve = -1.0, float("nan"), []
-    for i in range(queries):
+def best_so_far(evaluator: TabularEvaluator, method: Method, seed: int, queries: int) -> Run:
+    """One search of ``queries`` queries (see Run). Without repeats a cell queried before is
+    told its stored result and costs no query; a run that meets only repeats stops early and
+    its last state stands for the remaining budgets."""
+    strategy = make(method, seed, queries)
+    best_val, best_test, out = -1.0, float("nan"), Run()
+    seen: dict[str, dict] = {}
+    ask_s, in_a_row, number = 0.0, 0, 0
+    while len(out.curve) < queries and in_a_row < MAX_REPEATS:
+        started = time.perf_counter()
         proposal = strategy.ask()
-        proposal.trial = i
+        ask_s += time.perf_counter() - started
+        proposal.trial = number
+        number += 1
+        known = seen.get(proposal.genome.id) if method.no_repeats else None
+        if known is not None:
+            strategy.tell(proposal, known["val_acc"] if known["val_acc"] >= 0 else None, known)
+            in_a_row += 1
+            continue
+        in_a_row = 0
         try:
             metrics = evaluator.evaluate(proposal.genome, seed).metrics
         except TrialFailed:  # a cell missing from a user's partial table: a failed trial
             strategy.tell(proposal, None)
             metrics = {"val_acc": -1.0}
         else:
-            strategy.tell(proposal, metrics["val_acc"])
+            strategy.tell(proposal, metrics["val_acc"], metrics)
+        seen[proposal.genome.id] = metrics
         if metrics["val_acc"] > best_val:  # selection reads validation only
             best_val, best_test = metrics["val_acc"], metrics["test_acc"]
-        curve.append((100 * best_val, 100 * best_test) if best_val >= 0 else (float("nan"),) * 2)
-    return curve
+        out.curve.append((100 * best_val, 100 * best_test) if best_val >= 0 else (float("nan"),) * 2)
+        out.distinct.append(len(seen))
+        out.ask_seconds.append(ask_s)
+    for series in (out.curve, out.distinct, out.ask_seconds):
+        series += series[-1:] * (queries - len(series))
+    return out
 
 
 def plot(curves: dict[str, dict[str, list[list[tuple[float, float]]]]], path: Path) -> None:
@@ -115,16 +165,24 @@ def tune(evaluator: TabularEvaluator, budgets: list[int], seeds: int) -> tuple[t
     return winner, rows
 
 
-def label(config: tuple[int, int] | None, tuned: bool = False) -> str:
-    if config is None:
-        return "random search"
-    return f"REA P={config[0]}, S={config[1]}" + (" (tuned)" if tuned else " (paper)")
+def methods(tuned: tuple[int, int], wanted: list[str]) -> list[Method]:
+    """The configurations to run: every one, or those whose kind (random, rea, rea-no-repeats,
+    predictor) is in ``wanted``; random search always runs (the gaps are measured to it)."""
+    found = [Method("random search", "random"), Method(f"REA P={PAPER[0]}, S={PAPER[1]} (paper)", "rea", PAPER)]
+    if tuned != PAPER:
+        found.append(Method(f"REA P={tuned[0]}, S={tuned[1]} (tuned)", "rea", tuned))
+    found += [Method(f"REA P={tuned[0]}, S={tuned[1]} (tuned), no repeats", "rea", tuned, no_repeats=True),
+              Method("predictor (defaults)", "predictor")]
+    kind = {m.label: ("rea-no-repeats" if m.no_repeats else m.kind) for m in found}
+    return [m for m in found if m.kind == "random" or not wanted or kind[m.label] in wanted]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=30)
-    ap.add_argument("--budgets", default="50,100,150,300")
+    ap.add_argument("--budgets", default="25,50,100,150,300")
+    ap.add_argument("--methods", default="", help="comma-separated kinds to run besides random search: "
+                    "rea, rea-no-repeats, predictor (default: all)")
     ap.add_argument("--dataset", default=None, help="one or more, comma-separated (default: all in the table)")
     ap.add_argument("--bench-file", type=Path, default=DEFAULT_FILE)
     ap.add_argument("--tune-seeds", type=int, default=30)
@@ -134,6 +192,7 @@ def main() -> None:
     bench = NB201Table(args.bench_file)
     sections, gaps, tuning = [], [], []
     curves: dict[str, dict[str, list[list[tuple[float, float]]]]] = {}
+    wanted_methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     wanted = args.dataset.split(",") if args.dataset else bench.datasets
     for dataset in [d.strip() for d in wanted if d.strip()]:
         evaluator = TabularEvaluator(bench, dataset)
@@ -142,27 +201,29 @@ def main() -> None:
         tuned, tune_rows = tune(evaluator, budgets, args.tune_seeds)
         tuning.append(f"**{dataset}**: tuned setting P={tuned[0]}, S={tuned[1]}\n\n"
                       + table(["setting", "mean best val % (tuning seeds)", "winner"], tune_rows))
-        configs = [(None, False), (PAPER, False)] + ([(tuned, True)] if tuned != PAPER else [])
         results, curves[dataset] = {}, {}
-        for config, is_tuned in configs:
-            runs = [best_so_far(evaluator, config, seed, budgets[-1]) for seed in range(args.seeds)]
-            curves[dataset][label(config, is_tuned)] = runs
-            results[label(config, is_tuned)] = {b: [r[b - 1] for r in runs] for b in budgets}
+        for method in methods(tuned, wanted_methods):
+            runs = [best_so_far(evaluator, method, seed, budgets[-1]) for seed in range(args.seeds)]
+            curves[dataset][method.label] = [r.curve for r in runs]
+            results[method.label] = runs
         rows = []
         for budget in budgets:
-            for name, by_budget in results.items():
-                vals = [v for v, _ in by_budget[budget]]
-                tests = [t for _, t in by_budget[budget]]
-                rows.append([dataset, budget, name, mean_sd(vals), mean_sd(tests), mean_sd([oracle - t for t in tests])])
-            rand = [t for _, t in results["random search"][budget]]
+            for name, runs in results.items():
+                vals = [r.curve[budget - 1][0] for r in runs]
+                tests = [r.curve[budget - 1][1] for r in runs]
+                rows.append([dataset, budget, name, mean_sd(vals), mean_sd(tests), mean_sd([oracle - t for t in tests]),
+                             mean_sd([r.distinct[budget - 1] for r in runs], 1),
+                             f"{statistics.mean(r.ask_seconds[budget - 1] / budget for r in runs):.4f}"])
+            rand = [r.curve[budget - 1][1] for r in results["random search"]]
             for name in list(results)[1:]:
-                rea = [t for _, t in results[name][budget]]
-                se = (statistics.variance(rea) / len(rea) + statistics.variance(rand) / len(rand)) ** 0.5 if len(rea) > 1 else 0.0
-                gaps.append([dataset, budget, name, f"{statistics.mean(rea) - statistics.mean(rand):+.2f} ± {se:.2f}"])
+                other = [r.curve[budget - 1][1] for r in results[name]]
+                se = ((statistics.variance(other) / len(other) + statistics.variance(rand) / len(rand)) ** 0.5
+                      if len(other) > 1 else 0.0)
+                gaps.append([dataset, budget, name, f"{statistics.mean(other) - statistics.mean(rand):+.2f} ± {se:.2f}"])
         published = PUBLISHED[dataset]
         sections.append(f"### {dataset} (best test accuracy in the table: {oracle:.2f} %)\n\n"
                         + table(["dataset", "budget", "method", "best val acc %", "selected test acc %",
-                                 "regret %"], rows)
+                                 "regret %", "distinct cells", "s per ask"], rows)
                         + f"\n\nPublished 200-epoch gap REA − random on {dataset}: "
                           f"{published[0]:.2f} − {published[1]:.2f} = {published[0] - published[1]:+.2f} points.")
         print(f"{dataset} done at {time.perf_counter() - start:.1f}s", flush=True)
@@ -170,7 +231,7 @@ def main() -> None:
     wall = time.perf_counter() - start
     command = "`.venv/bin/python benchmarks/nb201.py" + "".join(" " + a for a in sys.argv[1:]) + "`"
     body = "\n\n".join(sections)
-    write_section("nb201", f"## NAS-Bench-201 (tabular): regularized evolution vs random search\n\n"
+    write_section("nb201", f"## NAS-Bench-201 (tabular): regularized evolution, predictor and random search\n\n"
                   f"Command: {command}  \nMachine: {machine()}  \nTable: `{args.bench_file.name}`, "
                   f"{len(bench)} cells. Seeds 0..{args.seeds - 1} per method and budget; wall time of the whole "
                   f"benchmark (tuning included): {wall:.1f} s.\n\n"
@@ -178,15 +239,18 @@ def main() -> None:
                   "validation accuracy it has seen; the table shows mean ± sd over seeds of that best validation "
                   "accuracy, the selected cell's test accuracy and its regret to the best test accuracy in the "
                   "table. The test column is never used for selection or tuning. Budgets are prefixes of one "
-                  "run per seed (with P and S fixed, neither strategy depends on the budget).\n\n"
+                  "run per seed (with P and S fixed, no strategy depends on the budget). *Distinct cells*: "
+                  "different cells among the queries (a run without repeats pays only for new ones); "
+                  "*s per ask*: the strategy's own time per query (for the predictor: fitting the ensemble "
+                  "and scoring candidates), on this machine.\n\n"
                   "**These are 12-epoch accuracies** (mini NAS-Bench-201), not the 200-epoch figures papers "
                   "report, so they are not comparable to the published REA 93.92 / random 93.70 on CIFAR-10; "
                   "compare the REA − random gap instead.\n\n"
                   f"![best so far against queries]({PLOT.name}) — `{PLOT.name}`: mean ± sd over seeds of the "
                   "selected cell's test accuracy after each query (log scale).\n\n"
                   + body
-                  + "\n\n### REA − random search gap (selected test accuracy, points; ± standard error)\n\n"
-                  + table(["dataset", "budget", "REA setting", "gap"], gaps)
+                  + "\n\n### Gap to random search (selected test accuracy, points; ± standard error)\n\n"
+                  + table(["dataset", "budget", "method", "gap"], gaps)
                   + f"\n\n### Tuning of P and S (seeds {TUNE_SEED0}..{TUNE_SEED0 + args.tune_seeds - 1}, "
                   f"score = mean best validation accuracy over budgets {args.budgets})\n\n"
                   + "\n\n".join(tuning))

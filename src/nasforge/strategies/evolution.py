@@ -25,7 +25,7 @@ from pydantic import Field
 
 from ..flags import flag
 from .base import STRATEGIES, Proposal, Strategy, StrategySettings
-from .ga import Member, aging, keyed_tournament, selection_keys, tournament
+from .ga import Member, aging, keyed_tournament, selection_keys, told_member, tournament
 
 if TYPE_CHECKING:
     from ..spaces import SearchSpace
@@ -78,14 +78,9 @@ class RegularizedEvolution(Strategy):
         return Proposal(child, parents=(parent.trial,), operator=operator)
 
     def tell(self, proposal: Proposal, fitness: float | None, metrics: dict | None = None) -> None:
-        if fitness is None or not math.isfinite(fitness):
-            if proposal.info.get("initial"):
-                self.initial_open -= 1
-            return
-        assert proposal.trial is not None, "the study numbers a proposal before telling it"
-        member = Member.told(self.goal, proposal.genome, fitness, proposal.trial, metrics,
-                             params=int((metrics or {}).get("params", 0)))
-        aging(self.population, member, self.population_size)
+        member = told_member(self, proposal, fitness, metrics)
+        if member is not None:
+            aging(self.population, member, self.population_size)
 
     def describe(self) -> str:
         return f"regularized evolution (P={self.population_size}, S={self.sample_size})"

@@ -20,6 +20,7 @@ it, so a search replayed from its tells asks the same genomes again.
 """
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -77,6 +78,20 @@ class Member:
         metrics = metrics or {}
         point = goal.point(metrics) if goal.multi else None
         return cls(genome, fitness, trial, point=point, violation=goal.violation(metrics), **fields)
+
+
+def told_member(strategy: Any, proposal: Any, fitness: float | None, metrics: dict[str, Any] | None,
+                **fields: Any) -> Member | None:
+    """The member a tell makes under ``strategy.goal``, or None for a failed trial (no finite
+    fitness), which gives an initial proposal's place back (``strategy.initial_open``: the
+    initial proposals out or told, as evolution and the predictor count them)."""
+    if fitness is None or not math.isfinite(fitness):
+        if proposal.info.get("initial"):
+            strategy.initial_open -= 1
+        return None
+    assert proposal.trial is not None, "the study numbers a proposal before telling it"
+    return Member.told(strategy.goal, proposal.genome, fitness, proposal.trial, metrics,
+                       params=int((metrics or {}).get("params", 0)), **fields)
 
 
 def selection_keys(members: Sequence[Member], multi: bool) -> list[tuple[float, ...]]:
@@ -206,4 +221,4 @@ def environmental_selection(pool: Sequence[T], size: int, alpha: float, fitness:
 
 
 __all__ = ["Member", "Seen", "aging", "environmental_selection", "keyed_tournament", "mu_plus_lambda", "pareto_select",
-           "rank_key", "ranked", "selection_keys", "tournament"]
+           "rank_key", "ranked", "selection_keys", "told_member", "tournament"]
