@@ -1,0 +1,27 @@
+"""benchmarks/nb201.py: runs without repeats pay only for new cells; every method's run has its curve."""
+import sys
+
+from conftest import REPO, SHARED_DATA
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import nb201  # noqa: E402
+from nb201 import Method, best_so_far, methods  # noqa: E402
+
+from nasforge.evaluators.table import NB201Table, TabularEvaluator  # noqa: E402
+
+
+def test_without_repeats_every_query_is_a_new_cell_and_with_them_not():
+    evaluator = TabularEvaluator(NB201Table(SHARED_DATA / "nb201_12epoch.csv"), "cifar10")
+    again = best_so_far(evaluator, Method("rea", "rea", (5, 3)), 0, 60)
+    fresh = best_so_far(evaluator, Method("rea", "rea", (5, 3), no_repeats=True), 0, 60)
+    assert again.distinct[-1] < 60 and fresh.distinct == list(range(1, 61))
+    assert len(fresh.curve) == len(fresh.ask_seconds) == 60
+    assert all(b[0] >= a[0] for a, b in zip(fresh.curve, fresh.curve[1:]))  # best so far never drops
+    guided = best_so_far(evaluator, Method("predictor", "predictor"), 0, 15)
+    assert guided.distinct[-1] == 15 and guided.ask_seconds[-1] > guided.ask_seconds[9] > 0
+
+
+def test_methods_keep_random_search_and_pick_the_rest_by_kind():
+    assert [m.kind for m in methods(nb201.PAPER, ["predictor"])] == ["random", "predictor"]
+    everything = methods((10, 5), [])
+    assert [m.no_repeats for m in everything] == [False, False, False, True, False] and len(everything) == 5
