@@ -17,7 +17,7 @@ from nasforge.spaces import genome_from_dict  # noqa: E402
 def test_quick_run_screens_more_with_asha_and_writes_the_section(tmp_path):
     results = tmp_path / "RESULTS.md"
     results.write_text("# Benchmark results\n\n<!-- BEGIN other -->\nkept\n<!-- END other -->\n")
-    outcomes = fidelity.main(["--quick", "--seconds", "4", "--max-epochs", "27", "--tau-genomes", "6"], results=results)
+    outcomes = fidelity.main(["--quick", "--seconds", "8", "--max-epochs", "27", "--tau-genomes", "6"], results=results)
     by = {(o.method, o.objectives): o for o in outcomes}
     assert set(by) == {(m, 1) for m in fidelity.SINGLE} | {(m, 2) for m in fidelity.MULTI}
     full, asha = by["full", 1], by["asha", 1]

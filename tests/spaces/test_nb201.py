@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
+import importlib
 import itertools
 import re
 import statistics
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -195,10 +196,12 @@ def test_table_errors(tmp_path):
 
 # --- search on a table ------------------------------------------------------------------
 def load_benchmark():
-    spec = importlib.util.spec_from_file_location("nb201_bench", REPO / "benchmarks" / "nb201.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The benchmark module, imported as tests/benchmarks imports it (its dataclasses need it in sys.modules)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        return importlib.import_module("nb201")
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
 
 
 def test_selection_never_reads_test(tmp_path):
