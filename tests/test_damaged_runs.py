@@ -12,7 +12,10 @@ import errno
 import hashlib
 import os
 import shutil
+import sqlite3
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -79,13 +82,22 @@ def mounted(*args: str) -> bool:
     return os.geteuid() == 0 and subprocess.run(["mount", *args], capture_output=True).returncode == 0
 
 
-def test_a_run_on_a_read_only_mount_can_be_read_but_not_written(finished, tmp_path, capsys):
-    source, view = copy_of(finished, tmp_path), tmp_path / "read-only"
+@contextmanager
+def read_only_view(source: Path, where: Path) -> Iterator[Path]:
+    """``source`` bind-mounted read-only at ``where / "read-only"`` (skips where not allowed)."""
+    view = where / "read-only"
     view.mkdir()
     if not (mounted("--bind", str(source), str(view)) and mounted("-o", "remount,ro,bind", str(view))):
         subprocess.run(["umount", "-l", str(view)], capture_output=True)
         pytest.skip("this machine does not let the tests mount a read-only view (needs root and mount rights)")
     try:
+        yield view
+    finally:
+        subprocess.run(["umount", "-l", str(view)], capture_output=True)
+
+
+def test_a_run_on_a_read_only_mount_can_be_read_but_not_written(finished, tmp_path, capsys):
+    with read_only_view(copy_of(finished, tmp_path), tmp_path) as view:
         code, err = nasforge_says(capsys, "show", view)
         assert code == 0, err
         assert nasforge_says(capsys, "report", view, "--output", tmp_path / "report.html")[0] == 0
@@ -95,8 +107,22 @@ def test_a_run_on_a_read_only_mount_can_be_read_but_not_written(finished, tmp_pa
         one_line_error(*nasforge_says(capsys, "report", view), "read-only file system", "--output")
         one_line_error(*nasforge_says(capsys, "train", view), "read-only")
         one_line_error(*nasforge_says(capsys, "resume", view, "--budget", 9), "cannot write")
-    finally:
-        subprocess.run(["umount", "-l", str(view)], capture_output=True)
+
+
+def test_a_read_only_run_shows_the_trials_still_in_its_write_ahead_log(finished, tmp_path):
+    """A run copied while a search held it open keeps its last commits in study.db-wal;
+    reading it where nothing may be written must still see them."""
+    source = copy_of(finished, tmp_path)
+    held = sqlite3.connect(source / "study.db")
+    held.execute("PRAGMA wal_autocheckpoint=0")
+    held.execute("UPDATE trial_values SET value = 0.123 WHERE trial_id = (SELECT MIN(trial_id) FROM trial_values)")
+    held.commit()
+    snapshot = tmp_path / "snapshot"
+    shutil.copytree(source, snapshot)  # while the write is only in the log
+    held.close()
+    assert (snapshot / "study.db-wal").stat().st_size > 0
+    with read_only_view(snapshot, tmp_path) as view:
+        assert 0.123 in [t.fitness for t in nasforge.open_run(view).trials]
 
 
 def test_a_truncated_database_says_what_is_left(finished, tmp_path, capsys):

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,7 +92,14 @@ class RunStore:
                                 "user's run, a read-only mount); show, report --output and export --output still work")
         self.url, self.name = url, name
         try:
-            if self.read_only and database is not None:  # no checkpoint, no journal; immutable where unwritable
+            if self.read_only and database is not None and not _writable(database) and _has_journal(database):
+                # immutable=1 would ignore the trials still in the write-ahead log: read a private copy of both
+                self._snapshot = tempfile.TemporaryDirectory(prefix="nasforge-read-")
+                copy = Path(self._snapshot.name) / database.name
+                for suffix in ("", "-wal"):
+                    shutil.copyfile(f"{database}{suffix}", f"{copy}{suffix}")
+                storage = optuna.storages.RDBStorage(f"sqlite:///{copy}", skip_table_creation=True)
+            elif self.read_only and database is not None:  # no checkpoint, no journal; immutable where unwritable
                 immutable = "" if _writable(database) else "&immutable=1"
                 storage = optuna.storages.RDBStorage(f"sqlite:///file:{database}?mode=ro{immutable}&uri=true",
                                                      skip_table_creation=True)
@@ -212,6 +221,12 @@ class RunStore:
             rungs=t.user_attrs.get("rungs", []) + ([r["rung_failed"]] if "rung_failed" in r else []),
             repeat_of=r.get("repeat_of"),
         )
+
+
+def _has_journal(database: Path) -> bool:
+    """Whether committed trials may still sit in the SQLite write-ahead log beside the file."""
+    wal = Path(f"{database}-wal")
+    return wal.is_file() and wal.stat().st_size > 0
 
 
 def _writable(database: Path) -> bool:
