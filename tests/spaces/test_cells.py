@@ -65,6 +65,18 @@ def test_each_published_cell_builds_and_runs(shape):
         assert g.n_params(shape, 10) == sum(p.numel() for p in model.parameters())
 
 
+def test_the_counted_parameters_are_the_built_networks_for_sampled_and_mutated_genomes():
+    """n_params sums cells counted once each (the predictor counts every candidate): it must
+    equal the built network's count whatever the cells, edits, reductions and input shape."""
+    rng = np.random.default_rng(3)
+    for shape in [(1, 8, 8), (3, 9, 7)]:
+        space_ = CellsSpace(shape, 7, channels=4, max_cells=6)
+        genomes = [space_.sample(rng) for _ in range(12)]
+        genomes += [space_.mutate(g, rng)[0] for g in genomes]
+        for g in genomes:
+            assert g.n_params(shape, 7) == sum(p.numel() for p in g.build(shape, 7).parameters())
+
+
 def test_reductions_keep_working_down_to_a_1x1_map():
     # 8x8 -> 4 -> 2 -> 1 -> 1: four reductions among nine cells (fewer than half)
     code = [(0, 0, 2), (1, 0, 5), (2, 0, 1), (3, 1, 6), (4, 2, 3), (5, 0, 7), (6, 5, 4), (7, 3, 8), (8, 8, 2)]

@@ -14,7 +14,8 @@ Module names are stable so weights can be inherited by name and shape
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 import torch
 from torch import nn
@@ -46,32 +47,91 @@ def stem_output(size: Size, stride: int) -> Size:
     return (size[0] // stride, size[1] // stride)
 
 
+def preprocess(c_other: int, c: int, halvings: int) -> nn.Module:
+    """A cell's first input brought to width ``c`` (and halved ``halvings`` times)."""
+    if halvings:
+        steps = [FactorizedReduce(c_other if i == 0 else c, c) for i in range(halvings)]
+        return steps[0] if halvings == 1 else nn.Sequential(*steps)
+    return ReLUConvBN(c_other, c, 1)
+
+
+def cell_edges(nodes: Sequence[Node], reduction: bool) -> list[tuple[int, int, int, tuple[tuple[int, int], ...]]]:
+    """Each intermediate node's number, its two inputs and its two (op, stride) edges: edges
+    leaving the cell inputs of a reduction cell have stride 2."""
+    return [(k, xi, xj, tuple((op, 2 if reduction and x < 2 else 1) for x, op in ((xi, oi), (xj, oj))))
+            for k, (xi, xj, oi, oj) in enumerate(nodes, start=2)]
+
+
 class Cell(nn.Module):
     def __init__(self, nodes: Sequence[Node], concat: Sequence[int], c_other: int, c_prev: int, c: int,
                  reduction: bool, halvings: int):
         super().__init__()
-        if halvings:
-            steps = [FactorizedReduce(c_other if i == 0 else c, c) for i in range(halvings)]
-            self.pre0: nn.Module = steps[0] if halvings == 1 else nn.Sequential(*steps)
-        else:
-            self.pre0 = ReLUConvBN(c_other, c, 1)
+        self.pre0 = preprocess(c_other, c, halvings)
         self.pre1 = ReLUConvBN(c_prev, c, 1)
         self.edges = nn.ModuleDict()
         self.wiring: list[tuple[int, str, int, str]] = []
-        for k, (xi, xj, oi, oj) in enumerate(nodes, start=2):
+        for k, xi, xj, edges in cell_edges(nodes, reduction):
             keys = []
-            for side, x, op in (("a", xi, oi), ("b", xj, oj)):
+            for side, op, stride in zip("ab", *zip(*edges)):
                 key = f"n{k}{side}_{OPS[op]}"
-                self.edges[key] = make_op(op, c, 2 if reduction and x < 2 else 1)
+                self.edges[key] = make_op(op, c, stride)
                 keys.append(key)
             self.wiring.append((xi, keys[0], xj, keys[1]))
         self.concat = tuple(concat)
+
+    @staticmethod
+    def count_params(nodes: Sequence[Node], concat: Sequence[int], c_other: int, c_prev: int, c: int,
+                     reduction: bool, halvings: int) -> int:
+        """The parameters of ``Cell(...)`` with the same arguments, from its parts counted once each."""
+        ops = [_module_params(make_op, op, c, stride) for _, _, _, edges in cell_edges(nodes, reduction)
+               for op, stride in edges]
+        return _module_params(preprocess, c_other, c, halvings) + _module_params(ReLUConvBN, c_prev, c, 1) + sum(ops)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         states = [self.pre0(s0), self.pre1(s1)]
         for xi, key_a, xj, key_b in self.wiring:
             states.append(self.edges[key_a](states[xi]) + self.edges[key_b](states[xj]))
         return torch.cat([states[n] for n in self.concat], dim=1)
+
+
+CellArgs = tuple[tuple[Node, ...], tuple[int, ...], int, int, int, bool, int]
+"""A cell's constructor arguments: nodes, concat, c_other, c_prev, c, reduction, halvings."""
+
+
+def layout(plans: Sequence[CellPlan], input_shape: tuple[int, int, int], channels: int,
+           stem_size: int) -> tuple[int, list[CellArgs], int]:
+    """Where the cells of a chain sit: the stem's stride, each cell's constructor arguments
+    (widths and halvings follow from which earlier outputs it reads), and the channels the
+    classifier gets. The network and its parameter count both walk the chain here."""
+    c_in, height, width = input_shape
+    stride = stem_stride(height, width, stem_size)
+    outputs: list[tuple[int, Size]] = [(channels, stem_output((height, width), stride))]
+    cells: list[CellArgs] = []
+    c = channels
+    for plan in plans:
+        c = c * 2 if plan.reduction else c
+        c_prev, size_prev = outputs[plan.prev]
+        c_other, size_other = outputs[plan.other]
+        cells.append((tuple(plan.nodes), tuple(plan.concat), c_other, c_prev, c, plan.reduction,
+                      halvings_between(size_other, size_prev)))
+        outputs.append((len(plan.concat) * c, halve(size_prev) if plan.reduction else size_prev))
+    return stride, cells, outputs[-1][0]
+
+
+def count_params(plans: Sequence[CellPlan], input_shape: tuple[int, int, int], n_classes: int, channels: int,
+                 stem_size: int) -> int:
+    """The parameter count of ``CellsNetwork(plans, ...)`` without building it: each distinct
+    cell is built once (on the meta device) and remembered, so counting the many mutations of
+    a few parents, as the predictor does for every candidate, costs almost nothing."""
+    stride, cells, c_last = layout(plans, input_shape, channels, stem_size)
+    return (_module_params(Stem, input_shape[0], channels, stride) + sum(Cell.count_params(*a) for a in cells)
+            + c_last * n_classes + n_classes)
+
+
+@lru_cache(maxsize=4096)
+def _module_params(make: Callable[..., nn.Module], *args: object) -> int:
+    with torch.device("meta"):
+        return sum(p.numel() for p in make(*args).parameters())
 
 
 class CellsNetwork(nn.Module):
@@ -81,27 +141,14 @@ class CellsNetwork(nn.Module):
     def __init__(self, plans: Sequence[CellPlan], input_shape: tuple[int, int, int], n_classes: int,
                  channels: int, stem_size: int):
         super().__init__()
-        c_in, height, width = input_shape
-        stride = stem_stride(height, width, stem_size)
-        self.stem = Stem(c_in, channels, stride)
-        outputs: list[tuple[int, Size]] = [(channels, stem_output((height, width), stride))]
-        self.cells = nn.ModuleList()
-        self.codes: list[int] = []
-        self.widths: list[int] = []  # each cell's inner width C (the key of inherited weights)
-        self.links: list[tuple[int, int]] = []
-        c = channels
-        for plan in plans:
-            c = c * 2 if plan.reduction else c
-            c_prev, size_prev = outputs[plan.prev]
-            c_other, size_other = outputs[plan.other]
-            self.cells.append(Cell(plan.nodes, plan.concat, c_other, c_prev, c, plan.reduction,
-                                   halvings_between(size_other, size_prev)))
-            self.codes.append(plan.code)
-            self.widths.append(c)
-            self.links.append((plan.other, plan.prev))
-            outputs.append((len(plan.concat) * c, halve(size_prev) if plan.reduction else size_prev))
+        stride, cells, c_last = layout(plans, input_shape, channels, stem_size)
+        self.stem = Stem(input_shape[0], channels, stride)
+        self.cells = nn.ModuleList(Cell(*args) for args in cells)
+        self.codes: list[int] = [plan.code for plan in plans]
+        self.widths: list[int] = [args[4] for args in cells]  # each cell's inner width C (the key of inherited weights)
+        self.links: list[tuple[int, int]] = [(plan.other, plan.prev) for plan in plans]
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(outputs[-1][0], n_classes)
+        self.classifier = nn.Linear(c_last, n_classes)
 
     def cell_slots(self) -> list[tuple[int, int, nn.Module]]:
         """(cell code, inner width, module) of every cell, for weight inheritance."""

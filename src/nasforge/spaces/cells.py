@@ -138,11 +138,10 @@ class CellsGenome(Genome):
         return CellsNetwork(self.plans(), tuple(input_shape), n_classes, self.channels, self.stem_size)
 
     def n_params(self, input_shape: tuple[int, ...], n_classes: int) -> int:
-        """Parameter count, from a network built on the meta device (no memory, no init)."""
-        import torch
+        """Parameter count, summed from cells counted once each (nets.cell_model.count_params)."""
+        from ..nets.cell_model import count_params
 
-        with torch.device("meta"):
-            return sum(p.numel() for p in self.build(input_shape, n_classes).parameters())
+        return count_params(self.plans(), tuple(input_shape), n_classes, self.channels, self.stem_size)
 
     def diagram(self) -> Stack:
         return cells_diagram(self)
