@@ -9,4 +9,6 @@ if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id 
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
     || echo "could not install chromium; the browser test will be skipped" >&2
 fi
-exec .venv/bin/python -m pytest "$@"
+# One test process per core (at most 4: each holds torch, ~0.5 GB); "-n 0" runs in this process.
+workers=$(( $(nproc) < 4 ? $(nproc) : 4 ))
+exec .venv/bin/python -m pytest -n "$workers" "$@"

@@ -26,9 +26,32 @@ def nasforge_cmd() -> list[str]:
     return [sys.executable, "-m", "nasforge.cli"]
 
 
-def cli(*args, env=None, timeout=300):
-    """Run ``nasforge ARGS`` in a fresh process; the CompletedProcess with text output."""
-    return subprocess.run([*nasforge_cmd(), *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout)
+def cli(*args, env=None, timeout=300, fresh=False):
+    """``nasforge ARGS`` as a user runs it; the CompletedProcess with text output.
+
+    It runs through the same ``main(argv)`` the console script calls, in this process, with
+    its output captured: starting a fresh interpreter costs ~4 s of imports (torch,
+    scikit-learn) per call, most of the suite's CLI time. ``fresh=True`` (or an ``env``) runs
+    a real process, for what only a process shows: exit on a signal, worker processes,
+    environment variables, a warning printed by the interpreter.
+    """
+    argv = [str(a) for a in args]
+    if fresh or env is not None:
+        return subprocess.run([*nasforge_cmd(), *argv], capture_output=True, text=True, env=env, timeout=timeout)
+    import contextlib
+    import io
+
+    from nasforge.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    threads = torch.get_num_threads()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse's usage errors and --help
+            code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
+    torch.set_num_threads(threads)  # a search sets the process's threads; the next test starts as this one did
+    return subprocess.CompletedProcess(["nasforge", *argv], code, out.getvalue(), err.getvalue())
 
 
 def run_study(out, config):
