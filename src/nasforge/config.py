@@ -19,6 +19,7 @@ from .flags import flag
 from .halving import SchedulerSettings
 from .measure.settings import MeasureSettings
 from .objectives import Constraints, Objective, check_objectives
+from .proxies import NO_PROXY, proxy_names
 from .spaces import SPACES
 from .strategies import STRATEGIES
 from .train.settings import TrainSettings
@@ -173,6 +174,11 @@ class SearchConfig(BaseModel):
         "beats on the cheap ones, with a probability that grows with how crowded their place is"),
         json_schema_extra=flag("--no-screening", const=False, group="objective", help=(
             "train every candidate of a Pareto search (no cheap-objectives screen before training)")))
+    proxy: str = Field(default=NO_PROXY, json_schema_extra=flag("--proxy", group="strategy"), description=(
+        "zero-cost proxy that picks the strategy's first candidates, each the best of --proxy-pool untrained "
+        "samples: synflow, naswot, jacob_cov, params or none"))
+    proxy_pool: int = Field(default=100, ge=1, le=100_000, json_schema_extra=flag("--proxy-pool", group="strategy"),
+                            description="untrained samples the proxy scores for the first candidates")
     budget: int = Field(default=40, ge=1, le=10_000_000, json_schema_extra=flag("--budget", group="strategy"),
                         description="number of evaluations (trained candidates)")
     seed: int = Field(default=0, ge=0, le=2**31 - 1, json_schema_extra=flag("--seed", group="strategy"),
@@ -207,6 +213,13 @@ class SearchConfig(BaseModel):
                 raise ValueError(f"{name} searches the {implied} space, not {given!r}")
             space["family"] = implied
         return {**data, "space": space}
+
+    @field_validator("proxy")
+    @classmethod
+    def _known_proxy(cls, name: str) -> str:
+        if name not in proxy_names():
+            raise ValueError(f"unknown proxy {name!r}; choose from {', '.join(proxy_names())}")
+        return name
 
     @field_validator("objectives")
     @classmethod

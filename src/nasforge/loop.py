@@ -310,6 +310,9 @@ class SearchLoop:
     def _start(self, item: Pending) -> TrialRecord:
         """Store an ask as a running trial before it is evaluated."""
         p = item.proposal
+        scored = self.study.proxy.note(p.genome) if self.study.proxy is not None else None
+        if scored is not None:  # a proxy picked it: its score, or that it had none
+            p.info = {**p.info, "proxy": scored}
         record = TrialRecord(number=-1, state="running", genome=p.genome.to_dict(), fitness=None,
                              parents=list(p.parents), operator=p.operator, info=p.info,
                              ask_index=item.ask_index, asked_after=item.asked_after)

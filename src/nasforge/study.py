@@ -24,6 +24,7 @@ from .evaluators import EVALUATORS, Evaluator
 from .files import remove_temporaries, write_bytes
 from .loop import Callback, SearchLoop
 from .objectives import Goal
+from .proxies import ProxyScorer, make_scorer
 from .runs import best_trial, read_meta, run_meta, write_meta
 from .spaces import Genome, SearchSpace, genome_from_dict, make_space
 from .storage import RunStore, TrialRecord
@@ -37,6 +38,7 @@ class Parts:
     task: Task | None
     space: SearchSpace
     evaluator: Evaluator
+    proxy: ProxyScorer | None = None  # the run's zero-cost proxy (--proxy)
 
 
 def build_parts(config: SearchConfig, out: Path, task: Task | None = None) -> Parts:
@@ -46,7 +48,8 @@ def build_parts(config: SearchConfig, out: Path, task: Task | None = None) -> Pa
         task = task or _load_configured_task(config)
     space = make_space(config.space, task)
     check_strategy(config.strategy.name, space)
-    return Parts(task, space, kind.from_config(config, task, space, out))
+    proxy = make_scorer(config.proxy, space, task, config.seed, config.benchmark.dataset if config.benchmark else None)
+    return Parts(task, space, kind.from_config(config, task, space, out), proxy)
 
 
 PLAN_BUDGET = "plan_budget"  # the run-level attribute holding the budget the strategy plans with
@@ -57,7 +60,7 @@ class Study:
 
     def __init__(self, out: Path, config: SearchConfig, store: RunStore, parts: Parts, lock: IO[str] | None):
         self.out, self.config, self.store, self._lock = out, config, store, lock
-        self.task, self.space, self.evaluator = parts.task, parts.space, parts.evaluator
+        self.task, self.space, self.evaluator, self.proxy = parts.task, parts.space, parts.evaluator, parts.proxy
 
     def strategy(self) -> Strategy:
         """A fresh strategy for this run, before any replay. It plans with the budget the run
@@ -66,7 +69,8 @@ class Study:
         cfg = self.config
         budget = self.store.get(PLAN_BUDGET) or cfg.budget
         return make_strategy(cfg.strategy.name, self.space, np.random.default_rng(cfg.seed), budget, cfg.strategy,
-                             task=self.task.name if self.task else cfg.label, goal=self.goal)
+                             task=self.task.name if self.task else cfg.label, goal=self.goal, proxy=self.proxy,
+                             proxy_pool=cfg.proxy_pool)
 
     @property
     def goal(self) -> Goal:

@@ -6,6 +6,7 @@ validated settings.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -14,7 +15,7 @@ from .base import STRATEGIES, Proposal, Strategy, StrategySettings
 
 if TYPE_CHECKING:
     from ..objectives import Goal
-    from ..spaces import SearchSpace
+    from ..spaces import Genome, SearchSpace
 
 
 def strategy_class(name: str) -> type[Strategy]:
@@ -23,10 +24,13 @@ def strategy_class(name: str) -> type[Strategy]:
 
 def make_strategy(name: str, space: SearchSpace, rng: np.random.Generator, budget: int,
                   settings: StrategySettings | dict[str, Any] | None = None, task: str | None = None,
-                  goal: Goal | None = None, **options: Any) -> Strategy:
+                  goal: Goal | None = None, proxy: Callable[[Genome], float] | None = None, proxy_pool: int = 100,
+                  **options: Any) -> Strategy:
     """Build a registered strategy. ``settings`` (or keyword ``options``) are validated by the
     strategy's own settings model: a setting it does not have is an error, never dropped.
-    ``goal``: several objectives and limits to select under (default: one fitness)."""
+    ``goal``: several objectives and limits to select under (default: one fitness);
+    ``proxy``: a zero-cost score that picks the first candidates, each the best of
+    ``proxy_pool`` samples (:meth:`Strategy.sample_initial`)."""
     cls = strategy_class(name)
     if not isinstance(settings, StrategySettings):
         from ..config import validated
@@ -35,6 +39,7 @@ def make_strategy(name: str, space: SearchSpace, rng: np.random.Generator, budge
     strategy = cls.create(space, rng, budget, settings, task)
     if goal is not None:
         strategy.goal = goal
+    strategy.proxy, strategy.proxy_pool = proxy, proxy_pool
     return strategy
 
 

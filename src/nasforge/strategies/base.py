@@ -88,10 +88,27 @@ class Strategy(ABC):
     def check_space(cls, space: SearchSpace) -> None:
         """Raise NasforgeError when this strategy cannot search ``space`` (checked before a run is written)."""
 
+    proxy_pool: int = 100
+    _proxy_picks: list[Genome] | None = None
+
     def sample_initial(self) -> Genome:
-        """A genome for the strategy's first candidates: a plain sample of the space without a
-        proxy (the same draws as ``space.sample``)."""
-        return self.space.sample(self.rng)
+        """A genome for the strategy's first candidates. Without a proxy: a plain sample of the
+        space (the same draws as ``space.sample``). With one: ``proxy_pool`` samples are drawn
+        at once, scored, and handed out best first (ties and NaN scores, which rank last, in
+        the order drawn); when they are used up, another pool is drawn."""
+        if self.proxy is None:
+            return self.space.sample(self.rng)
+        if not self._proxy_picks:
+            from ..proxies.base import rank_key
+
+            pool = [self.space.sample(self.rng) for _ in range(self.proxy_pool)]
+            unique = list({g.id: g for g in reversed(pool)}.values())  # each genome once, ...
+            drawn = [g.id for g in pool]
+            unique.sort(key=lambda g: drawn.index(g.id))  # ... in the order first drawn
+            scores = [rank_key(self.proxy(g)) for g in unique]
+            order = sorted(range(len(unique)), key=lambda i: (-scores[i], i))
+            self._proxy_picks = [unique[i] for i in order]
+        return self._proxy_picks.pop(0)
 
     @abstractmethod
     def ask(self) -> Proposal:
