@@ -24,4 +24,15 @@ def test_without_repeats_every_query_is_a_new_cell_and_with_them_not():
 def test_methods_keep_random_search_and_pick_the_rest_by_kind():
     assert [m.kind for m in methods(nb201.PAPER, ["predictor"])] == ["random", "predictor"]
     everything = methods((10, 5), [])
-    assert [m.no_repeats for m in everything] == [False, False, False, True, False] and len(everything) == 5
+    assert [m.no_repeats for m in everything] == [False, False, False, True, False, False]
+    assert everything[-1].kind == "predictor-synflow"
+
+
+def test_the_predictor_with_synflow_starts_from_the_cells_synflow_ranks_first():
+    strategy = nb201.make(Method("p", "predictor-synflow"), 0, 20, "cifar10")
+    firsts = [strategy.ask().genome for _ in range(10)]
+    scores = [strategy.proxy(g) for g in firsts]
+    assert scores == sorted(scores, reverse=True) and len({g.id for g in firsts}) == 10
+    plain = nb201.make(Method("p", "predictor"), 0, 20, "cifar10")
+    unpicked = [strategy.proxy(plain.ask().genome) for _ in range(10)]
+    assert sum(scores) > sum(unpicked)  # the best of 100 beat ten plain samples
