@@ -141,3 +141,42 @@ def test_a_cli_search_with_a_proxy_stores_its_scores_and_continues_exactly(tmp_p
     more = json.loads(cli("show", out, "--json").stdout)
     assert [t["genome"] for t in more[: len(trials)]] == [t["genome"] for t in trials]
     assert sum(t["state"] == "complete" for t in more) == 9
+
+
+def test_the_predictor_can_read_the_proxy_score_as_one_more_feature(tmp_path):
+    from test_golden import synthetic_metrics
+
+    from nasforge.spaces.encodings import encode
+    from nasforge.spaces.nb201 import NB201Space
+
+    convs = {"nor_conv_3x3": 2.0, "nor_conv_1x1": 1.0}
+
+    def proxy(g) -> float:  # a stand-in: NaN for cells without any conv
+        total = sum(convs.get(op, 0.0) for op in g.ops)
+        return total * 1e20 if total else math.nan
+
+    def run(feature: bool):
+        strategy = make_strategy("predictor", NB201Space(), np.random.default_rng(2), 30,
+                                 {"initial": 4, "candidates": 20, "ensemble": 2, "proxy_feature": feature}, proxy=proxy)
+        asked = []
+        for number in range(10):
+            p = strategy.ask()
+            p.trial = number
+            metrics = synthetic_metrics(p.genome)
+            strategy.tell(p, None if metrics is None else metrics["val_acc"], metrics)
+            asked.append(p.genome.id)
+        return strategy, asked
+
+    with_feature, asked = run(True)
+    genomes = [m.genome for m in with_feature.members]
+    features = with_feature._features(genomes)
+    assert features.shape[1] == encode(NB201Space(), genomes).shape[1] + 1
+    column = features[:, -1]
+    assert np.isfinite(column).all()
+    nan_rows = [i for i, g in enumerate(genomes) if math.isnan(proxy(g))]
+    if nan_rows:  # not a number: below every finite score
+        assert column[nan_rows].max() < min(np.delete(column, nan_rows), default=np.inf)
+    assert run(True)[1] == asked  # deterministic
+    assert run(False)[0]._features(genomes).shape[1] == features.shape[1] - 1
+    with pytest.raises(NasforgeError, match="name one with --proxy"):
+        build_config({"data": {"dataset": "iris"}, "strategy": {"name": "predictor", "proxy_feature": True}})

@@ -235,6 +235,8 @@ class SearchConfig(BaseModel):
                                              ("limits", self.constraints.any)) if used]
             if given:
                 raise ValueError(f"a tabular benchmark records validation and test accuracy only: leave out {given[0]}")
+        if getattr(self.strategy, "proxy_feature", False) and self.proxy == NO_PROXY:
+            raise ValueError("--proxy-feature feeds the proxy's score to the predictor: name one with --proxy")
         return self
 
     @model_validator(mode="after")

@@ -61,6 +61,9 @@ class PredictorSettings(StrategySettings):
         "its: independent Thompson sampling (one random member per candidate); ucb: mean + beta * sd"),
         json_schema_extra=flag("--acquisition"))
     beta: float = Field(default=1.0, ge=0.0, le=100.0, description="UCB's weight on the ensemble's spread")
+    proxy_feature: bool = Field(default=False, description=(
+        "with --proxy: the proxy's score of each genome is one more input of the regressors (every candidate "
+        "is then scored by the proxy, a forward pass each)"), json_schema_extra=flag("--proxy-feature", const=True))
 
 
 @STRATEGIES.register
@@ -82,6 +85,7 @@ class PredictorSearch(Strategy):
         self.initial_open = 0  # initial proposals out or told
         self.model = Ensemble(self.settings.ensemble, self.settings.hidden, self.seed)
         self.fitted_on = 0  # members the ensemble was last fitted on (0: never)
+        self.proxy_floor = 0.0  # the lowest compressed proxy score seen (NaN scores go below it)
 
     @property
     def initial_size(self) -> int:
@@ -119,9 +123,23 @@ class PredictorSearch(Strategy):
     def _fit(self) -> None:
         """Refit the ensemble on every member told so far (targets: the objectives to maximise)."""
         self.fitted_on = len(self.members)
-        X = encode(self.space, [m.genome for m in self.members])
+        X = self._features([m.genome for m in self.members])
         Y = np.array([self._target(m) for m in self.members], dtype=float)
         self.model.fit(X, Y)
+
+    def _features(self, genomes: list[Genome]) -> np.ndarray:
+        """The family's encoding, and with ``proxy_feature`` the proxy score, compressed by
+        sign(x) log(1 + |x|) (synflow spans thirty orders of magnitude); a score that is not a
+        number gets -1 below the lowest finite one the proxy has given in this run."""
+        X = encode(self.space, genomes)
+        if not (self.settings.proxy_feature and self.proxy is not None):
+            return X
+        raw = np.array([self.proxy(g) for g in genomes], dtype=float)
+        column = np.sign(raw) * np.log1p(np.abs(raw))
+        finite = [v for v in column if math.isfinite(v)]
+        self.proxy_floor = min([self.proxy_floor, *finite]) if finite else self.proxy_floor
+        column[~np.isfinite(column)] = self.proxy_floor - 1.0
+        return np.hstack([X, column[:, None]])
 
     def _target(self, member: Member) -> tuple[float, ...]:
         return member.point if self.goal.multi and member.point else (member.fitness,)
@@ -129,7 +147,7 @@ class PredictorSearch(Strategy):
     def _predict(self, genomes: list[Genome]) -> np.ndarray:
         """(members, candidates, objectives), objectives to maximise; a parameter count the
         family can compute replaces its prediction in every member."""
-        predictions = self.model.predict(encode(self.space, genomes))
+        predictions = self.model.predict(self._features(genomes))
         if self.goal.multi and self.encoder.params is not None:
             for k, measure in enumerate(self.goal.measures):
                 if measure.metric == "params":
