@@ -1,6 +1,7 @@
 """Zero-cost proxies (issue #20): scores of untrained networks that pick a search's first candidates."""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 
@@ -180,3 +181,25 @@ def test_the_predictor_can_read_the_proxy_score_as_one_more_feature(tmp_path):
     assert run(False)[0]._features(genomes).shape[1] == features.shape[1] - 1
     with pytest.raises(NasforgeError, match="name one with --proxy"):
         build_config({"data": {"dataset": "iris"}, "strategy": {"name": "predictor", "proxy_feature": True}})
+
+
+@pytest.mark.parametrize("name", ["random", "evolution", "ts-enas", "bilevel", "predictor"])
+def test_every_sampling_strategy_starts_from_the_proxys_best_pick(name):
+    from test_contracts import space_for
+
+    space = space_for(name)
+    scored: dict[str, float] = {}
+
+    def score(g) -> float:  # any deterministic score that differs between genomes
+        scored[g.id] = float(int(hashlib.sha256(g.id.encode()).hexdigest()[:8], 16))
+        return scored[g.id]
+
+    strategy = make_strategy(name, space, np.random.default_rng(0), 30, proxy=score, proxy_pool=12)
+    first = strategy.ask().genome
+    assert len(scored) >= 2 and scored[first.id] == max(scored.values()), name
+
+
+def test_a_proxy_with_the_expert_strategy_is_one_line(tmp_path):
+    r = cli("search", "--dataset", "iris", "--strategy", "expert", "--proxy", "params", "--out", tmp_path / "run")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "does not start from sampled genomes" in r.stderr
+    assert not (tmp_path / "run").exists()

@@ -24,11 +24,11 @@ from .evaluators import EVALUATORS, Evaluator
 from .files import remove_temporaries, write_bytes
 from .loop import Callback, SearchLoop
 from .objectives import Goal
-from .proxies import ProxyScorer, make_scorer
+from .proxies import NO_PROXY, ProxyScorer, make_scorer
 from .runs import best_trial, read_meta, run_meta, write_meta
 from .spaces import Genome, SearchSpace, genome_from_dict, make_space
 from .storage import RunStore, TrialRecord
-from .strategies import Strategy, check_strategy, make_strategy
+from .strategies import Strategy, check_strategy, make_strategy, strategy_class
 
 
 @dataclass
@@ -48,6 +48,9 @@ def build_parts(config: SearchConfig, out: Path, task: Task | None = None) -> Pa
         task = task or _load_configured_task(config)
     space = make_space(config.space, task)
     check_strategy(config.strategy.name, space)
+    if config.proxy != NO_PROXY and not strategy_class(config.strategy.name).uses_proxy:
+        raise NasforgeError(f"the {config.strategy.name} strategy does not start from sampled genomes, so --proxy "
+                            "cannot pick them; leave --proxy out or use another strategy")
     proxy = make_scorer(config.proxy, space, task, config.seed, config.benchmark.dataset if config.benchmark else None)
     return Parts(task, space, kind.from_config(config, task, space, out), proxy)
 

@@ -183,7 +183,7 @@ class BilevelEvolution(Strategy):
             if self.population:
                 proposal = self._child(info)
             else:  # the start, or every member failed so far: random genomes, new if the space allows
-                genome = self.seen.novel(self.space.sample(self.rng), lambda _: self.space.sample(self.rng), 50)
+                genome = self.seen.novel(self.sample_initial(), lambda _: self.sample_initial(), 50)
                 proposal = Proposal(genome, info={**info, "initial": True})
             self.seen.keep(proposal.genome)
             self.queue.append(proposal)

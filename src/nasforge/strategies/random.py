@@ -15,5 +15,10 @@ class RandomSearch(Strategy):
     name = "random"
     Settings = RandomSettings
 
+    asked = 0
+
     def ask(self) -> Proposal:
-        return Proposal(self.space.sample(self.rng))
+        """A sample of the space; with a proxy, the first ``initial_size`` are its picks
+        (NASWOT-style: the best of a pool of untrained samples), the rest plain samples."""
+        self.asked += 1
+        return Proposal(self.sample_initial() if self.asked <= self.initial_size else self.space.sample(self.rng))

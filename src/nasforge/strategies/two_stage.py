@@ -127,10 +127,13 @@ class TwoStageEvolution(Strategy):
         self.offspring: list[Individual] = []
         self.seen = Seen(valid=self.space.is_valid)
         self._keys: tuple[list[Individual], list[Any]] | None = None  # Pareto keys of self.population
-        self._breed_first()
+        self.bred = False  # the first generation is bred at the first ask, once make_strategy set the proxy
 
     # --- ask / tell ---
     def ask(self) -> Proposal:
+        if not self.bred:
+            self.bred = True
+            self._breed_first()
         if not self.queue:
             self.queue.append(self._extra())  # asks ran ahead of tells (asynchronous mode)
         proposal = self.queue.pop(0)
@@ -168,7 +171,7 @@ class TwoStageEvolution(Strategy):
         for _ in range(50 * n):
             if len(self.queue) == n:
                 break
-            g = self.space.sample(self.rng)
+            g = self.sample_initial()
             if self.seen.is_new(g):
                 self._put(self.queue, g, (), "random")
 

@@ -63,6 +63,7 @@ class ExpertStrategy(Strategy):
     name = "expert"
     Settings = ExpertSettings
     legacy_section = "expert"
+    uses_proxy = False  # it starts from one designed genome (a small net, or the LLM's), not from samples
 
     @classmethod
     def create(cls, space: SearchSpace, rng: np.random.Generator, budget: int, settings: ExpertSettings,
