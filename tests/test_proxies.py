@@ -59,12 +59,15 @@ def test_each_proxy_gives_finite_deterministic_scores_that_tell_networks_apart(f
 
 
 def test_synflow_in_table_mode_scores_the_real_nas_bench_201_network(tmp_path):
-    from nasforge.spaces.nb201 import NB201Genome
+    from nasforge.proxies import make_scorer
+    from nasforge.spaces.nb201 import NB201Genome, NB201Space
 
     synflow, _ = scorer(TABLE, "synflow", tmp_path)
     params, _ = scorer(TABLE, "params", tmp_path)
     convs = NB201Genome(ops=("nor_conv_3x3",) * 6)
     assert params(convs) == convs.n_params(3, 10) == 1_531_546  # C=16, N=5: the benchmark's network
+    imagenet = make_scorer("params", NB201Space(), None, 0, table_dataset="ImageNet16-120")  # an alias
+    assert imagenet(convs) == convs.n_params(3, 120)
     pools = NB201Genome(ops=("avg_pool_3x3",) * 6)
     assert synflow(convs) > synflow(pools) > 0  # convolutions carry more flow than parameter-free cells
 

@@ -119,13 +119,13 @@ def make_scorer(name: str, space: SearchSpace, task: Task | None, seed: int,
 
     proxy = PROXIES.get(name)()
     if task is None:  # a benchmark table: the real NAS-Bench-201 network, no data
-        from ..evaluators.table import N_CLASSES
+        from ..evaluators.table import N_CLASSES, dataset_name
         from ..spaces.nb201 import BENCH_CELLS, BENCH_CHANNELS
 
         if not proxy.data_free:
             raise NasforgeError(f"the {name} proxy needs training data and a benchmark table has none; "
                                 f"use a data-free one: {', '.join(n for n in PROXIES.names() if PROXIES.get(n).data_free)}")
-        dataset = table_dataset or "cifar10"
+        dataset = dataset_name(table_dataset or "cifar10")
         shape, classes = TABLE_INPUTS[dataset], N_CLASSES[dataset]
 
         def build(g: Genome) -> torch.nn.Module:
