@@ -103,9 +103,7 @@ class Strategy(ABC):
             from ..proxies.base import rank_key
 
             pool = [self.space.sample(self.rng) for _ in range(self.proxy_pool)]
-            unique = list({g.id: g for g in reversed(pool)}.values())  # each genome once, ...
-            drawn = [g.id for g in pool]
-            unique.sort(key=lambda g: drawn.index(g.id))  # ... in the order first drawn
+            unique = list({g.id: g for g in pool}.values())  # each genome once, in the order first drawn
             scores = [rank_key(self.proxy(g)) for g in unique]
             order = sorted(range(len(unique)), key=lambda i: (-scores[i], i))
             self._proxy_picks = [unique[i] for i in order]
