@@ -26,17 +26,17 @@ def nasforge_cmd() -> list[str]:
     return [sys.executable, "-m", "nasforge.cli"]
 
 
-def cli(*args, env=None, timeout=300, fresh=False):
+def cli(*args, env=None, timeout=300):
     """``nasforge ARGS`` as a user runs it; the CompletedProcess with text output.
 
     It runs through the same ``main(argv)`` the console script calls, in this process, with
     its output captured: starting a fresh interpreter costs ~4 s of imports (torch,
-    scikit-learn) per call, most of the suite's CLI time. ``fresh=True`` (or an ``env``) runs
-    a real process, for what only a process shows: exit on a signal, worker processes,
+    scikit-learn) per call, most of the suite's CLI time. Given an ``env``, it runs a real
+    process, for what only a process shows: exit on a signal, worker processes,
     environment variables, a warning printed by the interpreter.
     """
     argv = [str(a) for a in args]
-    if fresh or env is not None:
+    if env is not None:
         return subprocess.run([*nasforge_cmd(), *argv], capture_output=True, text=True, env=env, timeout=timeout)
     import contextlib
     import io
