@@ -54,7 +54,7 @@ from nasforge.config import SearchConfig, build_config  # noqa: E402
 from nasforge.data import Task, load_task  # noqa: E402
 from nasforge.errors import TrialFailed  # noqa: E402
 from nasforge.evaluators.training import TrainingEvaluator as Evaluator  # noqa: E402
-from nasforge.evaluators.training import accuracy_f1  # noqa: E402
+from nasforge.data.targets import classification_metrics  # noqa: E402
 from nasforge.final import final_settings, train_final  # noqa: E402
 from nasforge.halving import rungs  # noqa: E402
 from nasforge.loop import trial_seed  # noqa: E402
@@ -160,7 +160,7 @@ def retrain(config: SearchConfig, task: Task, genome: Genome, epochs: int, seed:
     model = genome.build(task.input_shape, task.n_classes)
     X, y = torch.cat([task.X_train, task.X_val]), torch.cat([task.y_train, task.y_val])
     train(model, X, y, X, y, settings, torch.Generator().manual_seed(seed))
-    return accuracy_f1(predict_logits(model, task.X_test), task.y_test)[0]
+    return classification_metrics(predict_logits(model, task.X_test), task.y_test)["acc"]
 
 
 def optuna_genome(trial: Any, space: Any) -> Genome:

@@ -117,6 +117,8 @@ class TrainedModel:
         self.classes: list[str] = info["classes"]
         self.preprocessor = info.get("preprocessor")
         self.feature_names: list[str] = info.get("feature_names", [])
+        self.kind: str = info.get("kind", "classification")
+        self.target_scale = info.get("target_scale")  # a regression target's training mean and sd
 
     def _inputs(self, X: Any) -> torch.Tensor:
         if self.preprocessor is not None and isinstance(X, pd.DataFrame):
@@ -126,9 +128,15 @@ class TrainedModel:
     @torch.no_grad()
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities; ``X`` is a DataFrame of raw columns or preprocessed numbers."""
+        if self.kind != "classification":
+            raise NasforgeError("a regression model predicts numbers, not class probabilities; use predict")
         return torch.softmax(self.module(self._inputs(X)), dim=1).numpy()
 
-    def predict(self, X: Any) -> list[str]:
+    @torch.no_grad()
+    def predict(self, X: Any) -> list[str] | np.ndarray:
+        """Class labels, or for regression the predicted numbers (float64, in the target's units)."""
+        if self.kind == "regression":
+            return self.target_scale.restore(self.module(self._inputs(X))).reshape(-1).double().numpy()
         return [self.classes[i] for i in self.predict_proba(X).argmax(1)]
 
 
@@ -145,6 +153,6 @@ def load_model(out: str | Path, trial: int | None = None) -> TrainedModel:
         raise NasforgeError(f"the weights of trial {record.number} are missing ({weights}); 'nasforge train {out} "
                             f"--trial {record.number}' trains its genome again (into {out / 'final'})")
     genome = genome_from_dict(record.genome)
-    module = genome.build(tuple(info["input_shape"]), len(info["classes"]))
+    module = genome.build(tuple(info["input_shape"]), info["n_outputs"])
     module.load_state_dict(torch.load(weights, weights_only=True))
     return TrainedModel(module, genome, info)

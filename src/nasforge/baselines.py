@@ -38,6 +38,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.neural_network import MLPClassifier
 from sklearn.svm import SVC
 from threadpoolctl import threadpool_limits
+from .errors import NasforgeError
 
 from .data import Task
 
@@ -132,6 +133,9 @@ def run_baselines(task: Task, seed: int, budget_s: float | None = None, mlp_conf
     caps BLAS/OpenMP threads: on a busy 2-core machine, numpy's default two BLAS threads made a
     128x128 MLP fit 60 times slower (47 s instead of 0.7 s).
     """
+    if task.kind != "classification":
+        raise NasforgeError(f"{task.name} is a regression task; the baselines are classifiers (regression "
+                            "baselines are not built yet)")
     with threadpool_limits(threads):
         return _run(task, seed, budget_s, mlp_configs, list(methods))
 

@@ -9,7 +9,7 @@ import functools
 import operator
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -35,7 +35,10 @@ class DataSettings(BaseModel):
         "built-in dataset (list them with 'nasforge datasets'; default digits)"))
     csv: str | None = Field(default=None, json_schema_extra=flag("--csv"), description="your own CSV file (needs --target)")
     target: str | None = Field(default=None, json_schema_extra=flag("--target"),
-                                 description="the CSV column holding the class labels")
+                                 description="the CSV column holding the class labels or the number to predict")
+    task: Literal["auto", "classification", "regression"] = Field(default="auto", json_schema_extra=flag("--task"), description=(
+        "classification or regression (default auto: a built-in dataset's own; for a CSV, classification, "
+        "and a question when the target is numeric with many values)"))
     drop: list[str] = Field(default_factory=list, json_schema_extra=flag("--drop"),
                             description="CSV columns to leave out, comma-separated")
     path: str | None = Field(default=None, json_schema_extra=flag("--data"), description=(

@@ -10,6 +10,10 @@ loaded back with the runtime a user would use (onnxruntime, ``torch.jit.load``, 
 ``genome.build`` + ``load_state_dict``) and run on real inputs, the task's test split; if
 any logit differs from the PyTorch model's by more than ``TOLERANCE`` the file is deleted
 and a :class:`NasforgeError` says so. The measured difference goes in the card.
+
+A regression network learns the standardised target; the ONNX and TorchScript files hold the
+step back to the target's units (``y = output * sd + mean``), so they predict the number
+itself. A state dict holds the network's weights alone (the card gives mean and sd).
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import torch
 
 from . import __version__ as _nasforge_version
 from .api import load_model
+from .data.targets import NAMES, SPLIT_WORDS, kind_of
 from .errors import NasforgeError
 from .files import environment_problem, replacing, write_text
 from .final import load_final, pick_trial, run_task
@@ -76,6 +81,26 @@ def _load_source(out: Path, trial: int | None, final: bool) -> _Source:
                    f"{chosen} {record.number} of the search (trained on the training split)")
 
 
+class Restored(torch.nn.Module):
+    """A regression network whose output is put back in the target's units."""
+
+    def __init__(self, module: torch.nn.Module, mean: float, std: float):
+        super().__init__()
+        self.module, self.mean, self.std = module, float(mean), float(std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x) * self.std + self.mean
+
+
+def deployable(module: torch.nn.Module, info: dict[str, Any], fmt: str) -> torch.nn.Module:
+    """What goes in a ``fmt`` file: the network, for regression with its target's scale built in
+    (except in a state dict, which holds weights only)."""
+    scale = info.get("target_scale")
+    if info.get("kind") == "regression" and scale is not None and fmt != "state-dict":
+        return Restored(module, scale.mean, scale.std).eval()
+    return module.eval()
+
+
 @contextmanager
 def _quiet() -> Iterator[None]:
     """Silence torch.jit's deprecation warnings: the user cannot act on them."""
@@ -116,7 +141,7 @@ def load_exported(path: Path, fmt: str, genome: Genome, info: dict[str, Any]) ->
         with _quiet():
             loaded = torch.jit.load(str(path)).eval()
     else:
-        loaded = genome.build(tuple(info["input_shape"]), len(info["classes"]))
+        loaded = genome.build(tuple(info["input_shape"]), info["n_outputs"])
         loaded.load_state_dict(torch.load(path, weights_only=True))
         loaded.eval()
 
@@ -125,6 +150,14 @@ def load_exported(path: Path, fmt: str, genome: Genome, info: dict[str, Any]) ->
             return loaded(x).numpy()
 
     return run
+
+
+def parity_tolerance(reference: np.ndarray, module: torch.nn.Module) -> float:
+    """``TOLERANCE`` for logits; for numbers in a regression target's units, relative to the
+    largest output (float32 carries ~7 digits whatever the units)."""
+    if isinstance(module, Restored) and reference.size:
+        return TOLERANCE * max(1.0, float(np.abs(reference).max()))
+    return TOLERANCE
 
 
 def max_abs_diff(reference: np.ndarray, got: np.ndarray) -> float:
@@ -147,11 +180,12 @@ def export_model(out: str | Path, fmt: str, trial: int | None = None, final: boo
     folder = Path(output) if output is not None else out / "export" / source.name
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / FILE_NAMES[fmt]
+    module = deployable(source.module, source.info, fmt)
     with torch.no_grad():
-        reference = source.module.eval()(X).numpy()
+        reference = module(X).numpy()
     with replacing(path) as unchecked:  # the file appears under its name only once it passed the check
         try:
-            write_model(source.module, fmt, unchecked, X)
+            write_model(module, fmt, unchecked, X)
             got = load_exported(unchecked, fmt, source.genome, source.info)(X)
             diff = max_abs_diff(reference, got)
         except NasforgeError:
@@ -161,14 +195,15 @@ def export_model(out: str | Path, fmt: str, trial: int | None = None, final: boo
                 raise
             raise NasforgeError(f"the {fmt} export failed its check (it does not validate, load or run): "
                                 f"{type(exc).__name__}: {exc}") from exc
-        if not diff <= TOLERANCE:
+        tolerance = parity_tolerance(reference, module)
+        if not diff <= tolerance:
             raise NasforgeError(
                 f"export check failed: the {fmt} file's outputs differ from the PyTorch model's by up to {diff:.3g} "
-                f"on {len(X)} test inputs (tolerance {TOLERANCE:g}); no file was written")
+                f"on {len(X)} test inputs (tolerance {tolerance:.3g}); no file was written")
     genome_path = folder / "genome.json"
     write_text(genome_path, json.dumps(source.genome.to_dict(), indent=2, sort_keys=True))
     card_path = folder / "model_card.md"
-    write_text(card_path, model_card(source, fmt, path, diff, len(X)))
+    write_text(card_path, model_card(source, fmt, path, diff, len(X), tolerance))
     return ExportResult(path, diff, card_path, genome_path, fmt, len(X))
 
 
@@ -212,11 +247,10 @@ def _fmt(value: Any, spec: str = ".4f", unit: str = "") -> str:
 def _metric_rows(m: dict[str, Any], file_bytes: int) -> list[tuple[str, str]]:
     energy_label = m.get("energy_source", "estimated")
     infer_rows = m.get("infer_rows")
-    rows = [
-        ("test accuracy", _fmt(m.get("test_acc"))),
-        ("test macro-F1", _fmt(m.get("test_f1"))),
-        ("validation accuracy", _fmt(m.get("val_acc"))),
-        ("training accuracy", _fmt(m.get("train_acc"))),
+    names = NAMES[kind_of(m)]
+    rows = [(f"{SPLIT_WORDS[split]} {words}", _fmt(m.get(f"{split}_{key}")))
+            for split in ("test", "val", "train") for key, words in (names if split == "test" else names[:1])]
+    rows += [
         ("parameters", _fmt(m.get("params"))),
         ("FLOPs per sample", _fmt(m.get("flops"))),
         ("state-dict size", _fmt(m.get("size_bytes"), unit=" bytes")),
@@ -252,28 +286,37 @@ _LOADING = {
 }
 
 
-def model_card(source: _Source, fmt: str, path: Path, diff: float, rows: int) -> str:
+def model_card(source: _Source, fmt: str, path: Path, diff: float, rows: int, tolerance: float = TOLERANCE) -> str:
     """The markdown card: data, network, metrics, energy label, learning rules, how to load it."""
     info, m, genome = source.info, source.metrics, source.genome
     classes = [str(c) for c in info["classes"]]
+    scale = info.get("target_scale")
+    if info.get("kind") == "regression":
+        restore = (f"outputs are in the target's units (the network learnt the target standardised with the "
+                   f"training mean {scale.mean:.6g} and sd {scale.std:.6g}; " if scale else "(")
+        restore += ("a state dict holds the network alone: multiply its output by the sd and add the mean)"
+                    if fmt == "state-dict" else "the file restores the units)")
+        target = f"- target: a number (regression), output shape [N, 1]; {restore}"
+    else:
+        target = (f"- classes ({len(classes)}; output index i is class i): {', '.join(classes[:50])}"
+                  + (" ..." if len(classes) > 50 else ""))
     shape = ", ".join(str(int(s)) for s in info["input_shape"])
     rules = genome.rules() if hasattr(genome, "rules") else None
     rule_text = (", ".join(rules) + " (per learnable layer, output layer last; rules change training only, "
                  "inference is the plain layer)") if rules else "backprop (the family has no learning-rule gene)"
     loading = _LOADING[fmt].replace("INPUT_SHAPE", f"({shape},)" if len(info["input_shape"]) == 1 else f"({shape})")
-    loading = loading.replace("N_CLASSES", str(len(classes)))
+    loading = loading.replace("N_CLASSES", str(info.get("n_outputs", len(classes))))
     lines = [
         f"# Model card: {info.get('name', 'nasforge model')} / {source.name}",
         "",
         f"Exported by nasforge {_nasforge_version} as **{fmt}**: `{path.name}`. Source: {source.label}.",
         f"Checked at export: largest absolute logit difference from the PyTorch model on {rows} test inputs "
-        f"= {diff:.2e} (tolerance {TOLERANCE:g}).",
+        f"= {diff:.2e} (tolerance {tolerance:.3g}).",
         "",
         "## Data",
         "",
         f"- dataset: {info.get('name', 'n/a')}",
-        f"- classes ({len(classes)}; output index i is class i): {', '.join(classes[:50])}"
-        + (" ..." if len(classes) > 50 else ""),
+        target,
         f"- input: float32 tensor of shape [N, {shape}]",
         f"- preprocessing: {preprocessing_summary(info.get('preprocessor'))}",
         "",

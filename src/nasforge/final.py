@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from .config import SearchConfig, validation_message
 from .data import Task
+from .data.targets import score_key
 from .errors import NasforgeError, TrialFailed
 from .evaluators.training import measure_trained
 from .files import torch_bytes, write_together
@@ -93,8 +94,8 @@ def train_final(out: str | Path, trial: int | None = None, epochs: int = 100, se
                 lr: float | None = None) -> dict[str, Any]:
     """Train the best (or given) trial's genome on train + validation; save it in ``OUT/final/``.
 
-    Returns the metrics written to ``OUT/final/metrics.json``: test accuracy and macro-F1,
-    accuracy on the data trained on, size, speed and energy (labelled measured/estimated).
+    Returns the metrics written to ``OUT/final/metrics.json``: test accuracy and macro-F1 (or
+    R², RMSE and MAE), the same on the data trained on, size, speed and energy (labelled measured/estimated).
     """
     out = Path(out)
     config, task = run_task(out)
@@ -103,22 +104,22 @@ def train_final(out: str | Path, trial: int | None = None, epochs: int = 100, se
     settings = final_settings(config, genome, epochs, lr)
     torch.set_num_threads(config.threads or 1)  # the search measured with one thread unless told otherwise
     torch.manual_seed(seed)
-    model = genome.build(task.input_shape, task.n_classes)
+    model = genome.build(task.input_shape, task.n_outputs)
     X = torch.cat([task.X_train, task.X_val])
     y = torch.cat([task.y_train, task.y_val])
     generator = torch.Generator().manual_seed(seed)
     ms = config.measure
     with energy_meter(ms.power) as train_energy:
         try:
-            result = train(model, X, y, X, y, settings, generator)
+            result = train(model, X, y, X, y, settings, generator, loss=task.loss)
         except TrialFailed as exc:
             raise NasforgeError(f"final training of trial {record.number} failed: {exc}; try a smaller --lr") from None
     metrics: dict[str, Any] = {"trial": record.number, "genome": genome.summary(), "seed": seed}
     metrics.update(measure_trained(model, task, ms, {"train": (X, y), "test": (task.X_test, task.y_test)},
                                    infer_on=task.X_test))
     metrics.update(
-        search_test_acc=record.metrics.get("test_acc"),
-        search_val_acc=record.metrics.get("val_acc"),
+        **{f"search_{key}": record.metrics.get(key) for key in (score_key(record.metrics, "test"),
+                                                                  score_key(record.metrics, "val"))},
         epochs=result.epochs,
         kept_epoch=result.best_epoch,
         final_train_loss=result.history[-1][0] if result.history else None,
@@ -149,6 +150,6 @@ def load_final(out: str | Path) -> tuple[torch.nn.Module, Genome, dict[str, Any]
         raise NasforgeError(f"{out} has no final model ({', '.join(missing)} missing); make one with 'nasforge train {out}'")
     info = read_task_info(out)
     genome = genome_from_dict(json.loads(files[1].read_text()))
-    module = genome.build(tuple(info["input_shape"]), len(info["classes"]))
+    module = genome.build(tuple(info["input_shape"]), info["n_outputs"])
     module.load_state_dict(torch.load(files[0], weights_only=True))
     return module.eval(), genome, json.loads(files[2].read_text())

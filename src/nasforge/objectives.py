@@ -1,7 +1,9 @@
-"""From metrics to fitness: validation accuracy, or LEMONADE's combined metric (CM).
+"""From metrics to fitness: the validation score (accuracy, or R² for regression), or LEMONADE's
+combined metric (CM).
 
 ``CM = W_A (TAcc + VAcc) + W_F NF - W_E (TNE + VNE) - W_S NS``  (LEMONADE Eq. 1, plus a size
-term of ours). TAcc is training accuracy and VAcc validation accuracy, as in the paper.
+term of ours). TAcc is training accuracy and VAcc validation accuracy, as in the paper (for
+regression, training and validation R²).
 Normalisation (ours, documented in the README): a quantity ``x`` with a reference ``r``
 becomes ``x / (x + r)``, a number in [0, 1) that is 0.5 at the reference and grows with x,
 so weights compare like with like whatever the units:
@@ -20,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .data.targets import score, score_label
 from .errors import NasforgeError
 from .flags import flag
 
@@ -32,7 +35,8 @@ def normalise(value: float, reference: float) -> float:
 
 
 class Objective(BaseModel):
-    """Fitness to maximise. With no weights given, fitness is validation accuracy."""
+    """Fitness to maximise. With no weights given, fitness is the validation score: accuracy,
+    or R² for regression."""
 
     model_config = ConfigDict(extra="forbid")
     accuracy: float = Field(default=0.0, ge=0)
@@ -48,17 +52,17 @@ class Objective(BaseModel):
     def combined(self) -> bool:
         return any((self.accuracy, self.fps, self.energy, self.size))
 
-    def describe(self) -> str:
+    def describe(self, kind: str = "classification") -> str:
         if not self.combined:
-            return "validation accuracy"
+            return f"validation {score_label(kind)}"
         parts = [f"{k}={getattr(self, k):g}" for k in ("accuracy", "fps", "energy", "size") if getattr(self, k)]
         return "combined metric CM (" + ", ".join(parts) + ")"
 
     def fitness(self, m: Mapping[str, Any]) -> float:
         if not self.combined:
-            return float(m["val_acc"])
+            return float(score(m, "val"))
         return (
-            self.accuracy * (m["train_acc"] + m["val_acc"])
+            self.accuracy * (score(m, "train") + score(m, "val"))
             + self.fps * normalise(m["fps"], self.fps_ref)
             - self.energy * (normalise(m["train_energy_kwh"], self.train_energy_ref)
                              + normalise(m["infer_energy_kwh"], self.val_energy_ref))
@@ -99,6 +103,7 @@ class Measure:
     maximise: bool
     cheap: bool
     unit: str
+    kinds: tuple[str, ...] = ("classification", "regression")  # the tasks it is measured on
 
     @property
     def direction(self) -> str:
@@ -106,7 +111,10 @@ class Measure:
 
 
 MEASURES: dict[str, Measure] = {m.name: m for m in (
-    Measure("accuracy", "val_acc", True, False, "validation accuracy"),
+    Measure("accuracy", "val_acc", True, False, "validation accuracy", ("classification",)),
+    Measure("r2", "val_r2", True, False, "validation R²", ("regression",)),
+    Measure("rmse", "val_rmse", False, False, "validation root-mean-square error", ("regression",)),
+    Measure("mae", "val_mae", False, False, "validation mean absolute error", ("regression",)),
     Measure("params", "params", False, True, "parameters"),
     Measure("flops", "flops", False, True, "FLOPs per sample"),
     Measure("size", "size_bytes", False, True, "bytes serialised"),
@@ -114,6 +122,15 @@ MEASURES: dict[str, Measure] = {m.name: m for m in (
     Measure("fps", "fps", True, False, "samples per second in a batch"),
     Measure("energy", "infer_energy_kwh", False, False, "kWh of inference on the validation set"),
 )}
+
+
+def check_task_objectives(names: Sequence[str], kind: str) -> None:
+    """One line when an objective is not measured on this kind of task (accuracy on a
+    regression, RMSE on a classification)."""
+    wrong = [n for n in names if kind not in MEASURES[n].kinds]
+    if wrong:
+        fits = ", ".join(m.name for m in MEASURES.values() if m.kinds == (kind,))
+        raise NasforgeError(f"objective {wrong[0]!r} does not apply to {kind}; its quality objectives are {fits}")
 
 
 def check_objectives(names: Sequence[str]) -> list[str]:
@@ -205,15 +222,16 @@ class Goal:
     Optuna study stores)."""
 
     def __init__(self, objectives: Sequence[str] = (), objective: Objective | None = None,
-                 constraints: Constraints | None = None):
+                 constraints: Constraints | None = None, kind: str = "classification"):
         self.measures = [MEASURES[n] for n in objectives]
         self.objective = objective or Objective()
         self.constraints = constraints or Constraints()
+        self.kind = kind
 
     @classmethod
-    def of(cls, config: Any) -> Goal:
-        """The goal of a SearchConfig."""
-        return cls(config.objectives, config.objective, config.constraints)
+    def of(cls, config: Any, kind: str = "classification") -> Goal:
+        """The goal of a SearchConfig, on a task of ``kind``."""
+        return cls(config.objectives, config.objective, config.constraints, kind)
 
     @property
     def multi(self) -> bool:
@@ -249,6 +267,6 @@ class Goal:
 
     def describe(self) -> str:
         text = (f"Pareto front of {', '.join(f'{m.name} ({m.direction[:3]})' for m in self.measures)}"
-                if self.multi else self.objective.describe())
+                if self.multi else self.objective.describe(self.kind))
         limits = [f"{label} <= {limit:,.4g}" for _, limit, label in self.constraints.limits()]
         return text + (f", subject to {', '.join(limits)}" if limits else "")

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import pareto
+from .data.targets import score_key
 from .objectives import format_value
 from .storage import TrialRecord
 
@@ -85,5 +86,6 @@ class ProgressReporter:
             line = {"trial": record.number, "state": record.state, "fitness": record.fitness, "values": record.values,
                     "best": self.best,
                     "genome": record.genome, "parents": record.parents, "error": record.error,
-                    **{k: record.metrics.get(k) for k in ("val_acc", "test_acc", "params", "train_seconds")}}
+                    **{k: record.metrics.get(k) for k in (score_key(record.metrics, "val"), score_key(record.metrics, "test"),
+                                                          "params", "train_seconds")}}
             print(json.dumps(line), file=sys.stdout, flush=True)

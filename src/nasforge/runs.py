@@ -74,7 +74,8 @@ def read_stored_config(out: str | Path, storage: str | None = None) -> dict[str,
 
 
 def read_task_info(out: str | Path) -> dict[str, Any]:
-    """What a run saved for prediction (``task.pkl``): classes, input shape, preprocessor."""
+    """What a run saved for prediction (``task.pkl``): classes, input shape, preprocessor, the
+    task's kind and a regression target's scale; ``n_outputs`` is the network's output width."""
     path = Path(out) / "task.pkl"
     if not path.is_file():
         if not (Path(out) / "run.json").is_file():
@@ -87,6 +88,8 @@ def read_task_info(out: str | Path) -> dict[str, Any]:
     except Exception as exc:  # a damaged file: any unpickling error
         raise NasforgeError(f"{path} is damaged ({type(exc).__name__}: {str(exc)[:100]}); "
                             f"'nasforge resume {out}' writes it again from the run's data") from None
+    info.setdefault("kind", "classification")  # runs from before regression
+    info["n_outputs"] = len(info["classes"]) if info["kind"] == "classification" else 1
     return info
 
 

@@ -23,7 +23,7 @@ from .errors import InvalidGenome, NasforgeError, TrialFailed
 from .evaluators import EVALUATORS, Evaluator
 from .files import remove_temporaries, write_bytes
 from .loop import Callback, SearchLoop
-from .objectives import Goal
+from .objectives import Goal, check_task_objectives
 from .proxies import NO_PROXY, ProxyScorer, make_scorer
 from .runs import best_trial, read_meta, run_meta, write_meta
 from .spaces import Genome, SearchSpace, genome_from_dict, make_space
@@ -46,6 +46,7 @@ def build_parts(config: SearchConfig, out: Path, task: Task | None = None) -> Pa
     kind = EVALUATORS.get(config.evaluator_kind)
     if kind.needs_task:
         task = task or _load_configured_task(config)
+        check_task_objectives(config.objectives, task.kind)
     space = make_space(config.space, task)
     check_strategy(config.strategy.name, space)
     if config.proxy != NO_PROXY and not strategy_class(config.strategy.name).uses_proxy:
@@ -78,7 +79,7 @@ class Study:
     @property
     def goal(self) -> Goal:
         """What the run optimises: one fitness or several objectives, and its limits."""
-        return Goal.of(self.config)
+        return Goal.of(self.config, self.task.kind if self.task else "classification")
 
     def strategy_description(self) -> str:
         return self.strategy().describe()
@@ -246,7 +247,9 @@ def _lock_run(out: Path) -> IO[str]:
 
 
 def _save_task_info(out: Path, task: Task) -> None:
-    """What a saved model needs to predict on raw rows: classes, input shape, preprocessing."""
+    """What a saved model needs to predict on raw rows: classes, input shape, preprocessing, and
+    for regression the target's scale."""
     info = {"name": task.name, "classes": task.classes, "input_shape": task.input_shape,
-            "feature_names": task.feature_names, "preprocessor": task.preprocessor}
+            "feature_names": task.feature_names, "preprocessor": task.preprocessor, "kind": task.kind,
+            "target_scale": task.scale}
     write_bytes(out / "task.pkl", pickle.dumps(info))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..data import BUILTINS
+from ..data.targets import quality_columns, quality_text
 from ..errors import NasforgeError
 from ..strategies import STRATEGIES
 
@@ -74,9 +75,7 @@ def print_best(out: Path, quiet: bool = False, config: SearchConfig | None = Non
         console.print(f"\nbest: trial {b.number}  {genome_text(b)}")
     if b.violation > 0:
         console.print(f"  [red]no trial is within the limits; this one is the nearest ({b.error or ''})[/red]")
-    accuracy = [f"{label} {fmt(m[key])}" for key, label in
-                (("val_acc", "validation accuracy"), ("test_acc", "test accuracy"), ("test_f1", "test macro-F1")) if key in m]
-    console.print("  " + "   ".join(accuracy))
+    console.print("  " + quality_text(m))
     if "latency_ms" in m:
         console.print(f"  {m['params']} parameters, {m['flops']} FLOPs, latency {fmt(m['latency_ms'], 3)} ms, "
                       f"{fmt(m['fps'], 0)} samples/s, trained in {fmt(m['train_seconds'], 2)} s")
@@ -86,8 +85,7 @@ def print_best(out: Path, quiet: bool = False, config: SearchConfig | None = Non
     console.print(f"  {sum(t.finished for t in trials)} evaluations ({failed} failed); {saved}")
 
 
-COLUMNS = [("val_acc", "val acc"), ("test_acc", "test acc"), ("test_f1", "test F1"), ("params", "params"),
-           ("flops", "FLOPs"), ("latency_ms", "latency ms"), ("train_seconds", "train s")]
+COSTS = [("params", "params"), ("flops", "FLOPs"), ("latency_ms", "latency ms"), ("train_seconds", "train s")]
 
 
 def cmd_show(args: argparse.Namespace) -> None:
@@ -115,17 +113,18 @@ def cmd_show(args: argparse.Namespace) -> None:
     from ..objectives import format_value
 
     multi = any(t.values and len(t.values) > 1 for t in records)
+    columns = quality_columns(t.metrics for t in records) + COSTS
     fidelity = any(t.rungs for t in records)  # a multi-fidelity search: which rung each trial reached
     table = Table(title=f"{args.run}: {len(records)} trials")
     for name in ["#", "status", "genome", "objectives" if multi else "fitness", *(["rung"] if fidelity else []),
-                 *(label for _, label in COLUMNS), "parent", "operator"]:
+                 *(label for _, label in columns), "parent", "operator"]:
         table.add_column(name, overflow="fold")
     best = best_trial(records)
     best_number = best.number if best else None
     for t in trials:
         chosen = " *chosen*" if multi else " *best*"
         status = t.state + (" (interrupted)" if t.interrupted else "") + (chosen if t.number == best_number else "")
-        cells = [fmt(t.metrics.get(key), 3 if key == "latency_ms" else 2 if key == "train_seconds" else 4) for key, _ in COLUMNS]
+        cells = [fmt(t.metrics.get(key), 3 if key == "latency_ms" else 2 if key == "train_seconds" else 4) for key, _ in columns]
         score = fmt(t.fitness) if t.fitness is not None or not t.values else " / ".join(
             format_value(v) for v in t.values)
         reached = [e for e in t.rungs if not e.get("failed")]
@@ -133,7 +132,7 @@ def cmd_show(args: argparse.Namespace) -> None:
         table.add_row(str(t.number), status, genome_text(t), score, *rung, *cells,
                       ",".join(map(str, t.parents)) or "-", t.operator)
         if t.error:
-            table.add_row("", "", f"[red]{escape(t.error)}[/red]", *[""] * (len(COLUMNS) + 3 + fidelity))
+            table.add_row("", "", f"[red]{escape(t.error)}[/red]", *[""] * (len(columns) + 3 + fidelity))
     Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
@@ -147,23 +146,24 @@ def show_front(args: argparse.Namespace, records: list[TrialRecord]) -> None:
         raise NasforgeError(f"{args.run} searched one objective (no --objectives): it has a best trial, not a "
                             "front; see it with 'nasforge show RUN --top 1'")
     front, best = pareto_trials(records), best_trial(records)
+    test_key, test_label = quality_columns(t.metrics for t in records)[1]
     if args.json:
         print(json.dumps([{"trial": t.number, "genome": t.genome, "chosen": best is not None and t.number == best.number,
-                           **dict(zip(names, t.values or [])), "test_acc": t.metrics.get("test_acc"),
+                           **dict(zip(names, t.values or [])), test_key: t.metrics.get(test_key),
                            "within_limits": t.violation <= 0} for t in front], indent=1))
         return
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"{args.run}: Pareto front, {len(front)} of {sum(t.state == 'complete' for t in records)} "
-                        "trained trials", caption="* the chosen trial (the knee of the front); test accuracy is "
+                        "trained trials", caption=f"* the chosen trial (the knee of the front); {test_label} is "
                                                   "read only, never searched on")
-    for name in ["#", "genome", *(f"{n} ({MEASURES[n].direction[:3]})" for n in names), "test acc"]:
+    for name in ["#", "genome", *(f"{n} ({MEASURES[n].direction[:3]})" for n in names), test_label]:
         table.add_column(name, overflow="fold")
     for t in sorted(front, key=lambda t: t.values or []):
         mark = " *" if best is not None and t.number == best.number else ""
         table.add_row(f"{t.number}{mark}", genome_text(t), *(format_value(v) for v in t.values or []),
-                      fmt(t.metrics.get("test_acc")))
+                      fmt(t.metrics.get(test_key)))
     Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import SearchConfig, build_config, load_toml, merge
+from ..data.targets import quality_text
 from ..errors import Interrupted
 from .parser import FORMAT_FLAGS, resume_flags, search_flags
-from .reading import fmt, print_best
+from .reading import print_best
 
 if TYPE_CHECKING:
     from ..study import Study
@@ -120,8 +121,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     multi = len(read_stored_config(args.run).get("objectives") or []) > 1
     knee = " (the knee of the Pareto front)" if args.trial is None and multi else ""
     print(f"trained trial {m.get('trial')}{knee} for {m.get('epochs')} epochs on train+validation "
-          f"(kept epoch {m.get('kept_epoch')}): test accuracy {fmt(m.get('test_acc'))}, "
-          f"test macro-F1 {fmt(m.get('test_f1'))}; saved to {Path(args.run) / 'final'}/")
+          f"(kept epoch {m.get('kept_epoch')}): {quality_text(m, ('test',))}; saved to {Path(args.run) / 'final'}/")
 
 
 def cmd_export(args: argparse.Namespace) -> None:

@@ -15,6 +15,7 @@ class Builtin:
     kind: str  # "tabular": load() -> (features DataFrame, labels Series); "image": load() -> ImageData
     description: str
     load: Callable[..., Any]
+    task: str = "classification"  # or "regression": what "auto" means for this dataset
 
 
 def _sklearn(loader: str, class_names: bool = True) -> Callable[[], tuple[pd.DataFrame, pd.Series]]:
@@ -67,6 +68,8 @@ BUILTINS: dict[str, Builtin] = {
                 _sklearn("load_breast_cancer")),
         Builtin("iris", "tabular", "Iris flowers, 150 rows, 4 features, 3 classes (scikit-learn)", _sklearn("load_iris")),
         Builtin("wine", "tabular", "Wine cultivars, 178 rows, 13 features, 3 classes (scikit-learn)", _sklearn("load_wine")),
+        Builtin("diabetes", "tabular", "diabetes progression after one year (a number to predict), 442 rows, "
+                "10 features, regression (scikit-learn)", _sklearn("load_diabetes", class_names=False), "regression"),
         Builtin("colors", "tabular", "XKCD survey colours, RGB -> colour family, 949 rows, 24 classes (colornamer); "
                 "--color-features rgb|hsv|lab|rgb+lab...", _colors),
         Builtin("digits-images", "image", "the digits as 1x8x8 images, 1,797 images, 10 classes (scikit-learn)",

@@ -32,12 +32,16 @@ def load_task(
     seed: int = 0,
     val_fraction: float = 0.2,
     test_fraction: float = 0.2,
+    task: str = "auto",
 ) -> Task:
     """A split, preprocessed task from exactly one source.
 
     ``load_task("digits")``, ``load_task(csv="f.csv", target="y")``, or image files with
     ``load_task(path="photos/", format="images", image_size=(32, 32))`` (``format`` "auto"
-    tells a folder of class folders, IDX files and CIFAR batches apart).
+    tells a folder of class folders, IDX files and CIFAR batches apart). ``task``:
+    "classification", "regression" (tables only) or "auto" (a built-in dataset's own kind; for
+    a CSV, classification unless the target is numeric with many values, then an error that
+    asks which).
     """
     split = dict(seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
     sources = [s for s in (dataset, csv, path) if s is not None]
@@ -45,10 +49,12 @@ def load_task(
         raise NasforgeError("give exactly one data source: a built-in dataset, a CSV file, or an image path")
     if csv is not None:
         if not target:
-            raise NasforgeError("a CSV needs --target COLUMN: the column holding the class labels")
+            raise NasforgeError("a CSV needs --target COLUMN: the column holding the class labels (or the number to predict)")
         features, labels = read_csv(csv, target, tuple(drop))
         spec = {"csv": str(Path(csv).resolve()), "target": target, "drop": list(drop), "sha256": file_digest(csv)}
-        return tabular_task(Path(csv).stem, features, labels, spec=spec, **split)
+        return tabular_task(Path(csv).stem, features, labels, spec=spec, kind=task, **split)
+    if task == "regression" and (path is not None or BUILTINS.get(str(dataset)) and BUILTINS[str(dataset)].kind == "image"):
+        raise NasforgeError("regression needs a table (a CSV or a tabular built-in dataset); image data is classification only")
     from .images import image_task, read_image_data
 
     if path is not None:
@@ -73,7 +79,7 @@ def load_task(
         features, labels = builtin.load(color_features)
     else:
         features, labels = builtin.load()
-    return tabular_task(dataset, features, labels, spec=spec, **split)
+    return tabular_task(dataset, features, labels, spec=spec, kind=builtin.task if task == "auto" else task, **split)
 
 
 def _read_format(format: str, path: str | Path, size: Any, channels: int | None) -> Any:

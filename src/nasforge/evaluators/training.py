@@ -2,7 +2,7 @@
 
 One evaluation: build the network under a seed (starting from inherited weights where the
 strategy asked for them and the space keeps a store), train it (early stopping on validation
-loss), then measure accuracy and macro-F1 on every split, parameters, FLOPs, serialised
+loss), then measure the task's metrics on every split (accuracy and macro-F1, or R², RMSE, MAE), parameters, FLOPs, serialised
 size, single-sample and batch latency, FPS and energy. Test metrics are recorded for the
 report only; nothing in nasforge selects on them.
 """
@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from sklearn.metrics import f1_score
 
 from ..data import Task
 from ..errors import TrialFailed
@@ -54,21 +53,14 @@ def model_costs(model: torch.nn.Module, input_shape: tuple[int, ...], X: torch.T
     return costs
 
 
-def accuracy_f1(logits: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    pred = logits.argmax(1)
-    acc = float((pred == y).float().mean()) if len(y) else float("nan")
-    f1 = float(f1_score(y.numpy(), pred.numpy(), average="macro", zero_division=0)) if len(y) else float("nan")
-    return acc, f1
-
-
 def measure_trained(model: torch.nn.Module, task: Task, ms: MeasureSettings,
                     splits: dict[str, tuple[torch.Tensor, torch.Tensor]], infer_on: torch.Tensor) -> dict[str, Any]:
     """Everything measured on a trained model, by the search and by the final training alike:
-    accuracy and macro-F1 on each of ``splits``, the energy of inference on ``infer_on``, and
-    size and speed (:func:`model_costs`)."""
+    the task's metrics on each of ``splits`` (accuracy and macro-F1, or R², RMSE and MAE), the
+    energy of inference on ``infer_on``, and size and speed (:func:`model_costs`)."""
     metrics: dict[str, Any] = {}
     for split, (X, y) in splits.items():
-        metrics[f"{split}_acc"], metrics[f"{split}_f1"] = accuracy_f1(predict_logits(model, X), y)
+        metrics.update({f"{split}_{k}": v for k, v in task.metrics(predict_logits(model, X), y).items()})
     with energy_meter(ms.power) as infer_energy:
         predict_logits(model, infer_on)
     metrics.update(model_costs(model, task.input_shape, task.X_val, ms), infer_energy_kwh=infer_energy.kwh)
@@ -101,7 +93,7 @@ class TrainingEvaluator:
     def build(self, genome: Genome, seed: int) -> torch.nn.Module:
         torch.manual_seed(seed)
         try:
-            return genome.build(self.task.input_shape, self.task.n_classes)
+            return genome.build(self.task.input_shape, self.task.n_outputs)
         except (RuntimeError, ValueError) as exc:
             raise TrialFailed(f"network does not build: {exc}") from exc
 
@@ -117,7 +109,7 @@ class TrainingEvaluator:
         whichever worker trained the network)."""
         if self.weights is None or not evaluation.state_dict:
             return
-        model = genome.build(self.task.input_shape, self.task.n_classes)
+        model = genome.build(self.task.input_shape, self.task.n_outputs)
         model.load_state_dict(evaluation.state_dict)
         self.weights.update(model, genome, evaluation.metrics)
 
@@ -127,7 +119,7 @@ class TrainingEvaluator:
         task = self.task
         if s.method == "gradient":
             return train(model, task.X_train, task.y_train, task.X_val, task.y_val, s, generator, until=until,
-                         resume=resume)
+                         resume=resume, loss=task.loss)
         from ..train.evolve_weights import DEConfig, evolve_weights
 
         config = DEConfig(population=s.de_population, generations=s.de_generations, F=s.de_f, CR=s.de_cr, seed=seed,
@@ -142,7 +134,7 @@ class TrainingEvaluator:
         de_seconds = time.perf_counter() - start
         if s.method == "de":
             return TrainResult(de.generations_run, de.generations_run, float(de.best_val_loss or de.best_loss), de_seconds)
-        refined = train(model, task.X_train, task.y_train, task.X_val, task.y_val, s, generator)
+        refined = train(model, task.X_train, task.y_train, task.X_val, task.y_val, s, generator, loss=task.loss)
         refined.seconds += de_seconds
         return refined
 

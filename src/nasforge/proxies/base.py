@@ -133,7 +133,7 @@ def make_scorer(name: str, space: SearchSpace, task: Task | None, seed: int,
 
         batch = torch.ones((1, *shape))
     else:
-        shape, classes = tuple(task.input_shape), task.n_classes
+        shape, classes = tuple(task.input_shape), task.n_outputs
 
         def build(g: Genome) -> torch.nn.Module:
             return g.build(shape, classes)

@@ -30,7 +30,8 @@ __all__ = ["RunData", "load_run", "run_config", "render_report", "render_compari
            "dashboard_command"]
 
 METRICS: tuple[tuple[str, str], ...] = (
-    ("val_acc", "val acc"), ("test_acc", "test acc"), ("test_f1", "test F1"), ("params", "params"),
+    ("val_acc", "val acc"), ("test_acc", "test acc"), ("test_f1", "test F1"),
+    ("val_r2", "val R²"), ("test_r2", "test R²"), ("test_rmse", "test RMSE"), ("test_mae", "test MAE"), ("params", "params"),
     ("flops", "FLOPs"), ("latency_ms", "latency ms"), ("fps", "samples/s"), ("train_energy_kwh", "train kWh"),
     ("train_seconds", "train s"), ("simulated_seconds", "simulated s"),
 )
@@ -397,7 +398,8 @@ def render_comparison(runs: Sequence[RunData]) -> str:
     sections = [html.Section("summary", "Side by side", "table", html.Table("compare-table", columns, rows, sortable=False))]
     progress = [(label, plots.progress(r.trials, r.wall)) for label, r in zip(labels, runs) if any(t.finished for t in r.trials)]
     if progress:
-        sections.append(html.Section("progress", "Best validation accuracy so far", "figure", plots.progress_figure(progress)))
+        sections.append(html.Section("progress", f"Best validation {plots.score_name(t for r in runs for t in r.trials)} so far",
+                                     "figure", plots.progress_figure(progress)))
     if ref is not None:
         curves = [(label, *fronts.hypervolume_series(r.trials, ref)) for label, r in zip(labels, runs) if r.objectives == names]
         sections.append(html.Section("hypervolume", "Hypervolume over evaluations", "figure",
@@ -408,7 +410,8 @@ def render_comparison(runs: Sequence[RunData]) -> str:
     if costs:
         chosen = [(label, r.trials, r.best.number if r.best else None) for label, r in zip(labels, runs)]
         sections.append(html.Section("pareto", "Pareto fronts", "figure", plots.pareto_figure(chosen, costs),
-                                     "Each run's front of validation accuracy against cost; stars mark the chosen models."))
+                                     f"Each run's front of validation {plots.score_name(t for r in runs for t in r.trials)} "
+                                     "against cost; stars mark the chosen models."))
     cards = [(label, r.out, drawing.draw_genome(r.best.genome) if r.best else None) for label, r in zip(labels, runs)]
     sections.append(html.Section("runs", "Best architectures", "runs", cards))
     return html.render("compare.html.j2", sections, labels=labels)

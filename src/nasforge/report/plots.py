@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
 
 from .. import pareto  # noqa: E402
+from ..data.targets import kind_of, score  # noqa: E402
 from ..storage import TrialRecord  # noqa: E402
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
@@ -87,6 +88,7 @@ class Progress:
     accuracy: list[float]
     fitness_is_accuracy: bool
     each: list[float]  # every trial's own fitness (NaN when it failed)
+    score_name: str = "accuracy"  # the validation score's name: accuracy, or R² for regression
 
 
 def progress(trials: Sequence[TrialRecord], wall: dict[int, float] | None = None) -> Progress:
@@ -109,7 +111,7 @@ def progress(trials: Sequence[TrialRecord], wall: dict[int, float] | None = None
     best_fit = best_acc = -math.inf
     fitness, accuracy, same = [], [], True
     for t in ordered:
-        fit, acc = usable(t.fitness), usable(t.metrics.get("val_acc"))
+        fit, acc = usable(t.fitness), usable(score(t.metrics))
         if t.state == "complete":
             best_fit = max(best_fit, fit if fit is not None else -math.inf)
             best_acc = max(best_acc, acc if acc is not None else -math.inf)
@@ -118,7 +120,7 @@ def progress(trials: Sequence[TrialRecord], wall: dict[int, float] | None = None
         accuracy.append(best_acc if best_acc > -math.inf else math.nan)
     each = [usable(t.fitness) if t.state == "complete" else None for t in ordered]
     return Progress(list(range(1, len(ordered) + 1)), spent or None, label, fitness, accuracy, same,
-                    [math.nan if v is None else v for v in each])
+                    [math.nan if v is None else v for v in each], score_name(ordered))
 
 
 def progress_figure(runs: Sequence[tuple[str, Progress]]) -> Markup:
@@ -127,17 +129,18 @@ def progress_figure(runs: Sequence[tuple[str, Progress]]) -> Markup:
     fig = Figure(figsize=(10 if with_time else 5.5, 3.9), layout="constrained")
     axes = fig.subplots(1, 2 if with_time else 1, squeeze=False)[0]
     single = len(runs) == 1
+    what = f"validation {runs[0][1].score_name if runs else 'accuracy'}"
     for i, (name, p) in enumerate(runs):
         color = COLORS[i % len(COLORS)]
         for ax, xs in zip(axes, (p.evaluations, p.seconds)):
             if not xs:
                 continue
             if single:
-                fit_label = "best fitness (= validation accuracy)" if p.fitness_is_accuracy else "best fitness"
+                fit_label = f"best fitness (= {what})" if p.fitness_is_accuracy else "best fitness"
                 ax.scatter(xs, p.each, s=12, color="#9e9e9e", alpha=0.7, label="each trial's fitness")
                 ax.step(xs, p.fitness, where="post", color=color, label=fit_label)
                 if not p.fitness_is_accuracy:
-                    ax.step(xs, p.accuracy, where="post", color=COLORS[1], linestyle="--", label="best validation accuracy")
+                    ax.step(xs, p.accuracy, where="post", color=COLORS[1], linestyle="--", label=f"best {what}")
             else:
                 ax.step(xs, p.accuracy, where="post", color=color, label=plain(name))
     axes[0].set_xlabel("evaluations (in the order they were told)")
@@ -150,9 +153,14 @@ def progress_figure(runs: Sequence[tuple[str, Progress]]) -> Markup:
         axes[1].set_xlabel(next(iter(kinds)) if len(kinds) == 1 else
                            "\n".join(f"{kind}: {', '.join(names)}" for kind, names in kinds.items()))
     for ax in axes:
-        ax.set_ylabel("best so far" if single else "best validation accuracy")
+        ax.set_ylabel("best so far" if single else f"best {what}")
         ax.grid(alpha=0.3)
     return _finish(fig, axes)
+
+
+def score_name(trials: Iterable[TrialRecord]) -> str:
+    """'accuracy', or 'R²' when the trials are a regression's."""
+    return "R²" if any(kind_of(t.metrics) == "regression" for t in trials) else "accuracy"
 
 
 def pareto_front(points: Sequence[tuple[float, float, int]]) -> list[tuple[float, float, int]]:
@@ -166,7 +174,7 @@ def pareto_front(points: Sequence[tuple[float, float, int]]) -> list[tuple[float
 def front_points(trials: Sequence[TrialRecord], cost: str) -> list[tuple[float, float, int]]:
     points = []
     for t in trials:
-        c, a = usable(t.metrics.get(cost)), usable(t.metrics.get("val_acc"))
+        c, a = usable(t.metrics.get(cost)), usable(score(t.metrics))
         if t.state == "complete" and c is not None and a is not None:
             points.append((c, a, t.number))
     return points
@@ -182,6 +190,7 @@ def pareto_figure(runs: Sequence[tuple[str, Sequence[TrialRecord], int | None]],
     fig = Figure(figsize=(3.6 * len(costs) + 0.6, 3.9), layout="constrained")
     axes = fig.subplots(1, len(costs), squeeze=False)[0]
     single = len(runs) == 1
+    what = f"validation {score_name(t for _, trials, _ in runs for t in trials)}"
     for ax, (cost, label) in zip(axes, costs):
         for i, (name, trials, chosen) in enumerate(runs):
             color = COLORS[i % len(COLORS)]
@@ -202,7 +211,7 @@ def pareto_figure(runs: Sequence[tuple[str, Sequence[TrialRecord], int | None]],
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(label)
-        ax.set_ylabel("validation accuracy")
+        ax.set_ylabel(what)
         ax.grid(alpha=0.3)
     return _finish(fig, axes)
 

@@ -195,7 +195,7 @@ class CellsSpace(SearchSpace):
     @classmethod
     def from_settings(cls, s: CellsSettings, task: Any) -> CellsSpace:
         assert task is not None, "the cells space is sized by the task"
-        return cls(task.input_shape, task.n_classes, min_cells=s.min_cells, max_cells=s.max_cells,
+        return cls(task.input_shape, task.n_outputs, min_cells=s.min_cells, max_cells=s.max_cells,
                    channels=s.channels, max_params=s.max_params)
 
     def weight_store(self, task: Any, train: Any, path: Any, seed: int, **options: Any) -> Any:

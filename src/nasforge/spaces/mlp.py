@@ -123,7 +123,7 @@ class MLPSpace(SearchSpace):
     @classmethod
     def from_settings(cls, s: MLPSettings, task: Any) -> MLPSpace:
         assert task is not None, "the mlp space is sized by the task"
-        return cls(int(np.prod(task.input_shape)), task.n_classes, min_layers=s.min_layers, max_layers=s.max_layers,
+        return cls(int(np.prod(task.input_shape)), task.n_outputs, min_layers=s.min_layers, max_layers=s.max_layers,
                    min_units=s.min_units, max_units=s.max_units, activations=tuple(s.activations),
                    dropouts=tuple(s.dropouts), rules=tuple(s.learning_rules), max_params=s.max_params)
 

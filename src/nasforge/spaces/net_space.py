@@ -45,7 +45,7 @@ class NetSpace(NetInstructions, SearchSpace):
     @classmethod
     def from_settings(cls, s: NetSettings, task: Any) -> NetSpace:
         assert task is not None, "the net space is sized by the task"
-        return cls(task.input_shape, task.n_classes, rules=tuple(s.learning_rules), max_params=s.max_params)
+        return cls(task.input_shape, task.n_outputs, rules=tuple(s.learning_rules), max_params=s.max_params)
 
     def __init__(
         self,

@@ -7,7 +7,8 @@ minimises (**ours**; the paper's formula is not public)::
 
     F(a) = params(a) / params_max + rho * max(0, tau - perf(a))
 
-``perf`` is the lower level's validation score (``val_acc`` or ``val_f1``), ``tau`` a target:
+``perf`` is the lower level's validation score (``val_acc`` or ``val_f1``; ``val_acc`` is R² on a
+regression, see :func:`perf_key`), ``tau`` a target:
 fixed, or by default the best ``perf`` seen so far minus ``tolerance``. With ``rho`` large
 (10), a network that misses the target by one point loses to any network that meets it
 unless that one is over a tenth of ``params_max``: among networks meeting tau, the smallest wins.
@@ -39,6 +40,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
+from ..data.targets import quality_text, score_key
 from ..errors import InvalidGenome, NasforgeError
 from ..flags import flag
 from ..spaces import MLPGenome, MLPSpace, SearchSpace, genome_from_dict
@@ -154,7 +156,7 @@ class BilevelEvolution(Strategy):
         return proposal
 
     def tell(self, proposal: Proposal, fitness: float | None, metrics: dict[str, Any] | None = None) -> None:
-        perf = (metrics or {}).get(self.settings.perf_metric)
+        perf = (metrics or {}).get(perf_key(self.settings.perf_metric, metrics or {}))
         if fitness is None or perf is None or not math.isfinite(float(perf)):
             return  # a failed trial joins nothing
         genome = proposal.genome
@@ -234,11 +236,18 @@ def _get(record: Any, key: str, default: Any = None) -> Any:
     return getattr(record, key, default)
 
 
+def perf_key(metric: str, metrics: Mapping[str, Any]) -> str:
+    """The metric ``perf`` reads: ``val_acc`` stands for the task's validation score, which is
+    R² (``val_r2``) on a regression."""
+    return score_key(metrics, "val") if metric == "val_acc" else metric
+
+
 def _usable(records: Sequence[Any], metric: str) -> list[Any]:
     out = []
     for r in records:
         m = _get(r, "metrics") or {}
-        if _get(r, "state", "complete") == "complete" and m.get(metric) is not None and math.isfinite(float(m[metric])):
+        key = perf_key(metric, m)
+        if _get(r, "state", "complete") == "complete" and m.get(key) is not None and math.isfinite(float(m[key])):
             out.append(r)
     return out
 
@@ -273,11 +282,12 @@ def final_trade_off(records: Sequence[Any], settings: BilevelSettings | None = N
     ok = _usable(records, s.perf_metric)
     if not ok:
         raise NasforgeError("no completed trial to choose from")
-    tau = s.tau if s.tau is not None else max(_get(r, "metrics")[s.perf_metric] for r in ok) - s.tolerance
+    metric = perf_key(s.perf_metric, _get(ok[0], "metrics"))
+    tau = s.tau if s.tau is not None else max(_get(r, "metrics")[metric] for r in ok) - s.tolerance
     stored = [(_get(r, "info") or {}).get("params_max") for r in ok]
     pmax = params_max or s.params_max or next((p for p in stored if p), None) or max(
         _get(r, "metrics")["params"] for r in ok)
-    return TradeOff(float(tau), float(pmax), s.rho, s.perf_metric)
+    return TradeOff(float(tau), float(pmax), s.rho, metric)
 
 
 def chosen(records: Sequence[Any], settings: BilevelSettings | None = None, params_max: int | None = None) -> Any:
@@ -290,8 +300,8 @@ def chosen(records: Sequence[Any], settings: BilevelSettings | None = None, para
 def most_accurate(records: Sequence[Any], settings: BilevelSettings | None = None) -> Any:
     """The best network by the validation score (ties: fewer params, earlier trial); never by test."""
     metric = (settings or BilevelSettings()).perf_metric
-    return max(_usable(records, metric),
-               key=lambda r: rank_key(_get(r, "metrics")[metric], _get(r, "metrics")["params"], _number(r)))
+    return max(_usable(records, metric), key=lambda r: rank_key(
+        _get(r, "metrics")[perf_key(metric, _get(r, "metrics"))], _get(r, "metrics")["params"], _number(r)))
 
 
 def _describe(record: Any, label: str, t: TradeOff) -> str:
@@ -300,7 +310,7 @@ def _describe(record: Any, label: str, t: TradeOff) -> str:
         arch = genome_from_dict(_get(record, "genome")).summary()
     except (InvalidGenome, TypeError, AttributeError):
         arch = "?"
-    test = f"test accuracy {m['test_acc']:.4f}, test macro-F1 {m['test_f1']:.4f}" if "test_acc" in m else "no test metrics"
+    test = quality_text(m, ("test",)).replace("   ", ", ") or "no test metrics"
     return (f"  {label + ':':<26} trial {_number(record)} {arch}: {int(m['params']):,} parameters, "
             f"{t.metric} {m[t.metric]:.4f}, {test}, F {t.F(record):.4f}")
 
@@ -320,7 +330,8 @@ def trade_off_report(records: Sequence[Any], settings: BilevelSettings | None = 
     else:
         mp, mt = _get(pick, "metrics"), _get(top, "metrics")
         saved = 100.0 * (1.0 - mp["params"] / mt["params"]) if mt["params"] else 0.0
-        diff = f"{100 * (mp['test_acc'] - mt['test_acc']):+.2f} pp test accuracy, " if "test_acc" in mp and "test_acc" in mt else ""
+        test = score_key(mp, "test")
+        diff = f"{100 * (mp[test] - mt[test]):+.2f} pp {test}, " if test in mp and test in mt else ""
         lines.append(f"  chosen vs most accurate: {saved:.1f} % fewer parameters, {diff}"
                      f"{100 * (mp[t.metric] - mt[t.metric]):+.2f} pp {t.metric}")
     return "\n".join(lines)

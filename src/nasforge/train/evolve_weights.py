@@ -124,12 +124,17 @@ class BatchedMLP:
         return max(1, max_batch_elements // max(1, n_samples * self.max_width))
 
     @torch.no_grad()
-    def cross_entropy(self, pop: Tensor, X: Tensor, y: Tensor, max_batch_elements: int) -> Tensor:
-        """Mean cross-entropy [P] of each individual on (X, y), one forward per chunk."""
+    def loss(self, pop: Tensor, X: Tensor, y: Tensor, max_batch_elements: int) -> Tensor:
+        """Mean loss [P] of each individual on (X, y), one forward per chunk: cross-entropy for
+        class indices (integer ``y``), squared error for a standardised number (float ``y``)."""
         step = self.chunk_size(X.shape[0], max_batch_elements)
         losses = []
         for chunk in pop.split(step):
-            logp = torch.log_softmax(self.forward(chunk, X), dim=-1)
+            out = self.forward(chunk, X)
+            if y.is_floating_point():
+                losses.append(((out.squeeze(-1) - y.unsqueeze(0)) ** 2).mean(dim=1))
+                continue
+            logp = torch.log_softmax(out, dim=-1)
             idx = y.view(1, -1, 1).expand(chunk.shape[0], -1, 1)
             losses.append(-logp.gather(-1, idx).squeeze(-1).mean(dim=1))
         return torch.cat(losses)
@@ -267,7 +272,8 @@ def evolve_weights(
     config: DEConfig = DEConfig(),
     generator: torch.Generator | None = None,
 ) -> DEResult:
-    """Optimise an MLP's weights by DE on training cross-entropy; load the best in place.
+    """Optimise an MLP's weights by DE on the training loss (cross-entropy, or squared error for a
+    regression's float target); load the best in place.
 
     The population starts at the module's current weights plus Gaussian noise (std
     ``config.init_scale / sqrt(fan_in)`` per layer). With validation data, the individual kept
@@ -280,18 +286,19 @@ def evolve_weights(
     x0 = net.flatten(module)
     dev, dtype = x0.device, x0.dtype
     Xt = torch.as_tensor(X_train).to(dev, dtype)
-    yt = torch.as_tensor(y_train).to(dev, torch.long)
+    target_type = dtype if torch.as_tensor(y_train).is_floating_point() else torch.long  # regression / classes
+    yt = torch.as_tensor(y_train).to(dev, target_type)
     budget = config.max_batch_elements
     monitor = None
     if X_val is not None and y_val is not None:
         Xv = torch.as_tensor(X_val).to(dev, dtype)
-        yv = torch.as_tensor(y_val).to(dev, torch.long)
+        yv = torch.as_tensor(y_val).to(dev, target_type)
 
         def monitor(x: Tensor) -> float:
-            return float(_finite(net.cross_entropy(x.unsqueeze(0), Xv, yv, budget))[0])
+            return float(_finite(net.loss(x.unsqueeze(0), Xv, yv, budget))[0])
 
     result = differential_evolution(
-        lambda pop: net.cross_entropy(pop, Xt, yt, budget),
+        lambda pop: net.loss(pop, Xt, yt, budget),
         x0, config, generator, init_std=net.init_std(config.init_scale), monitor=monitor,
     )
     assert result.best_x is not None

@@ -278,7 +278,7 @@ class CellWeightStore:
             losses.clear()
             for step, idx in enumerate(_train_batches(task.X_train, s.batch_size, generator)):
                 if model is None or step % self.batches_per_network == 0:
-                    model = self.space.sample(rng).build(task.input_shape, task.n_classes)
+                    model = self.space.sample(rng).build(task.input_shape, task.n_outputs)
                     shared.bind(model)
                     networks += 1
                 model.train()
@@ -291,7 +291,7 @@ class CellWeightStore:
         probe = [self.space.sample(rng) for _ in range(3)]  # how good an inherited start is
         accs = []
         for genome in probe:
-            model = genome.build(task.input_shape, task.n_classes)
+            model = genome.build(task.input_shape, task.n_outputs)
             for slot, module in parts(model):
                 copy_matching(module, self.slots.get(slot, {}))
             recalibrate_batch_norm(model, task.X_train[: self.calibration])

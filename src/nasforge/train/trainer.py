@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,9 +87,11 @@ def train(
     *,
     until: int | None = None,
     resume: TrainState | None = None,
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
 ) -> TrainResult:
     """Train in place up to epoch ``until`` (default ``settings.epochs``), from scratch or
-    continuing ``resume``; raise TrialFailed if the loss stops being finite."""
+    continuing ``resume``; raise TrialFailed if the loss stops being finite. ``loss``: the
+    task's (cross-entropy for classes, mean squared error for a standardised number)."""
     opt = make_optimizer(model, settings)
     n, bs = len(X), settings.batch_size
     best_val, best_epoch, best_state, wait = math.inf, 0, None, 0
@@ -109,13 +112,13 @@ def train(
         total = torch.zeros(())
         for i in range(0, n, bs):
             idx = order[i : i + bs]
-            loss = F.cross_entropy(model(X[idx]), y[idx])
+            batch_loss = loss(model(X[idx]), y[idx])
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            batch_loss.backward()
             opt.step()
-            total += loss.detach() * len(idx)
+            total += batch_loss.detach() * len(idx)
         train_loss = float(total) / n
-        val_loss = float(F.cross_entropy(predict_logits(model, X_val), y_val))
+        val_loss = float(loss(predict_logits(model, X_val), y_val))
         history.append((train_loss, val_loss))
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
             raise TrialFailed(f"loss became {train_loss if not math.isfinite(train_loss) else val_loss} at epoch {epoch}")

@@ -36,6 +36,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ...data.targets import score_key
+
 # Table 3, in the paper's order (the tie-break of Algorithm 2): code -> (meaning, conflicting code).
 INSTRUCTIONS: dict[str, tuple[str, str | None]] = {
     "ACL": ("add a convolutional layer", "RCL"),
@@ -107,7 +109,7 @@ def _metric(metrics: Mapping[str, Any], key: str) -> float | None:
 
 def fire_rules(metrics: Mapping[str, Any], t: Thresholds, n_classes: int | None = None) -> list[Firing]:
     """Every rule of the table above that fires for ``metrics`` (the evaluator's keys)."""
-    tacc, vacc = _metric(metrics, "train_acc"), _metric(metrics, "val_acc")
+    tacc, vacc = _metric(metrics, score_key(metrics, "train")), _metric(metrics, score_key(metrics, "val"))
     fps = _metric(metrics, "fps")
     t_e, v_e = _metric(metrics, "train_energy_kwh"), _metric(metrics, "infer_energy_kwh")
     chance = 1.0 / n_classes if n_classes else 0.0

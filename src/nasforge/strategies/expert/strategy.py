@@ -144,7 +144,8 @@ class ExpertStrategy(Strategy):
         if base is None:
             return self._initial(rng, index, info)
         info.update(base_trial=base.trial, start_from=self.settings.start_from)
-        firings = fire_rules(base.metrics, self.settings.thresholds, self.n_classes)
+        chance_of = self.n_classes if self.goal.kind == "classification" else None  # regression: chance R² is 0
+        firings = fire_rules(base.metrics, self.settings.thresholds, chance_of)
         proposed = combine(firings)
         resolution = resolve(proposed)
         applicable = self.designer.instructions.applicable
