@@ -52,9 +52,9 @@ from scipy.stats import kendalltau  # noqa: E402
 import nasforge  # noqa: E402
 from nasforge.config import SearchConfig, build_config  # noqa: E402
 from nasforge.data import Task, load_task  # noqa: E402
+from nasforge.data.targets import classification_metrics  # noqa: E402
 from nasforge.errors import TrialFailed  # noqa: E402
 from nasforge.evaluators.training import TrainingEvaluator as Evaluator  # noqa: E402
-from nasforge.data.targets import classification_metrics  # noqa: E402
 from nasforge.final import final_settings, train_final  # noqa: E402
 from nasforge.halving import rungs  # noqa: E402
 from nasforge.loop import trial_seed  # noqa: E402

@@ -38,9 +38,9 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.neural_network import MLPClassifier
 from sklearn.svm import SVC
 from threadpoolctl import threadpool_limits
-from .errors import NasforgeError
 
 from .data import Task
+from .errors import NasforgeError
 
 MLP_GRID: dict[str, list[Any]] = {
     "hidden_layer_sizes": [(16,), (64,), (256,), (64, 64), (128, 128)],
