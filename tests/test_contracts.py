@@ -21,7 +21,7 @@ from nasforge.errors import NasforgeError
 from nasforge.spaces import SPACES, genome_from_dict
 from nasforge.strategies import STRATEGIES, make_strategy
 
-TASK = SimpleNamespace(name="contract", input_shape=(1, 8, 8), n_classes=3)
+TASK = SimpleNamespace(name="contract", input_shape=(1, 8, 8), n_classes=3, n_outputs=3)
 STRATEGY_NAMES = STRATEGIES.names()
 FAMILIES = SPACES.names()
 

@@ -56,6 +56,7 @@ def search(
     csv: str | None = None,
     target: str | None = None,
     path: str | None = None,
+    task: str | None = None,
     strategy: str | None = None,
     budget: int = 40,
     seed: int = 0,
@@ -68,6 +69,8 @@ def search(
 ) -> SearchResult:
     """Run (or continue) a search and return its best trial.
 
+    ``task``: "classification", "regression" or None (auto: a built-in dataset's own kind; a
+    CSV target that is numeric with many values is an error asking which).
     ``strategy`` is a registered strategy's name (default: the config's, else evolution);
     ``settings`` are sections of the configuration, e.g. ``train={"epochs": 20}``,
     ``space={"max_layers": 3}``, ``strategy={"population_size": 12}``,
@@ -77,7 +80,7 @@ def search(
     on a terminal, else a line per trial on stderr), "bar", "lines" or "jsonl".
     """
     base = load_toml(config) if isinstance(config, (str, Path)) else dict(config or {})
-    data = {k: v for k, v in dict(dataset=dataset, csv=csv, target=target, path=path).items() if v is not None}
+    data = {k: v for k, v in dict(dataset=dataset, csv=csv, target=target, path=path, task=task).items() if v is not None}
     flags: dict[str, Any] = {"budget": budget, "seed": seed, **settings}
     if strategy is not None:
         if base.get("strategy", {}).get("name") not in (None, strategy):

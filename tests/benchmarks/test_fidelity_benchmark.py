@@ -23,7 +23,11 @@ def test_quick_run_screens_more_with_asha_and_writes_the_section(tmp_path):
     full, asha = by["full", 1], by["asha", 1]
     # the same seconds each: ASHA screened more candidates, most of them stopped at a rung
     assert asha.screened > full.screened and asha.per_hour > full.per_hour
-    assert full.pruned == 0 and asha.pruned > 0 and by["hyperband", 1].pruned > 0 and by["tpe-hb", 1].pruned > 0
+    assert full.pruned == 0 and asha.pruned > 0 and by["hyperband", 1].pruned > 0
+    # Optuna's Hyperband prunes a trial only once a bracket's rung holds several: on a loaded machine
+    # 8 s may hold too few trials (seen under xdist: 0 pruned), so only a longer run must have pruned
+    tpe = by["tpe-hb", 1]
+    assert tpe.pruned > 0 or tpe.complete + tpe.pruned < 10, (tpe.complete, tpe.pruned)
     assert asha.epochs < full.epochs
     for o in outcomes:
         assert 4 <= o.seconds < 30, o.method  # stopped soon after its time

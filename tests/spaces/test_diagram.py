@@ -13,7 +13,7 @@ from nasforge.spaces import SPACES
 from nasforge.spaces.base import Genome
 from nasforge.spaces.diagram import CellGraph, Edge, Stack, StackItem
 
-TASK = SimpleNamespace(name="diagram", input_shape=(1, 8, 8), n_classes=3)
+TASK = SimpleNamespace(name="diagram", input_shape=(1, 8, 8), n_classes=3, n_outputs=3)
 
 
 class ToyGenome(Genome):

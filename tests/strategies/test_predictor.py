@@ -21,7 +21,7 @@ from nasforge.strategies import make_strategy
 from nasforge.strategies.acquisition import acquire
 from nasforge.strategies.surrogate import Ensemble
 
-TASK = SimpleNamespace(name="predictor", input_shape=(1, 8, 8), n_classes=3)
+TASK = SimpleNamespace(name="predictor", input_shape=(1, 8, 8), n_classes=3, n_outputs=3)
 TABLE = SHARED_DATA / "nb201_12epoch.csv"
 
 
