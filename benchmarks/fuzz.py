@@ -71,7 +71,7 @@ def _real_genomes() -> list[dict[str, Any]]:
 
     from nasforge.spaces import SPACES
 
-    task = type("T", (), {"input_shape": (1, 8, 8), "n_classes": 3, "name": "fuzz"})()
+    task = type("T", (), {"input_shape": (1, 8, 8), "n_classes": 3, "n_outputs": 3, "name": "fuzz"})()
     rng = np.random.default_rng(0)
     return [SPACES.get(f).from_settings(SPACES.get(f).Settings(family=f), task).sample(rng).to_dict()
             for f in SPACES.names() for _ in range(3)]

@@ -18,6 +18,7 @@ _PUBLIC = {
     "search": ".api", "open_run": ".api", "load_model": ".api", "SearchResult": ".api", "TrainedModel": ".api",
     "SearchConfig": ".config", "Task": ".data", "load_task": ".data", "NasforgeError": ".errors",
     "export_model": ".export", "train_final": ".final", "Study": ".study",
+    "NASClassifier": ".estimator", "NASRegressor": ".estimator",
 }
 
 
@@ -32,4 +33,4 @@ def __dir__() -> list[str]:
 
 
 __all__ = ["search", "open_run", "load_model", "load_task", "train_final", "export_model", "Study", "SearchConfig",
-           "SearchResult", "TrainedModel", "Task", "NasforgeError"]
+           "SearchResult", "TrainedModel", "Task", "NasforgeError", "NASClassifier", "NASRegressor"]

@@ -126,7 +126,8 @@ class TrainedModel:
     def _inputs(self, X: Any) -> torch.Tensor:
         if self.preprocessor is not None and isinstance(X, pd.DataFrame):
             X = self.preprocessor.transform(X)
-        return torch.as_tensor(np.asarray(X, dtype=np.float32))
+        dtype = next(self.module.parameters(), torch.zeros(())).dtype  # float32, or float64 after .double()
+        return torch.as_tensor(np.asarray(X, dtype=np.float32)).to(dtype)
 
     @torch.no_grad()
     def predict_proba(self, X: Any) -> np.ndarray:

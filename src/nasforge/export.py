@@ -141,7 +141,7 @@ def load_exported(path: Path, fmt: str, genome: Genome, info: dict[str, Any]) ->
         with _quiet():
             loaded = torch.jit.load(str(path)).eval()
     else:
-        loaded = genome.build(tuple(info["input_shape"]), info["n_outputs"])
+        loaded = genome.build(tuple(info["input_shape"]), info.get("n_outputs") or len(info["classes"]))
         loaded.load_state_dict(torch.load(path, weights_only=True))
         loaded.eval()
 

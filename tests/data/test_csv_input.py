@@ -23,7 +23,7 @@ def rows(n, line):
     ("lone non-ASCII header", ["été"], "target column 'y' is not in"),
     ("infinity", ["y,a"] + rows(30, lambda i: f"{i % 2},{'inf' if i == 5 else i}"), "column 'a' holds inf (data row 6)"),
     ("near the float limit", ["y,a"] + rows(30, lambda i: f"{i % 2},{'1e307' if i == 7 else i}"), "holds 1e+307"),
-    ("split too small for its classes", ["y,a"] + rows(9000, lambda i: f"{i % 3000},{i}"), "cannot be split"),
+    ("split too small for its classes", ["y,a"] + rows(9000, lambda i: f"c{i % 3000},{i}"), "cannot be split"),
 ])
 def test_refused_files_say_why_in_one_line(tmp_path, name, lines, needle):
     path = write(tmp_path / "data.csv", lines)
