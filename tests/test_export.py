@@ -51,7 +51,7 @@ def rules_run(tmp_path_factory):
 @pytest.mark.parametrize("run_name", ["iris_run", "conv_run", "rules_run"])
 def test_export_parity(run_name, fmt, request):
     out = request.getfixturevalue(run_name)
-    result = export_model(out, fmt)
+    result = export_model(out, fmt, preprocessing=False)  # the network alone (raw inputs: tests below)
     best = nasforge.open_run(out).best
     assert result.path.parent == out / "export" / f"trial-{best.number:05d}"
     assert result.path.is_file() and result.card_path.is_file() and result.genome_path.is_file()
@@ -87,7 +87,7 @@ def test_rules_run_really_uses_rules(rules_run):
 def test_onnx_file_runs_in_onnxruntime_directly(iris_run):
     import onnxruntime as ort
 
-    result = export_model(iris_run, "onnx")
+    result = export_model(iris_run, "onnx", preprocessing=False)
     session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
     X = _test_inputs(iris_run)
     logits = session.run(["logits"], {"input": X.numpy()})[0]
@@ -125,7 +125,7 @@ def test_parity_failure_is_an_error_and_removes_the_file(iris_run, tmp_path, mon
 
     monkeypatch.setattr(export_mod, "load_exported", perturbed)
     with pytest.raises(NasforgeError, match=r"export check failed: the onnx file.*up to 0\.001"):
-        export_model(iris_run, "onnx", output=tmp_path / "bad")
+        export_model(iris_run, "onnx", output=tmp_path / "bad", preprocessing=False)
     assert not (tmp_path / "bad" / "model.onnx").exists()
     assert not (tmp_path / "bad" / "model_card.md").exists()
 
@@ -144,8 +144,14 @@ def test_unloadable_file_is_an_error(iris_run, tmp_path, monkeypatch):
     monkeypatch.setattr(export_mod, "write_model", lambda module, fmt, path, x: path.write_bytes(b"not a model"))
     for fmt in ("onnx", "torchscript"):
         with pytest.raises(NasforgeError, match=f"the {fmt} export failed its check"):
-            export_model(iris_run, fmt, output=tmp_path / "junk")
+            export_model(iris_run, fmt, output=tmp_path / "junk", preprocessing=False)
         assert not (tmp_path / "junk" / export_mod.FILE_NAMES[fmt]).exists()
+    # the raw-input graph: a file onnxruntime cannot load is the same one-line error, and no file
+    monkeypatch.setattr(export_mod, "write_raw_onnx", lambda module, info, task, path, rows: (
+        path.write_bytes(b"not a model"), __import__("onnxruntime").InferenceSession(str(path)))[1])
+    with pytest.raises(NasforgeError, match="the onnx export failed its check"):
+        export_model(iris_run, "onnx", output=tmp_path / "junk")
+    assert not (tmp_path / "junk" / "model.onnx").exists()
 
 
 def test_user_errors(iris_run, tmp_path):
@@ -173,3 +179,64 @@ def test_onnx_latency_single_thread(conv_run):
     assert session.get_session_options().intra_op_num_threads == 1
     with torch.no_grad():
         assert np.abs(run_session(session, X) - module(X).numpy()).max() < TOLERANCE
+
+
+def _csv_run(tmp_path):
+    """A tiny run on a CSV with a numeric column, a text column and missing values in both."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = 160
+    frame = pd.DataFrame({"size cm": rng.normal(10, 3, size=n), "colour": rng.choice(["red", "green", "blue"], size=n)})
+    frame["label"] = np.where((frame["colour"] == "red") | (frame["size cm"] > 12), "yes", "no")
+    frame.loc[::9, "size cm"] = np.nan
+    frame.loc[::7, "colour"] = None
+    path = tmp_path / "plants.csv"
+    frame.to_csv(path, index=False)
+    out = tmp_path / "run"
+    nasforge.search(csv=str(path), target="label", strategy="random", budget=2, out=out, train={"epochs": 5})
+    return path, out
+
+
+@needs_ort
+def test_onnx_takes_raw_csv_rows(tmp_path):
+    """The default ONNX export reads the CSV's raw columns (text, empty cells, an unseen category)
+    and predicts what load_model predicts from the same raw rows."""
+    import onnxruntime as ort
+    import pandas as pd
+
+    path, out = _csv_run(tmp_path)
+    result = export_model(out, "onnx")
+    assert result.max_abs_diff < TOLERANCE
+    card = result.card_path.read_text()
+    assert "raw columns" in card and "fillna('')" in card
+    rows = pd.read_csv(path).drop(columns=["label"])
+    rows.loc[0, "colour"] = "purple"  # never seen in training: all zeros, as in scikit-learn
+    session = ort.InferenceSession(str(result.path))
+    assert {(i.name, i.type) for i in session.get_inputs()} == {("size cm", "tensor(float)"), ("colour", "tensor(string)")}
+    feed = {i.name: rows[[i.name]].to_numpy(np.float32) if i.type == "tensor(float)"
+            else rows[[i.name]].fillna("").astype(str).to_numpy() for i in session.get_inputs()}  # the card's recipe
+    logits = session.run(None, feed)[0]
+    model = nasforge.load_model(out)
+    proba = torch.softmax(torch.as_tensor(logits), dim=1).numpy()
+    np.testing.assert_allclose(proba, model.predict_proba(rows), atol=1e-4)
+    assert [model.classes[i] for i in logits.argmax(1)] == model.predict(rows)
+    plain = export_model(out, "onnx", preprocessing=False, output=tmp_path / "plain")  # today's behaviour
+    assert [i.name for i in ort.InferenceSession(str(plain.path)).get_inputs()] == ["input"]
+
+
+@needs_ort
+def test_onnx_takes_raw_uint8_images(conv_run):
+    import onnxruntime as ort
+
+    from nasforge.raw_inputs import raw_images
+
+    result = export_model(conv_run, "onnx")
+    model = nasforge.load_model(conv_run)
+    images = raw_images(_test_inputs(conv_run).numpy(), model.preprocessor)
+    assert images.dtype == np.uint8 and images.shape[1:] == (8, 8, 1)
+    session = ort.InferenceSession(str(result.path))
+    logits = session.run(None, {"input": images})[0]
+    proba = torch.softmax(torch.as_tensor(logits), dim=1).numpy()
+    np.testing.assert_allclose(proba, model.predict_proba(images), atol=1e-4)
+    assert "uint8" in result.card_path.read_text()

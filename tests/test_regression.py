@@ -132,8 +132,8 @@ def test_predictions_and_exports_are_in_the_targets_units(diabetes_run, tmp_path
     card = (tmp_path / "x" / "model_card.md").read_text()
     assert "regression" in card and "test R²" in card and "test RMSE" in card
     session = ort.InferenceSession(str(tmp_path / "x" / "model.onnx"))
-    X = model.preprocessor.transform(data.data).astype(np.float32)
-    onnx_pred = session.run(None, {session.get_inputs()[0].name: X})[0].reshape(-1)
+    feed = {name: data.data[[name]].to_numpy(np.float32) for name in data.data.columns}  # raw columns
+    onnx_pred = session.run(None, feed)[0].reshape(-1)
     np.testing.assert_allclose(onnx_pred, pred, rtol=1e-5, atol=1e-3)
 
 

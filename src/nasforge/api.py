@@ -124,8 +124,12 @@ class TrainedModel:
         self.target_scale = info.get("target_scale")  # a regression target's training mean and sd
 
     def _inputs(self, X: Any) -> torch.Tensor:
+        """Raw rows (a DataFrame), raw images (uint8 [N, H, W, C]: scaled to [0, 1] and
+        standardised as in training, like the exported ONNX file), or preprocessed numbers."""
         if self.preprocessor is not None and isinstance(X, pd.DataFrame):
             X = self.preprocessor.transform(X)
+        elif isinstance(X, np.ndarray) and X.dtype == np.uint8 and X.ndim == 4 and hasattr(self.preprocessor, "size"):
+            X = self.preprocessor.transform(X.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0))
         dtype = next(self.module.parameters(), torch.zeros(())).dtype  # float32, or float64 after .double()
         return torch.as_tensor(np.asarray(X, dtype=np.float32)).to(dtype)
 

@@ -35,6 +35,7 @@ from .errors import NasforgeError
 from .files import environment_problem, replacing, write_text
 from .final import load_final, pick_trial, run_task
 from .measure import onnx as onnx_measure
+from .raw_inputs import is_images, write_raw_onnx
 from .runs import read_task_info
 from .spaces import Genome
 
@@ -169,8 +170,11 @@ def max_abs_diff(reference: np.ndarray, got: np.ndarray) -> float:
 
 
 def export_model(out: str | Path, fmt: str, trial: int | None = None, final: bool = False,
-                 output: str | Path | None = None) -> ExportResult:
-    """Write ``fmt`` (onnx, torchscript, state-dict), check parity on test inputs, write genome and card."""
+                 output: str | Path | None = None, preprocessing: bool = True) -> ExportResult:
+    """Write ``fmt`` (onnx, torchscript, state-dict), check parity on test inputs, write genome and card.
+
+    ``preprocessing`` (ONNX only): the file takes raw inputs, the run's preprocessing inside
+    the graph (:mod:`nasforge.raw_inputs`); False: preprocessed inputs, as the network sees them."""
     if fmt not in FORMATS:
         raise NasforgeError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
     out = Path(out)
@@ -183,10 +187,14 @@ def export_model(out: str | Path, fmt: str, trial: int | None = None, final: boo
     module = deployable(source.module, source.info, fmt)
     with torch.no_grad():
         reference = module(X).numpy()
+    raw = preprocessing and fmt == "onnx" and source.info.get("preprocessor") is not None
     with replacing(path) as unchecked:  # the file appears under its name only once it passed the check
         try:
-            write_model(module, fmt, unchecked, X)
-            got = load_exported(unchecked, fmt, source.genome, source.info)(X)
+            if raw:
+                reference, got = write_raw_onnx(module, source.info, task, unchecked, PARITY_ROWS)
+            else:
+                write_model(module, fmt, unchecked, X)
+                got = load_exported(unchecked, fmt, source.genome, source.info)(X)
             diff = max_abs_diff(reference, got)
         except NasforgeError:
             raise
@@ -203,7 +211,7 @@ def export_model(out: str | Path, fmt: str, trial: int | None = None, final: boo
     genome_path = folder / "genome.json"
     write_text(genome_path, json.dumps(source.genome.to_dict(), indent=2, sort_keys=True))
     card_path = folder / "model_card.md"
-    write_text(card_path, model_card(source, fmt, path, diff, len(X), tolerance))
+    write_text(card_path, model_card(source, fmt, path, diff, len(X), tolerance, raw))
     return ExportResult(path, diff, card_path, genome_path, fmt, len(X))
 
 
@@ -286,7 +294,21 @@ _LOADING = {
 }
 
 
-def model_card(source: _Source, fmt: str, path: Path, diff: float, rows: int, tolerance: float = TOLERANCE) -> str:
+_RAW_LOADING = {
+    "table": ("import numpy as np, onnxruntime as ort, pandas as pd\n"
+              "session = ort.InferenceSession('model.onnx')\n"
+              "rows = pd.read_csv('new_rows.csv')  # the raw columns, as in the training CSV\n"
+              "feed = {i.name: rows[[i.name]].to_numpy(np.float32) if i.type == 'tensor(float)'\n"
+              "        else rows[[i.name]].fillna('').astype(str).to_numpy() for i in session.get_inputs()}\n"
+              "outputs = session.run(None, feed)[0]"),
+    "images": ("import numpy as np, onnxruntime as ort\n"
+               "session = ort.InferenceSession('model.onnx')\n"
+               "outputs = session.run(None, {'input': images})[0]  # images: uint8 array [N, H, W, C]"),
+}
+
+
+def model_card(source: _Source, fmt: str, path: Path, diff: float, rows: int, tolerance: float = TOLERANCE,
+               raw: bool = False) -> str:
     """The markdown card: data, network, metrics, energy label, learning rules, how to load it."""
     info, m, genome = source.info, source.metrics, source.genome
     classes = [str(c) for c in info["classes"]]
@@ -305,19 +327,29 @@ def model_card(source: _Source, fmt: str, path: Path, diff: float, rows: int, to
     rule_text = (", ".join(rules) + " (per learnable layer, output layer last; rules change training only, "
                  "inference is the plain layer)") if rules else "backprop (the family has no learning-rule gene)"
     loading = _LOADING[fmt].replace("INPUT_SHAPE", f"({shape},)" if len(info["input_shape"]) == 1 else f"({shape})")
+    inputs = f"float32 tensor of shape [N, {shape}], preprocessed as below"
+    if raw:
+        pre = info.get("preprocessor")
+        loading = _RAW_LOADING["images" if is_images(pre) else "table"]
+        inputs = (f"raw images: uint8 tensor `input` of shape [N, {pre.size[0]}, {pre.size[1]}, {len(pre.mean)}] "
+                  "(height, width, channels, as read from a file at that size); the graph scales and standardises "
+                  "them" if is_images(pre) else
+                  "raw columns: one input per column, named as the column, shape [N, 1]: float32 for numeric columns "
+                  "(NaN = missing), string for text columns (\"\" = missing); the graph fills, scales and encodes them")
     loading = loading.replace("N_CLASSES", str(info.get("n_outputs", len(classes))))
     lines = [
         f"# Model card: {info.get('name', 'nasforge model')} / {source.name}",
         "",
         f"Exported by nasforge {_nasforge_version} as **{fmt}**: `{path.name}`. Source: {source.label}.",
-        f"Checked at export: largest absolute logit difference from the PyTorch model on {rows} test inputs "
-        f"= {diff:.2e} (tolerance {tolerance:.3g}).",
+        f"Checked at export: largest absolute output difference from the PyTorch model on {rows} test inputs"
+        + (" (given raw to the file, preprocessed by nasforge for PyTorch) " if raw else " ")
+        + f"= {diff:.2e} (tolerance {tolerance:.3g}).",
         "",
         "## Data",
         "",
         f"- dataset: {info.get('name', 'n/a')}",
         target,
-        f"- input: float32 tensor of shape [N, {shape}]",
+        f"- input: {inputs}",
         f"- preprocessing: {preprocessing_summary(info.get('preprocessor'))}",
         "",
         "## Network",

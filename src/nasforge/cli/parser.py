@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--trial", type=int, default=None, help="trial number (default: the best)")
     which.add_argument("--final", action="store_true", help="the model 'nasforge train' made")
     ex.add_argument("--output", default=None, help="directory (default RUN/export/...)")
+    ex.add_argument("--no-preprocessing", dest="preprocessing", action="store_false", help=(
+        "onnx: the file takes preprocessed inputs, as the network does (default: raw columns or uint8 images, "
+        "the run's preprocessing inside the graph)"))
 
     bl = sub.add_parser("baselines", help="classical models and a tuned MLP on the same split, for comparison")
     bl.add_argument("--dataset", default="digits")

@@ -127,7 +127,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     from ..export import export_model
 
-    r = export_model(args.run, args.format, trial=args.trial, final=args.final, output=args.output)
+    r = export_model(args.run, args.format, trial=args.trial, final=args.final, output=args.output,
+                     preprocessing=args.preprocessing)
     print(f"{r.path}\n  checked on {r.checked_rows} test inputs: max |difference| {r.max_abs_diff:.2e}; "
           f"genome {r.genome_path}; card {r.card_path}")
 

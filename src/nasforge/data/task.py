@@ -51,6 +51,7 @@ class Task:
     spec: dict[str, Any] = field(default_factory=dict)
     kind: str = "classification"
     scale: Scale | None = None  # a regression target's training mean and sd
+    raw_test: Any = field(default=None, repr=False)  # a table's test rows as read (checks an export from raw rows)
 
     def __post_init__(self) -> None:
         for name in ("X_train", "X_val", "X_test"):
@@ -213,7 +214,7 @@ def tabular_task(
         feature_names=[str(c) for c in pre.get_feature_names_out()],
         preprocessor=pre,
         spec={**(spec or {}), "seed": seed, "val_fraction": val_fraction, "test_fraction": test_fraction, "task": kind},
-        kind=kind, scale=scale,
+        kind=kind, scale=scale, raw_test=features.iloc[test].reset_index(drop=True),
     )
 
 
