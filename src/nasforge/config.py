@@ -188,8 +188,23 @@ class SearchConfig(BaseModel):
                       description="seed of the split, the strategy and every training run")
     threads: int | None = Field(default=None, ge=1, le=1024, json_schema_extra=flag("--threads", group="execution"),
                                    description="torch threads per evaluation (default: 1 in process, cores/workers otherwise)")
+    log: list[str] = Field(default_factory=list, json_schema_extra=flag("--log", group="execution"), description=(
+        "experiment trackers that record every trial: mlflow, tensorboard (comma-separated)"))
+    mlflow_uri: str | None = Field(default=None, json_schema_extra=flag("--mlflow-uri", group="execution"), description=(
+        "MLflow tracking URI for --log mlflow (default: sqlite:///RUN/mlflow.db)"))
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings, json_schema_extra={"group": "execution"})
     benchmark: BenchmarkSettings | None = Field(default=None, json_schema_extra={"group": "data"})
+
+    @field_validator("log")
+    @classmethod
+    def _known_trackers(cls, names: list[str]) -> list[str]:
+        from .trackers import TRACKERS
+
+        names = list(dict.fromkeys(n.strip() for n in names if n.strip()))
+        for name in names:
+            if name not in TRACKERS.names():
+                raise ValueError(f"unknown tracker {name!r}; choose from {', '.join(TRACKERS.names())}")
+        return names
 
     @field_validator("strategy", mode="before")
     @classmethod
@@ -273,7 +288,7 @@ class SearchConfig(BaseModel):
 
     def identity(self) -> dict[str, Any]:
         """What must match for a run to be continued (the budget may grow)."""
-        return self.model_dump(mode="json", exclude={"budget", "executor", "threads"})
+        return self.model_dump(mode="json", exclude={"budget", "executor", "threads", "log", "mlflow_uri"})
 
 
 def validation_message(exc: ValidationError, prefix: str = "") -> str:

@@ -29,6 +29,7 @@ from .runs import best_trial, read_meta, run_meta, write_meta
 from .spaces import Genome, SearchSpace, genome_from_dict, make_space
 from .storage import RunStore, TrialRecord
 from .strategies import Strategy, check_strategy, make_strategy, strategy_class
+from .trackers import open_trackers
 
 
 @dataclass
@@ -105,7 +106,20 @@ class Study:
         remove_temporaries(self.out)  # what writes cut off by a kill left (nothing reads them)
         if self.task is not None:  # again: a damaged or deleted task.pkl is whole after a resume
             _save_task_info(self.out, self.task)
-        return SearchLoop(self).run(callback)
+        trackers = open_trackers(self.config, self.out, self.store)
+        try:
+            trackers.trials(self.trials())  # what a tracker missed before (a resume, a tracker that was down)
+
+            def tracked(record: TrialRecord, study: Study) -> None:
+                trackers.trials([record])
+                if callback:
+                    callback(record, study)
+
+            best = SearchLoop(self).run(tracked if trackers.trackers else callback)
+            trackers.best(best, self.out)
+            return best
+        finally:
+            trackers.close()
 
     def model_path(self, number: int) -> Path:
         return self.out / "models" / f"trial-{number:05d}.pt"
