@@ -137,6 +137,14 @@ def test_predictions_and_exports_are_in_the_targets_units(diabetes_run, tmp_path
     np.testing.assert_allclose(onnx_pred, pred, rtol=1e-5, atol=1e-3)
 
 
+def test_report_speaks_of_r2(diabetes_run, tmp_path):
+    r = cli("report", diabetes_run[0], "--output", tmp_path / "report.html")
+    assert r.returncode == 0, r.stderr
+    html = (tmp_path / "report.html").read_text()
+    assert "Best validation R²" in html or "validation R²" in html
+    assert "val R²" in html and "test RMSE" in html and "validation accuracy" not in html
+
+
 def test_final_training_reports_regression_metrics(diabetes_run):
     out, _ = diabetes_run
     r = cli("train", out, "--epochs", "10")
