@@ -210,3 +210,19 @@ def test_python_api_searches_a_csv_regression(tmp_path):
     raw = pd.read_csv(path)
     pred = model.predict(raw.drop(columns=["yield"]))
     assert r2_score(raw["yield"], pred) > 0.8
+
+
+def test_huber_loss_is_a_choice(tmp_path):
+    runs = {}
+    for loss in ("mse", "huber"):
+        out = tmp_path / loss
+        r = cli("search", "--dataset", "diabetes", "--strategy", "random", "--budget", "1", "--regression-loss", loss,
+                *FAST, "--out", out)
+        assert r.returncode == 0, r.stderr
+        runs[loss] = json.loads(cli("show", out, "--json").stdout)[0]
+    assert runs["mse"]["genome"] == runs["huber"]["genome"]  # same seed, same first genome
+    # Huber with delta 1 is half the squared error within one sd: its validation loss is the smaller
+    assert runs["huber"]["metrics"]["val_loss"] < runs["mse"]["metrics"]["val_loss"]
+    assert runs["huber"]["metrics"]["val_r2"] > 0.2 and runs["mse"]["metrics"]["val_r2"] > 0.2
+    wrong = cli("search", "--dataset", "diabetes", "--regression-loss", "l1", "--out", tmp_path / "w")
+    assert wrong.returncode == 2 and "regression_loss" in wrong.stderr and "mse|huber" in wrong.stderr

@@ -105,3 +105,21 @@ def test_python_api_takes_trackers(tmp_path):
     out = tmp_path / "api"
     nasforge.search("iris", strategy="random", budget=2, out=out, train={"epochs": 5}, log=["tensorboard"])
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+
+
+@needs_tb
+def test_tracked_trials_say_which_rung_they_reached(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "rungs"
+    r = cli("search", *FAST, "--budget", "4", "--scheduler", "asha", "--min-epochs", "1", "--max-epochs", "4",
+            "--eta", "2", "--log", "tensorboard", "--out", out)
+    assert r.returncode == 0, r.stderr
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    trials = {t["number"]: t for t in json.loads(cli("show", out, "--json").stdout)}
+    logged = {e.step: e.value for e in events.Scalars("trial/rung_epochs")}
+    assert logged and set(logged) <= set(trials)
+    for number, epochs in logged.items():
+        reached = [g for g in trials[number]["rungs"] if not g.get("failed")]
+        assert epochs == reached[-1]["epochs"]

@@ -111,7 +111,7 @@ def train_final(out: str | Path, trial: int | None = None, epochs: int = 100, se
     ms = config.measure
     with energy_meter(ms.power) as train_energy:
         try:
-            result = train(model, X, y, X, y, settings, generator, loss=task.loss)
+            result = train(model, X, y, X, y, settings, generator, loss=task.loss(settings.regression_loss))
         except TrialFailed as exc:
             raise NasforgeError(f"final training of trial {record.number} failed: {exc}; try a smaller --lr") from None
     metrics: dict[str, Any] = {"trial": record.number, "genome": genome.summary(), "seed": seed}

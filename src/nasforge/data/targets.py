@@ -8,8 +8,9 @@ fitness and reports need not know the kind.
 
 Regression rules (README "Regression"):
 - the target is standardised with the training split's mean and standard deviation; the
-  network learns the standardised value with a mean-squared-error loss (so the loss, the
-  learning rate and early stopping behave alike whatever the target's units);
+  network learns the standardised value with a mean-squared-error loss, or Huber's
+  (``--regression-loss huber``), so the loss, the learning rate and early stopping behave
+  alike whatever the target's units;
 - RMSE and MAE are reported in the target's own units, R² is unit-free;
 - predictions (``TrainedModel.predict``, the exported ONNX file) are in the target's units.
 """
@@ -38,17 +39,27 @@ class Scale:
         return standardised * self.std + self.mean
 
 
-def loss_function(kind: str) -> Any:
-    """The training loss of ``kind``: ``loss(outputs, y)``, a mean over the rows."""
+def loss_function(kind: str, regression: str = "mse") -> Any:
+    """The training loss of ``kind``: ``loss(outputs, y)``, a mean over the rows. A regression
+    uses ``regression``: "mse", or "huber" (delta 1 on the standardised target: squared within
+    one sd, linear beyond, so outliers pull less)."""
     import torch.nn.functional as F
 
-    return F.cross_entropy if kind == "classification" else _mse
+    if kind == "classification":
+        return F.cross_entropy
+    return _huber if regression == "huber" else _mse
 
 
 def _mse(outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     import torch.nn.functional as F
 
     return F.mse_loss(outputs.reshape(y.shape), y)
+
+
+def _huber(outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    import torch.nn.functional as F
+
+    return F.huber_loss(outputs.reshape(y.shape), y, delta=1.0)
 
 
 def classification_metrics(outputs: torch.Tensor, y: torch.Tensor) -> dict[str, float]:

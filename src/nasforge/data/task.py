@@ -70,8 +70,9 @@ class Task:
         """The network's output width: one per class, or one number for regression."""
         return self.n_classes if self.kind == "classification" else 1
 
-    def loss(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return loss_function(self.kind)(outputs, y)
+    def loss(self, regression: str = "mse") -> Any:
+        """The training loss: cross-entropy, or for regression ``regression`` (mse, huber)."""
+        return loss_function(self.kind, regression)
 
     def metrics(self, outputs: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """This task's metrics of network outputs on one split (accuracy and macro-F1, or

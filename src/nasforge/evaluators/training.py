@@ -119,7 +119,7 @@ class TrainingEvaluator:
         task = self.task
         if s.method == "gradient":
             return train(model, task.X_train, task.y_train, task.X_val, task.y_val, s, generator, until=until,
-                         resume=resume, loss=task.loss)
+                         resume=resume, loss=task.loss(s.regression_loss))
         from ..train.evolve_weights import DEConfig, evolve_weights
 
         config = DEConfig(population=s.de_population, generations=s.de_generations, F=s.de_f, CR=s.de_cr, seed=seed,
@@ -134,7 +134,7 @@ class TrainingEvaluator:
         de_seconds = time.perf_counter() - start
         if s.method == "de":
             return TrainResult(de.generations_run, de.generations_run, float(de.best_val_loss or de.best_loss), de_seconds)
-        refined = train(model, task.X_train, task.y_train, task.X_val, task.y_val, s, generator, loss=task.loss)
+        refined = train(model, task.X_train, task.y_train, task.X_val, task.y_val, s, generator, loss=task.loss(s.regression_loss))
         refined.seconds += de_seconds
         return refined
 

@@ -21,6 +21,9 @@ class TrainSettings(BaseModel):
                             description="mini-batch size")
     patience: int = Field(default=6, ge=0, le=100000, json_schema_extra=flag("--patience"),
                           description="early stopping: epochs without validation improvement; 0 = off")
+    regression_loss: str = Field(default="mse", pattern="^(mse|huber)$", json_schema_extra=flag("--regression-loss"),
+                                 description="regression: mse (default), or huber (less pulled by outliers; delta 1 "
+                                             "on the standardised target)")
     method: str = Field(default="gradient", pattern="^(gradient|de|hybrid)$", json_schema_extra=flag("--lower-level"),
                         description="how weights are found: gradient (default), de (differential evolution, MLPs) "
                                     "or hybrid (DE, then gradient)")
