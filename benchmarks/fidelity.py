@@ -355,7 +355,8 @@ def report(outcomes: list[Outcome], fidelity: list[Fidelity], args: argparse.Nam
         "rung's epochs (early stopping, patience 6, for every method). Spaces: digits mlp, digits-images and "
         "mnist-5k net. Regularized evolution "
         f"P={POPULATION['population_size']}, S={POPULATION['sample_size']}; measurement warm-up "
-        f"{MEASURE['warmup']}, {MEASURE['repeats']} repeats (every method, at every rung); one torch thread.",
+        f"{MEASURE['warmup']}, {MEASURE['repeats']} repeats (every method, once per candidate: later rungs reuse the "
+        "first rung's size, speed and energy); one torch thread.",
         "",
         "**One objective (validation accuracy)**:",
         "",
@@ -398,8 +399,8 @@ def report(outcomes: list[Outcome], fidelity: list[Fidelity], args: argparse.Nam
         "the rung epochs only. Digits: TPE over run_peers' MLP encoding. Net space: TPE suggests one integer that "
         "seeds `NetSpace.sample`, so it searches no structure (random sampling + Hyperband pruning). Optuna keeps "
         "its study in memory, nasforge writes SQLite and weight files for every rung.",
-        "- Every rung re-measures the candidate (accuracy on every split, size, latency): a cost a multi-fidelity "
-        "search pays per rung that full fidelity pays once per candidate.",
+        "- Every rung measures the candidate's accuracy on every split; size, latency and energy are measured at "
+        "its first rung only and carried on (they do not depend on the weights).",
         "- Times are of a shared 2-core machine; compare ratios, which were measured minutes apart under the same load.",
     ]
     return "\n".join(lines)

@@ -47,3 +47,24 @@ def test_nan_loss_is_a_trial_failure():
     task.X_train[0, 0] = math.nan
     with pytest.raises(TrialFailed, match="nan"):
         Evaluator(task, TrainSettings(epochs=3)).evaluate(GENOME, 0)
+
+
+def test_a_continued_rung_reuses_the_networks_costs_and_measures_the_rest(monkeypatch):
+    """Size, speed and inference energy do not depend on the weights: measured at a candidate's
+    first rung, carried in its training state, reused at the next; accuracy is measured anew."""
+    from nasforge.evaluators import training
+
+    task = load_task("iris", seed=0)
+    evaluator = Evaluator(task, TrainSettings(epochs=9, patience=0))
+    first = evaluator.evaluate(GENOME, seed=1, until=1)
+    assert first.train_state[training.COSTS]["latency_ms"] == first.metrics["latency_ms"]
+    assert "epochs" not in first.train_state[training.COSTS]
+    timed = []
+    monkeypatch.setattr(training, "model_costs", lambda *a: timed.append(a) or {})
+    second = evaluator.evaluate(GENOME, seed=1, until=3, resume=first.train_state)
+    assert not timed  # nothing timed again
+    for key in training.WEIGHT_FREE:
+        assert second.metrics.get(key) == first.metrics.get(key), key
+    assert second.metrics["epochs"] == 3 and first.metrics["epochs"] == 1
+    assert second.metrics["train_acc"] != first.metrics["train_acc"] or second.metrics["val_loss"] != first.metrics["val_loss"]
+    assert second.train_state[training.COSTS] == first.train_state[training.COSTS]

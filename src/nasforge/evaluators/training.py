@@ -54,17 +54,35 @@ def model_costs(model: torch.nn.Module, input_shape: tuple[int, ...], X: torch.T
 
 
 def measure_trained(model: torch.nn.Module, task: Task, ms: MeasureSettings,
-                    splits: dict[str, tuple[torch.Tensor, torch.Tensor]], infer_on: torch.Tensor) -> dict[str, Any]:
+                    splits: dict[str, tuple[torch.Tensor, torch.Tensor]], infer_on: torch.Tensor,
+                    costs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything measured on a trained model, by the search and by the final training alike:
     the task's metrics on each of ``splits`` (accuracy and macro-F1, or R², RMSE and MAE), the
-    energy of inference on ``infer_on``, and size and speed (:func:`model_costs`)."""
+    energy of inference on ``infer_on``, and size and speed (:func:`model_costs`). ``costs``:
+    those last two as measured before on the same network (they do not depend on its weights),
+    reused instead of measured again."""
     metrics: dict[str, Any] = {}
     for split, (X, y) in splits.items():
         metrics.update({f"{split}_{k}": v for k, v in task.metrics(predict_logits(model, X), y).items()})
+    if costs is not None:
+        return {**metrics, **costs}
     with energy_meter(ms.power) as infer_energy:
         predict_logits(model, infer_on)
     metrics.update(model_costs(model, task.input_shape, task.X_val, ms), infer_energy_kwh=infer_energy.kwh)
     return metrics
+
+
+COSTS = "costs"  # the key under which a multi-fidelity training state carries the network's measured costs
+
+
+WEIGHT_FREE = ("params", "flops", "size_bytes", "latency_ms", "batch_latency_ms", "fps", "onnx_latency_ms",
+               "onnx_batch_latency_ms", "onnx_fps", "infer_energy_kwh")
+
+
+def _costs(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The part of ``measure_trained``'s metrics that does not depend on the weights: size,
+    speed and inference energy."""
+    return {k: metrics[k] for k in WEIGHT_FREE if k in metrics}
 
 
 @EVALUATORS.register
@@ -142,9 +160,13 @@ class TrainingEvaluator:
                  resume: dict[str, Any] | None = None) -> Evaluation:
         """Train and measure; raises TrialFailed for a candidate that cannot be trained.
         ``until``: stop after that epoch, keeping what continuing needs (``train_state``);
-        ``resume``: continue a previous evaluation's ``train_state`` (its weights, not inherited ones)."""
+        ``resume``: continue a previous evaluation's ``train_state`` (its weights, not inherited ones);
+        size, speed and inference energy do not change with training, so a continued evaluation
+        reuses those its first rung measured."""
         task, ms = self.task, self.measure_settings
         model = self.build(genome, seed)
+        resume = dict(resume) if resume is not None else None
+        costs = resume.pop(COSTS, None) if resume is not None else None  # measured at an earlier rung
         state = TrainState.from_dict(resume) if resume is not None else None
         inherited = self.weights.initialise(model, genome) if self.weights is not None and state is None else False
         generator = torch.Generator().manual_seed(seed)
@@ -155,7 +177,7 @@ class TrainingEvaluator:
         with energy_meter(ms.power) as train_energy:
             result = self._train(model, settings, generator, seed, until, state)
         splits = {"train": (task.X_train, task.y_train), "val": (task.X_val, task.y_val), "test": (task.X_test, task.y_test)}
-        metrics = measure_trained(model, task, ms, splits, infer_on=task.X_val)
+        metrics = measure_trained(model, task, ms, splits, infer_on=task.X_val, costs=costs)
         metrics.update(
             val_loss=result.best_val_loss,
             train_seconds=result.seconds,
@@ -165,5 +187,7 @@ class TrainingEvaluator:
             energy_source=train_energy.source,
             inherited=inherited,
         )
-        return Evaluation(metrics, {k: v.detach().clone() for k, v in model.state_dict().items()},
-                          result.state.to_dict() if result.state is not None else None)
+        train_state = None
+        if result.state is not None:  # a rung: the next one continues this training and keeps these costs
+            train_state = {**result.state.to_dict(), COSTS: costs if costs is not None else _costs(metrics)}
+        return Evaluation(metrics, {k: v.detach().clone() for k, v in model.state_dict().items()}, train_state)
