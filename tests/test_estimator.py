@@ -76,3 +76,12 @@ def test_bad_input_is_a_scikit_learn_value_error(make, message):
     estimator, X, y = make()
     with pytest.raises(ValueError, match=message):
         estimator.fit(X, y)
+
+
+def test_split_fractions_reach_the_search(tmp_path):
+    from nasforge.runs import read_stored_config
+
+    X, y = load_iris(return_X_y=True)
+    clf = NASClassifier(budget=1, epochs=5, val_fraction=0.3, test_fraction=0.1).fit(X, y)
+    data = read_stored_config(clf.run_dir_)["data"]
+    assert data["val_fraction"] == 0.3 and data["test_fraction"] == 0.1

@@ -87,7 +87,7 @@ def search(
             base.pop("strategy")  # settings the config gives another strategy do not carry over to this one
         flags["strategy"] = {**flags.get("strategy", {}), "name": strategy}
     if data:
-        flags["data"] = data
+        flags["data"] = {**flags.get("data", {}), **data}  # with any data settings given, e.g. val_fraction
     cfg = build_config(merge(base, flags))
     out = Path(out) if out else default_out(cfg)
     study = create_study(out, cfg, storage=storage)
