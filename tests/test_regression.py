@@ -154,6 +154,15 @@ def test_final_training_reports_regression_metrics(diabetes_run):
     assert {"test_r2", "test_rmse", "test_mae", "search_test_r2"} <= metrics.keys()
 
 
+def test_final_training_of_a_regression_keeps_the_searchs_early_stopped_epochs(diabetes_run):
+    out, _ = diabetes_run
+    r = cli("train", out)
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads((out / "final" / "metrics.json").read_text())
+    best = json.loads(cli("show", out, "--top", "1", "--json").stdout)[0]
+    assert metrics["epochs"] == max(1, best["metrics"]["best_epoch"]) and metrics["trial"] == best["number"]
+
+
 def test_pareto_search_on_regression_objectives(tmp_path):
     out = tmp_path / "mo"
     r = cli("search", "--dataset", "diabetes", "--objectives", "rmse,params", "--budget", "4", *FAST, "--out", out)

@@ -90,9 +90,23 @@ def _json(data: Any) -> bytes:
     return json.dumps(data, indent=2, sort_keys=True).encode()
 
 
-def train_final(out: str | Path, trial: int | None = None, epochs: int = 100, seed: int = 0,
+CLASSIFICATION_EPOCHS = 100  # the default of a final training for classification
+
+
+def default_epochs(task: Task, record: TrialRecord) -> int:
+    """Epochs of a final training when none are given: 100 for classification; for a regression,
+    the epochs early stopping kept in the search (``best_epoch``, at least 1), since a regression
+    network trained on without a validation signal overfits the small tables it is used on."""
+    if task.kind == "classification":
+        return CLASSIFICATION_EPOCHS
+    kept = record.metrics.get("best_epoch")
+    return max(1, int(kept)) if isinstance(kept, (int, float)) and kept > 0 else CLASSIFICATION_EPOCHS
+
+
+def train_final(out: str | Path, trial: int | None = None, epochs: int | None = None, seed: int = 0,
                 lr: float | None = None) -> dict[str, Any]:
     """Train the best (or given) trial's genome on train + validation; save it in ``OUT/final/``.
+    ``epochs``: default :func:`default_epochs`.
 
     Returns the metrics written to ``OUT/final/metrics.json``: test accuracy and macro-F1 (or
     R², RMSE and MAE), the same on the data trained on, size, speed and energy (labelled measured/estimated).
@@ -101,7 +115,7 @@ def train_final(out: str | Path, trial: int | None = None, epochs: int = 100, se
     config, task = run_task(out)
     record = pick_trial(out, trial)
     genome = genome_from_dict(record.genome)
-    settings = final_settings(config, genome, epochs, lr)
+    settings = final_settings(config, genome, epochs if epochs is not None else default_epochs(task, record), lr)
     torch.set_num_threads(config.threads or 1)  # the search measured with one thread unless told otherwise
     torch.manual_seed(seed)
     model = genome.build(task.input_shape, task.n_outputs)

@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train the chosen genome from scratch on train+validation, report test")
     tr.add_argument("run", help="run directory")
     tr.add_argument("--trial", type=int, default=None, help="trial number (default: the best)")
-    tr.add_argument("--epochs", type=int, default=100, help="epochs (default 100; no early stopping)")
+    tr.add_argument("--epochs", type=int, default=None, help=(
+        "epochs, no early stopping (default 100; for a regression, the epochs early stopping kept in the search)"))
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--lr", type=float, default=None, help="learning rate (default: the run's)")
 
