@@ -185,11 +185,21 @@ def searches(evaluator: TabularEvaluator, wanted: list[Method], seeds: int, quer
     the table already; a proxy scorer is then made once per process)."""
     tasks = [(evaluator, method, seed, queries) for method in wanted for seed in range(seeds)]
     if jobs > 1:
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        with multiprocessing.get_context("fork").Pool(jobs, initializer=one_thread) as pool:
             done = pool.starmap(best_so_far, tasks, chunksize=1)
     else:
         done = [best_so_far(*task) for task in tasks]
     return [(method, done[k * seeds:(k + 1) * seeds]) for k, method in enumerate(wanted)]
+
+
+def one_thread() -> None:
+    """A worker process computes on one thread (numpy's BLAS and torch's), so ``jobs``
+    processes share the cores instead of oversubscribing them."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    torch.set_num_threads(1)
 
 
 def validation_floor(bench: NB201Table, dataset: str) -> float:
