@@ -2,7 +2,11 @@
 
     .venv/bin/python benchmarks/search_methods.py            # evolution vs random: digits and wdbc, 5 seeds, budget 40
     .venv/bin/python benchmarks/search_methods.py --datasets iris --seeds 2 --budget 10   # quick look
-    # LEMONADE's expert system (rule designer) vs evolution vs random on a small CNN space:
+    # LEMONADE's expert system at equal wall time: adaptive (default) and paper rule books vs evolution vs random:
+    .venv/bin/python benchmarks/search_methods.py --section expert-wall --datasets digits-images,mnist-5k --space net \\
+        --strategies expert,expert-paper,evolution,random --seconds 40 --budget 1000 --epochs 3 --max-params 100000 \\
+        --weights accuracy=0.7,fps=0.3
+    # ... and at an equal budget (rule designer) vs evolution vs random on a small CNN space:
     .venv/bin/python benchmarks/search_methods.py --section expert --datasets digits-images --space net \\
         --strategies expert,evolution,random --budget 30 --epochs 3 --max-params 100000 --weights accuracy=0.7,fps=0.3
     #   (the same with --section expert-60 --budget 60: twice the paper's 30 iterations)
@@ -48,14 +52,26 @@ def run_one(args: argparse.Namespace, dataset: str, strategy: str, seed: int, ou
     if args.weights:
         settings["objective"] = parse_weights(args.weights)
     name, llm = strategy, {}
+    if strategy == "expert-paper":  # the published rule book, for comparison with the adaptive default
+        name = "expert"
+        settings["config"] = {"strategy": {"name": "expert", "rulebook": "paper"}}
     if strategy in LLM_STRATEGIES:
         name = "expert"
         llm = {"designer": "llm", "llm_local": args.llm_local, "llm_timeout": args.llm_timeout,
                "repair_attempts": args.repair_attempts, "enforce": strategy == "expert-llm-enforce"}
         settings["config"] = {"strategy": llm}
     start = time.perf_counter()
-    result = nasforge.search(dataset, strategy=name, budget=args.budget, seed=seed, out=out, **settings)
+
+    def stop(record: object, study: object) -> None:
+        if args.seconds and time.perf_counter() - start >= args.seconds:
+            raise TimeUp
+
+    try:
+        nasforge.search(dataset, strategy=name, budget=args.budget, seed=seed, out=out, callback=stop, **settings)
+    except TimeUp:
+        pass
     seconds = time.perf_counter() - start
+    result = nasforge.open_run(out)
     extra: dict = {}
     if llm:
         asked = [t for t in result.trials if t.info.get("designer_requested") == "llm"]
@@ -67,6 +83,10 @@ def run_one(args: argparse.Namespace, dataset: str, strategy: str, seed: int, ou
                  "call_s": statistics.mean(calls) if calls else float("nan"),
                  "replies": len(calls), "rejected": Counter(rejection_reason(e) for e in rejected)}
     return result, seconds, extra
+
+
+class TimeUp(KeyboardInterrupt):
+    """Raised by the search callback when --seconds are spent (the loop handles it as Ctrl-C)."""
 
 
 LLM_STRATEGIES = ("expert-llm", "expert-llm-enforce")  # the LLM designer; the second with --enforce
@@ -94,6 +114,9 @@ def main() -> None:
                     help="any of nasforge's, and expert-llm, expert-llm-enforce (the LLM designer, without/with --enforce)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--budget", type=int, default=40)
+    ap.add_argument("--seconds", type=float, default=None,
+                    help="equal wall time instead: every search stops at the first trial to end after this many "
+                         "seconds (the budget then only caps it)")
     ap.add_argument("--space", default=None, help="genome family (default: the dataset's default, mlp)")
     ap.add_argument("--max-params", type=int, default=None, help="parameter budget of the space (all strategies)")
     ap.add_argument("--epochs", type=int, default=None, help="training epochs per candidate (default nasforge's)")
@@ -110,7 +133,7 @@ def main() -> None:
         for dataset in args.datasets.split(","):
             for strategy in args.strategies.split(","):
                 cols: dict[str, list[float]] = {k: [] for k in ("fit", "val", "test", "params", "fps", "secs",
-                                                                 "valid", "compliance", "call_s")}
+                                                                 "valid", "compliance", "call_s", "n")}
                 replies, rejected = 0, Counter()
                 for seed in range(args.seeds):
                     result, seconds, extra = run_one(args, dataset, strategy, seed, Path(tmp) / f"{dataset}-{strategy}-{seed}")
@@ -118,6 +141,7 @@ def main() -> None:
                     m = b.metrics
                     for key, value in (("fit", b.fitness), ("val", m["val_acc"]), ("test", m["test_acc"]),
                                        ("params", m["params"]), ("fps", m.get("fps", float("nan"))), ("secs", seconds),
+                                       ("n", sum(t.finished for t in result.trials)),
                                        *extra.items()):
                         if key == "replies":
                             replies += value
@@ -127,7 +151,8 @@ def main() -> None:
                             cols[key].append(value)
                     print(f"{dataset} {strategy} seed {seed}: fitness {b.fitness:.4f} val {m['val_acc']:.4f} "
                           f"test {m['test_acc']:.4f} params {m['params']} {seconds:.1f}s {extra}", flush=True)
-                row = [dataset, strategy, args.budget, args.seeds, mean_sd(cols["fit"], 4), mean_sd(cols["val"], 2, 100),
+                row = [dataset, strategy, mean_sd(cols["n"], 1) if args.seconds else args.budget, args.seeds,
+                       mean_sd(cols["fit"], 4), mean_sd(cols["val"], 2, 100),
                        mean_sd(cols["test"], 2, 100), mean_sd(cols["params"], 0), mean_sd(cols["fps"], 0),
                        mean_sd(cols["secs"], 1)]
                 if llm_columns:
@@ -136,17 +161,23 @@ def main() -> None:
                             f"{replies} ({why})" if strategy in LLM_STRATEGIES else ""]
                 rows.append(row)
     command = " ".join([".venv/bin/python", "benchmarks/search_methods.py", *sys.argv[1:]])
-    header = ["dataset", "strategy", "budget", "seeds", "best fitness", "its val acc %", "its test acc %", "its params",
+    header = ["dataset", "strategy", "candidates trained" if args.seconds else "budget", "seeds", "best fitness", "its val acc %", "its test acc %", "its params",
               "its FPS (batch)", "wall time s"]
     if llm_columns:
         header += ["iterations with a valid LLM genome %", "instructions followed %", "s per LLM call",
                    "LLM replies (rejected by check)"]
     space = (args.space or "mlp") + (f", ≤ {args.max_params:,} parameters" if args.max_params else "")
     fitness = f"CM with weights {args.weights}" if args.weights else "validation accuracy"
-    write_section(args.section, f"## Search strategies at an equal budget ({space} space; section {args.section})\n\n"
+    equal = f"equal wall time, {args.seconds:g} s per search" if args.seconds else "an equal budget"
+    write_section(args.section, f"## Search strategies at {equal} ({space} space; section {args.section})\n\n"
                   f"Command: `{command}`  \nMachine: {machine()}\n\n{table(header, rows)}\n\n"
                   f"Mean ± sd over seeds; each seed has its own data split. Fitness: {fitness}, computed on validation "
-                  "data only; test accuracy is of the selected model." + (LLM_NOTE if llm_columns else ""))
+                  "data only; test accuracy is of the selected model." + (LLM_NOTE if llm_columns else "")
+                  + (" Each search stops when the first trial ends after its seconds, so wall times run past them "
+                     "by up to one candidate; *candidates trained*: trials that finished (repeats of a genome "
+                     "already trained are not trained again and not counted)." if args.seconds else "")
+                  + (" *expert*: the adaptive rule book (the default); *expert-paper*: `--rulebook paper`, "
+                     "Table 2's constants and Algorithm 1 as published." if "expert-paper" in args.strategies else ""))
 
 
 if __name__ == "__main__":

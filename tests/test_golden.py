@@ -40,7 +40,7 @@ OPTIONS = {  # small populations so that selection acts within ASKS asks
     "evolution": {"population_size": 5, "sample_size": 2},
     "ts-enas": {"population_size": 4, "rough_fraction": 0.3},
     "bilevel": {"population_size": 4},
-    "expert": {},
+    "expert": {"rulebook": "paper"},  # the published Algorithm 1, unchanged; the adaptive one is tested in tests/strategies/expert
     "random": {},
 }
 

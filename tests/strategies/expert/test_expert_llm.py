@@ -394,17 +394,20 @@ def test_rules_loop_edits_the_last_genome_and_records_everything():
     assert any(set(p.info["applied"]) & {"AD", "AR", "RDL", "RN"} for p in overfit)
 
 
-def test_rules_loop_is_deterministic_and_resumes_by_the_default_replay():
-    _, a, metrics = run_rules()
-    _, b, _ = run_rules()
+@pytest.mark.parametrize("start_from", ["last", None])  # None: the adaptive rule book's default, which learns
+def test_rules_loop_is_deterministic_and_resumes_by_the_default_replay(start_from):
+    _, a, metrics = run_rules(start_from=start_from)
+    _, b, _ = run_rules(start_from=start_from)
     assert [p.genome for p in a] == [p.genome for p in b] and [p.info for p in a] == [p.info for p in b]
-    fresh = ExpertStrategy(space(max_params=60000), np.random.default_rng(7), 8, settings=ExpertSettings())
+    fresh = ExpertStrategy(space(max_params=60000), np.random.default_rng(7), 8,
+                           settings=ExpertSettings(start_from=start_from))
     for record in records_of(a, metrics):
         q = fresh.replay(parse_genome(NetGenome, record.genome), record)  # raises if it proposes otherwise
         q.trial = record.number
         fresh.tell(q, record.fitness, record.metrics)
-    _, longer, _ = run_rules(9)
-    assert fresh.ask().genome == longer[8].genome
+    _, longer, _ = run_rules(9, start_from=start_from)
+    replayed = fresh.ask()
+    assert replayed.genome == longer[8].genome and replayed.info == longer[8].info  # the learned credit too
 
 
 def test_a_failed_trial_reverts_to_the_best_genome():

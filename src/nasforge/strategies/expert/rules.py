@@ -23,6 +23,7 @@ Ties are broken by the order of Table 3 (see :data:`INSTRUCTIONS`).
 | R5 no learning (ours) | TAcc < chance + UT | AWI | PA |
 | R6 speed (ours) | FPS < TF | RCL, RK, RN, RSC | PF |
 | R7 energy (ours) | train energy > TT_E / validation-inference energy > TV_E | RCL, RK, RN | PT_E / PV_E |
+| R8 size (ours) | params > TS, only with a size priority PS > 0 | RCL, RK, RN | PS |
 
 chance = 1 / number of classes (0 when unknown). A metric that is missing or not finite
 fires no rule (an infinite FPS is never "too slow").
@@ -82,6 +83,8 @@ class Thresholds(BaseModel):
     TT_E: float = Field(default=1e-3, ge=0, description="training energy threshold (kWh)")
     PV_E: float = Field(default=0.0, ge=0, description="priority of validation-inference energy")
     TV_E: float = Field(default=1e-5, ge=0, description="validation-inference energy threshold (kWh)")
+    PS: float = Field(default=0.0, ge=0, description="priority of size (parameters; ours, not in the paper)")
+    TS: float = Field(default=100_000.0, ge=0, description="size threshold (parameters; ours)")
     OT: float = Field(default=0.10, ge=0, le=1, description="overfitting threshold: TAcc - VAcc above it overfits")
     UT: float = Field(default=0.05, ge=0, le=1, description="underfitting threshold (see the rule table)")
 
@@ -140,6 +143,9 @@ def fire_rules(metrics: Mapping[str, Any], t: Thresholds, n_classes: int | None 
         out.append(Firing("R7", f"train energy {t_e:.3g} kWh > TT_E {t.TT_E:g}", ("RCL", "RK", "RN"), t.PT_E))
     if v_e is not None and v_e > t.TV_E:
         out.append(Firing("R7", f"inference energy {v_e:.3g} kWh > TV_E {t.TV_E:g}", ("RCL", "RK", "RN"), t.PV_E))
+    params = _metric(metrics, "params")
+    if t.PS > 0 and params is not None and params > t.TS:
+        out.append(Firing("R8", f"params {params:.4g} > TS {t.TS:g}", ("RCL", "RK", "RN"), t.PS))
     return out
 
 

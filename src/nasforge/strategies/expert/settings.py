@@ -47,8 +47,19 @@ class ExpertSettings(StrategySettings):
                                              "iteration falls back to the rule designer")  # fmt: skip
     enforce: bool = Field(default=False, json_schema_extra=flag("--enforce", const=True),
                           description="apply instructions the LLM ignored with the rule designer")
-    start_from: Literal["last", "best"] = Field(
-        default="last", description="edit the last evaluated genome (the paper's Algorithm 1) or the best so far")
+    rulebook: Literal["adaptive", "paper"] = Field(
+        default="adaptive", json_schema_extra=flag("--rulebook"),
+        description="adaptive: priorities from the run's goal, instructions that did not help lose priority, no "
+                    "growth over a limit, overfitting judged against the run's own gaps, edits from the best network; "
+                    "paper: Table 2's constants and Algorithm 1 as published")
+    start_from: Literal["last", "best"] | None = Field(
+        default=None, description="edit the last evaluated genome (the paper's Algorithm 1) or the best so far "
+                                  "(default: best with the adaptive rule book, last with the paper's)")
+
+    @property
+    def base(self) -> str:
+        """Which told genome the next edit starts from."""
+        return self.start_from or ("best" if self.rulebook == "adaptive" else "last")
     initial: Literal["small", "sample"] = Field(
         default="small", description="first genome: a small fixed net (the paper's simple CNN) or a random one")
     thresholds: Thresholds = Field(default_factory=Thresholds)

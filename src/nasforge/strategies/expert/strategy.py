@@ -35,14 +35,16 @@ from typing import Any
 import numpy as np
 
 from ... import pareto
+from ...data.targets import score_key
 from ...spaces import Genome, SearchSpace
 from ..base import STRATEGIES, Proposal, Strategy
 from ..ga import rank_key
+from .adaptive import Credit, goal_thresholds, over_limits, run_thresholds
 from .compliance import check_compliance
 from .conflicts import resolve
 from .designer import RuleDesigner, describe_change, instructable
 from .llm import ChatClient, LLMDesigner
-from .rules import combine, fire_rules
+from .rules import Thresholds, combine, fire_rules
 from .settings import ExpertSettings
 
 
@@ -82,6 +84,8 @@ class ExpertStrategy(Strategy):
         self.seed = int(rng.integers(2**62))
         self.asks = 0
         self.told: list[Told] = []
+        self.credit = Credit()  # the adaptive rule book: what each instruction's children did
+        self.gaps: list[float] = []  # train - validation score of every measured network
         self.llm: LLMDesigner | None = None
         s = self.settings
         if s.designer == "llm":
@@ -100,7 +104,42 @@ class ExpertStrategy(Strategy):
     # --- state ---
     def tell(self, proposal: Proposal, fitness: float | None, metrics: dict[str, Any] | None = None) -> None:
         ok = fitness is not None and math.isfinite(fitness)
-        self.told.append(Told(proposal.trial, proposal.genome, float(fitness) if ok else None, dict(metrics or {})))
+        told = Told(proposal.trial, proposal.genome, float(fitness) if ok else None, dict(metrics or {}))
+        if self.settings.rulebook == "adaptive":
+            self._learn(proposal, told)
+        self.told.append(told)
+
+    def _learn(self, proposal: Proposal, child: Told) -> None:
+        """Credit the instructions that made ``child`` with whether it beat its parent, and
+        keep its train-validation gap."""
+        if child.fitness is not None:
+            train, val = child.metrics.get(score_key(child.metrics, "train")), child.metrics.get(
+                score_key(child.metrics, "val"))
+            if isinstance(train, (int, float)) and isinstance(val, (int, float)) and math.isfinite(train - val):
+                self.gaps.append(float(train - val))
+        info = proposal.info or {}
+        codes = list(info.get("applied", [])) + list(info.get("enforced", []))
+        codes += list((info.get("compliance") or {}).get("followed", []))
+        parent = next((t for t in self.told if proposal.parents and t.trial == proposal.parents[0]), None)
+        if not codes or parent is None or parent.fitness is None:
+            return
+        self.credit.record(codes, child.fitness is not None and self._beats(child, parent))
+
+    def _beats(self, child: Told, parent: Told) -> bool:
+        if self.goal.violation(child.metrics) != self.goal.violation(parent.metrics):
+            return self.goal.violation(child.metrics) < self.goal.violation(parent.metrics)
+        if self.goal.multi:
+            return not pareto.dominates(self.goal.point(parent.metrics), self.goal.point(child.metrics))
+        assert child.fitness is not None and parent.fitness is not None
+        return child.fitness > parent.fitness
+
+    def thresholds(self) -> Thresholds:
+        """The rule book's thresholds now: the paper's as configured, or adapted to the run."""
+        t = self.settings.thresholds
+        if self.settings.rulebook == "paper":
+            return t
+        measured = [told.metrics for told in self.told if told.fitness is not None]
+        return run_thresholds(goal_thresholds(t, self.goal), measured, self.gaps)
 
     def _best(self) -> Told | None:
         """Highest fitness; ties go to fewer parameters, then the earlier trial (as the study's
@@ -124,7 +163,7 @@ class ExpertStrategy(Strategy):
         if not self.told:
             return None, {}
         last = self.told[-1]
-        if self.settings.start_from == "best":
+        if self.settings.base == "best":
             return self._best(), {}
         if last.fitness is None:
             return self._best(), {"after_failure": last.trial, "reverted_to_best": True}
@@ -143,10 +182,19 @@ class ExpertStrategy(Strategy):
         info: dict[str, Any] = {"designer_requested": self.settings.designer, "ask": index, **notes}
         if base is None:
             return self._initial(rng, index, info)
-        info.update(base_trial=base.trial, start_from=self.settings.start_from)
+        info.update(base_trial=base.trial, start_from=self.settings.base)
         chance_of = self.n_classes if self.goal.kind == "classification" else None  # regression: chance R² is 0
-        firings = fire_rules(base.metrics, self.settings.thresholds, chance_of)
+        thresholds = self.thresholds()
+        firings = fire_rules(base.metrics, thresholds, chance_of)
         proposed = combine(firings)
+        if self.settings.rulebook == "adaptive":
+            if self.goal.violation(base.metrics) > 0:
+                proposed = over_limits(proposed)
+                info["over_limits"] = True
+            proposed = self.credit.reweigh(proposed)
+            info.update(rulebook="adaptive", credit=self.credit.to_dict(), retired=self.credit.retired(),
+                        thresholds={k: round(getattr(thresholds, k), 9) for k in ("OT", "TF", "TS", "PV_Acc", "PF",
+                                                                                    "PS", "PV_E")})
         resolution = resolve(proposed)
         applicable = self.designer.instructions.applicable
         info.update(rules=[f.to_dict() for f in firings], proposed=_pairs(proposed),
@@ -162,7 +210,7 @@ class ExpertStrategy(Strategy):
     def _initial(self, rng: np.random.Generator, index: int, info: dict[str, Any]) -> Proposal:
         info["initial"] = True
         if self.llm is not None:
-            outcome = self.llm.design(None, {}, [], self.settings.thresholds)
+            outcome = self.llm.design(None, {}, [], self.thresholds())
             info.update(repairs=outcome.repairs, llm_seconds=outcome.seconds)
             if outcome.genome is not None:
                 info.update(designer="llm", model=self.llm.client.model)
@@ -176,7 +224,7 @@ class ExpertStrategy(Strategy):
                   info: dict[str, Any]) -> Proposal | None:  # fmt: skip
         assert self.llm is not None
         model = self.llm.client.model
-        outcome = self.llm.design(base.genome, base.metrics, usable, self.settings.thresholds)
+        outcome = self.llm.design(base.genome, base.metrics, usable, self.thresholds())
         info.update(repairs=outcome.repairs, llm_seconds=outcome.seconds)
         if outcome.genome is None:
             info["fallback"] = outcome.error
@@ -226,4 +274,4 @@ class ExpertStrategy(Strategy):
         where = f"{s.llm_model} at {s.llm_url}" if s.llm_url else f"{s.llm_local} in process"
         who = f"LLM designer {where}" if s.designer == "llm" else "rule designer"
         extra = ", enforce" if s.enforce and s.designer == "llm" else ""
-        return f"LEMONADE expert system ({who}, start from {s.start_from}{extra})"
+        return f"LEMONADE expert system ({who}, {s.rulebook} rule book, start from {s.base}{extra})"
