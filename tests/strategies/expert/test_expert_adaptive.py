@@ -70,7 +70,7 @@ def drive(settings: ExpertSettings, goal: Goal, metrics_of, n: int) -> list:
 
 def test_growth_that_does_not_pay_is_retired_and_the_paper_rule_book_keeps_growing():
     goal = Goal(objective=Objective(accuracy=0.7, fps=0.3, fps_ref=14000.0))
-    adaptive = drive(ExpertSettings(), goal, slow_and_no_better, 10)
+    adaptive = drive(ExpertSettings(starts=1, max_instructions=15), goal, slow_and_no_better, 10)
     kept = [[code for code, _ in p.info.get("instructions", [])] for p in adaptive[1:]]
     assert set(GROWTH) <= set(kept[0])  # untried: the accuracy rules grow the network
     weights = [dict(p.info["instructions"])["ACL"] for p in adaptive[1:4]]
@@ -90,7 +90,7 @@ def test_a_base_over_a_limit_only_shrinks():
         return {"train_acc": 0.7, "val_acc": 0.69, "latency_ms": 1.0, "fps": 100.0,
                 "params": genome.n_params(space.input_shape, space.n_classes)}
 
-    proposals = drive(ExpertSettings(), goal, too_slow, 3)
+    proposals = drive(ExpertSettings(starts=1), goal, too_slow, 3)
     for p in proposals[1:]:
         codes = [c for c, _ in p.info["instructions"]]
         assert p.info["over_limits"] and not set(codes) & set(GROWTH) and set(SHRINK) <= set(codes)
@@ -99,3 +99,25 @@ def test_a_base_over_a_limit_only_shrinks():
 def test_the_adaptive_default_edits_the_best_and_the_paper_the_last():
     assert ExpertSettings().base == "best" and ExpertSettings(rulebook="paper").base == "last"
     assert ExpertSettings(rulebook="paper", start_from="best").base == "best"
+
+
+def test_the_adaptive_default_starts_from_several_samples_and_applies_two_instructions_at_a_time():
+    goal = Goal(objective=Objective(accuracy=0.7, fps=0.3))
+    proposals = drive(ExpertSettings(), goal, slow_and_no_better, 11)
+    assert [p.operator for p in proposals[:8]] == ["initial:sample"] * 8
+    assert len({p.genome.id for p in proposals[:8]}) == 8
+    edits = proposals[8:]
+    assert all(p.operator.startswith("rules:") and len(p.info["applied"]) <= 2 for p in edits)
+    best = max(range(8), key=lambda i: (goal.fitness(slow_and_no_better(proposals[i].genome, SPACE)),
+                                        -slow_and_no_better(proposals[i].genome, SPACE)["params"], -i))
+    assert edits[0].parents == (best,)
+
+
+def test_when_edits_only_repeat_known_networks_it_escapes_instead_of_asking_them_again():
+    goal = Goal(objective=Objective(accuracy=0.7, fps=0.3))
+    proposals = drive(ExpertSettings(starts=1), goal, slow_and_no_better, 40)
+    ids = [p.genome.id for p in proposals]
+    assert len(set(ids)) == len(ids)  # every ask a network the run has not seen
+    assert any(p.operator.startswith(("rules:escape:", "rules:restart")) for p in proposals)
+    paper = drive(ExpertSettings(rulebook="paper"), goal, slow_and_no_better, 40)
+    assert len({p.genome.id for p in paper}) < 40  # the published loop asks for known networks again

@@ -364,7 +364,7 @@ def fake_metrics(genome, space_):
 
 def run_rules(n=8, start_from="last", fail_at=()):
     sp = space(max_params=60000)
-    s = ExpertStrategy(sp, np.random.default_rng(7), n, settings=ExpertSettings(start_from=start_from))
+    s = ExpertStrategy(sp, np.random.default_rng(7), n, settings=ExpertSettings(start_from=start_from, starts=1))
     proposals, metrics = [], []
     for i in range(n):
         p = s.ask()
@@ -400,7 +400,7 @@ def test_rules_loop_is_deterministic_and_resumes_by_the_default_replay(start_fro
     _, b, _ = run_rules(start_from=start_from)
     assert [p.genome for p in a] == [p.genome for p in b] and [p.info for p in a] == [p.info for p in b]
     fresh = ExpertStrategy(space(max_params=60000), np.random.default_rng(7), 8,
-                           settings=ExpertSettings(start_from=start_from))
+                           settings=ExpertSettings(start_from=start_from, starts=1))
     for record in records_of(a, metrics):
         q = fresh.replay(parse_genome(NetGenome, record.genome), record)  # raises if it proposes otherwise
         q.trial = record.number
@@ -426,7 +426,7 @@ def test_start_from_best_edits_the_fittest_so_far():
 
 def test_rules_loop_on_an_mlp_space():
     sp = MLPSpace(64, 10, max_layers=3, dropouts=(0.0, 0.1, 0.2))
-    s = ExpertStrategy(sp, np.random.default_rng(0), 6)
+    s = ExpertStrategy(sp, np.random.default_rng(0), 6, settings=ExpertSettings(starts=1))
     for i in range(6):
         p = s.ask()
         p.trial = i
@@ -437,15 +437,21 @@ def test_rules_loop_on_an_mlp_space():
 
 
 # --- through the Study, if the lead has registered the strategy ---
-def test_expert_search_end_to_end_through_the_study(tmp_path):
+@pytest.mark.parametrize(("rulebook", "starts"), [("paper", 1), ("adaptive", 2)])
+def test_expert_search_end_to_end_through_the_study(tmp_path, rulebook, starts):
     import nasforge
 
-    result = nasforge.search("digits-images", strategy="expert", budget=4, seed=0, out=tmp_path / "run",
+    result = nasforge.search("digits-images", strategy="expert", budget=5, seed=0, out=tmp_path / "run",
                              space={"family": "net", "max_params": 20000}, train={"epochs": 2},
-                             measure={"warmup": 1, "repeats": 3})  # fmt: skip
-    assert len(result.trials) == 4 and all(t.state == "complete" for t in result.trials)
-    assert result.trials[0].operator == "initial:small"
-    assert all(t.operator.startswith("rules:") and t.info["instructions"] for t in result.trials[1:])
+                             measure={"warmup": 1, "repeats": 3},
+                             config={"strategy": {"name": "expert", "rulebook": rulebook, "starts": starts}})
+    done = [t for t in result.trials if t.state == "complete"]
+    assert len(done) == 5 and all(t.state in ("complete", "skipped") for t in result.trials)
+    expected = ["initial:small"] if rulebook == "paper" else ["initial:sample"] * starts
+    assert [t.operator for t in result.trials[:starts]] == expected
+    assert all(t.operator.startswith("rules:") and t.info["instructions"] for t in result.trials[starts:])
+    assert all(t.info.get("rulebook") == ("adaptive" if rulebook == "adaptive" else None)
+               for t in result.trials[starts:])
     assert result.best is not None
 
 

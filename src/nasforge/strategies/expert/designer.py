@@ -107,10 +107,13 @@ class RuleDesigner:
         return self.instructions.apply_instruction(genome, code, rng)
 
     # --- a whole instruction set ---
-    def design(self, genome: Genome, codes: list[str], rng: np.random.Generator) -> Design:
-        """Apply ``codes`` in order; each one that cannot apply is skipped with its reason."""
+    def design(self, genome: Genome, codes: list[str], rng: np.random.Generator, limit: int | None = None) -> Design:
+        """Apply ``codes`` in order, at most ``limit`` of them; each one that cannot apply is
+        skipped with its reason."""
         out = Design(genome)
         for code in codes:
+            if limit is not None and len(out.applied) >= limit:
+                break
             if not self.instructions.applicable(code):
                 out.skipped.append({"code": code, "reason": f"not applicable to the {self.family} family"})
                 continue

@@ -56,6 +56,22 @@ class ExpertSettings(StrategySettings):
         default=None, description="edit the last evaluated genome (the paper's Algorithm 1) or the best so far "
                                   "(default: best with the adaptive rule book, last with the paper's)")
 
+    starts: int | None = Field(
+        default=None, ge=1, le=1000, json_schema_extra=flag("--starts"),
+        description="networks made before the rules take over (default: 8 random samples with the adaptive rule "
+                    "book and the rules designer; otherwise 1: --initial's, or the LLM's first design)")
+    max_instructions: int | None = Field(
+        default=None, ge=1, le=15, description="most instructions applied per edit, strongest first (default: 2 with "
+                                               "the adaptive rule book, all with the paper's)")
+
+    @property
+    def n_starts(self) -> int:
+        return self.starts or (8 if self.rulebook == "adaptive" and self.designer == "rules" else 1)
+
+    @property
+    def edits(self) -> int:
+        return self.max_instructions or (2 if self.rulebook == "adaptive" else 15)
+
     @property
     def base(self) -> str:
         """Which told genome the next edit starts from."""

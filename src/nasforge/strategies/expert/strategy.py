@@ -47,6 +47,8 @@ from .llm import ChatClient, LLMDesigner
 from .rules import Thresholds, combine, fire_rules
 from .settings import ExpertSettings
 
+ESCAPE_TRIES = 5  # adaptive rule book: tries per number of random mutations when an edit repeats a network
+
 
 @dataclass(frozen=True)
 class Told:
@@ -85,6 +87,7 @@ class ExpertStrategy(Strategy):
         self.asks = 0
         self.told: list[Told] = []
         self.credit = Credit()  # the adaptive rule book: what each instruction's children did
+        self.asked: set[str] = set()  # ids of every genome proposed so far
         self.gaps: list[float] = []  # train - validation score of every measured network
         self.llm: LLMDesigner | None = None
         s = self.settings
@@ -175,12 +178,17 @@ class ExpertStrategy(Strategy):
 
     # --- asking ---
     def ask(self) -> Proposal:
+        proposal = self._ask()
+        self.asked.add(proposal.genome.id)
+        return proposal
+
+    def _ask(self) -> Proposal:
         index = self.asks
         self.asks += 1
         rng = np.random.default_rng([self.seed, index])
         base, notes = self._base()
         info: dict[str, Any] = {"designer_requested": self.settings.designer, "ask": index, **notes}
-        if base is None:
+        if base is None or index < self.settings.n_starts:
             return self._initial(rng, index, info)
         info.update(base_trial=base.trial, start_from=self.settings.base)
         chance_of = self.n_classes if self.goal.kind == "classification" else None  # regression: chance R² is 0
@@ -217,6 +225,8 @@ class ExpertStrategy(Strategy):
                 return Proposal(outcome.genome, operator=f"llm:{self.llm.client.model}", info=info)
             info["fallback"] = outcome.error
         kind = self.settings.initial if index == 0 and not self.told else "sample"  # never repeat a failed start
+        if kind == "small" and self.settings.n_starts > 1:  # several starts: random ones, spread over the space
+            kind = "sample"
         info.update(designer="rules", initial_kind=kind)
         return Proposal(self.designer.initial(rng, kind), operator=f"initial:{kind}", info=info)
 
@@ -243,7 +253,7 @@ class ExpertStrategy(Strategy):
         return Proposal(genome, parents=self._parents(base), operator=operator, info=info)
 
     def _rules_step(self, base: Told, codes: list[str], rng: np.random.Generator, info: dict[str, Any]) -> Proposal:
-        design = self.designer.design(base.genome, codes, rng)
+        design = self.designer.design(base.genome, codes, rng, self.settings.edits)
         genome, operator = design.genome, "rules:" + ("+".join(design.applied) or "none")
         info.update(designer="rules", applied=design.applied, skipped=design.skipped)
         if genome == base.genome:
@@ -252,8 +262,30 @@ class ExpertStrategy(Strategy):
                 genome, op = explored
                 operator = f"rules:explore:{op}"
                 info["explored"] = op
+        if self.settings.rulebook == "adaptive" and self._known(genome):
+            genome, operator = self._escape(base.genome, rng, info)
         info["changes"] = describe_change(base.genome, genome)
         return Proposal(genome, parents=self._parents(base), operator=operator, info=info)
+
+    def _known(self, genome: Genome) -> bool:
+        return genome.id in self.asked
+
+    def _escape(self, genome: Genome, rng: np.random.Generator, info: dict[str, Any]) -> tuple[Genome, str]:
+        """The edit made a network this run has already asked for (its neighbourhood is used
+        up): explore with more random mutations of it, one more every ESCAPE_TRIES tries, and
+        restart from a random sample if none is new."""
+        for tries in range(ESCAPE_TRIES * 3):
+            child, ops = genome, []
+            for _ in range(2 + tries // ESCAPE_TRIES):
+                explored = self.designer.explore(child, rng)
+                if explored is not None:
+                    child, op = explored
+                    ops.append(op)
+            if not self._known(child):
+                info["escaped"] = ops
+                return child, "rules:escape:" + "+".join(ops)
+        info["restarted"] = True
+        return self.designer.initial(rng, "sample"), "rules:restart"
 
     @staticmethod
     def _parents(base: Told) -> tuple[int, ...]:
@@ -265,6 +297,7 @@ class ExpertStrategy(Strategy):
         if self.llm is None:
             return super().replay(genome, record)
         self.asks += 1
+        self.asked.add(genome.id)
         return Proposal(genome, parents=tuple(getattr(record, "parents", ()) or ()),
                         operator=getattr(record, "operator", f"llm:{self.llm.client.model}"),
                         info=dict(getattr(record, "info", {}) or {}))  # fmt: skip
