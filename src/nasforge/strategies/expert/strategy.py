@@ -20,6 +20,13 @@
   ``start_from="best"``) the front member in the least crowded place (largest crowding
   distance, ties to the earlier), so the edits spread along the front.
 
+The adaptive rule book (the default, :mod:`.adaptive`) changes what feeds this loop: the
+priorities and thresholds follow the run's goal and its measured networks, instructions
+are credited with their children's results, several random starts come first, the base is
+the best network, at most two instructions are applied per edit, and an edit that would
+repeat a known network escapes by random mutations. ``rulebook="paper"`` is the loop
+described above, unchanged.
+
 Randomness: ask number i uses ``default_rng([seed, i])`` with ``seed`` drawn once from the
 strategy's rng, so the rules designer is deterministic and resumes by the default replay;
 the LLM designer's replay adopts the stored genome and never calls the endpoint.
@@ -263,6 +270,7 @@ class ExpertStrategy(Strategy):
                 operator = f"rules:explore:{op}"
                 info["explored"] = op
         if self.settings.rulebook == "adaptive" and self._known(genome):
+            info["known_edit"], info["applied"] = info["applied"], []  # not what made the child: no credit
             genome, operator = self._escape(base.genome, rng, info)
         info["changes"] = describe_change(base.genome, genome)
         return Proposal(genome, parents=self._parents(base), operator=operator, info=info)
