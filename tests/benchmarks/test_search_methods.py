@@ -23,5 +23,6 @@ def test_seconds_stop_a_search_with_a_large_budget_and_expert_paper_is_the_publi
     assert len([t for t in result.trials if t.finished]) == 4
     assert result.trials[0].operator == "initial:small"  # one small start, as published
     assert all("rulebook" not in t.info for t in result.trials)  # no adaptive bookkeeping
-    result, _, _ = search_methods.run_one(args(budget=3), "iris", "expert", 0, tmp_path / "adaptive")
-    assert [t.operator for t in result.trials] == ["initial:sample"] * 3  # the adaptive default's random starts
+    result, _, _ = search_methods.run_one(args(budget=8), "iris", "expert", 0, tmp_path / "adaptive")
+    assert [t.operator for t in result.trials[:2]] == ["initial:sample"] * 2  # a quarter of the budget: random starts
+    assert all(t.info.get("rulebook") == "adaptive" for t in result.trials[2:])

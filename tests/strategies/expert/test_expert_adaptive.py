@@ -55,8 +55,8 @@ def slow_and_no_better(genome, space):
             "train_energy_kwh": 0.0, "infer_energy_kwh": 0.0}
 
 
-def drive(settings: ExpertSettings, goal: Goal, metrics_of, n: int) -> list:
-    s = ExpertStrategy(SPACE, np.random.default_rng(3), n, settings=settings)
+def drive(settings: ExpertSettings, goal: Goal, metrics_of, n: int, budget: int | None = None) -> list:
+    s = ExpertStrategy(SPACE, np.random.default_rng(3), budget or n, settings=settings)
     s.goal = goal
     proposals = []
     for i in range(n):
@@ -97,14 +97,16 @@ def test_a_base_over_a_limit_only_shrinks():
 
 
 def test_the_adaptive_default_edits_the_best_and_the_paper_the_last():
+    assert [ExpertSettings().n_starts(b) for b in (3, 12, 30, 1000)] == [1, 3, 7, 8]
+    assert ExpertSettings(rulebook="paper").n_starts(1000) == 1 and ExpertSettings(starts=5).n_starts(3) == 5
     assert ExpertSettings().base == "best" and ExpertSettings(rulebook="paper").base == "last"
     assert ExpertSettings(rulebook="paper", start_from="best").base == "best"
 
 
 def test_the_adaptive_default_starts_from_several_samples_and_applies_two_instructions_at_a_time():
     goal = Goal(objective=Objective(accuracy=0.7, fps=0.3))
-    proposals = drive(ExpertSettings(), goal, slow_and_no_better, 11)
-    assert [p.operator for p in proposals[:8]] == ["initial:sample"] * 8
+    proposals = drive(ExpertSettings(), goal, slow_and_no_better, 11, budget=40)
+    assert [p.operator for p in proposals[:8]] == ["initial:sample"] * 8  # a quarter of the budget, at most 8
     assert len({p.genome.id for p in proposals[:8]}) == 8
     edits = proposals[8:]
     assert all(p.operator.startswith("rules:") and len(p.info["applied"]) <= 2 for p in edits)

@@ -58,15 +58,19 @@ class ExpertSettings(StrategySettings):
 
     starts: int | None = Field(
         default=None, ge=1, le=1000, json_schema_extra=flag("--starts"),
-        description="networks made before the rules take over (default: 8 random samples with the adaptive rule "
-                    "book and the rules designer; otherwise 1: --initial's, or the LLM's first design)")
+        description="networks made before the rules take over (default with the adaptive rule book and the rules "
+                    "designer: a quarter of the budget, 1 to 8, random samples; otherwise 1: --initial's, or the "
+                    "LLM's first design)")
     max_instructions: int | None = Field(
         default=None, ge=1, le=15, description="most instructions applied per edit, strongest first (default: 2 with "
                                                "the adaptive rule book, all with the paper's)")
 
-    @property
-    def n_starts(self) -> int:
-        return self.starts or (8 if self.rulebook == "adaptive" and self.designer == "rules" else 1)
+    def n_starts(self, budget: int) -> int:
+        """How many networks come before the rules: a quarter of the budget, 1 to 8, with the
+        adaptive rule book and the rules designer (as evolution's first population), else 1."""
+        if self.starts:
+            return self.starts
+        return min(8, max(1, budget // 4)) if self.rulebook == "adaptive" and self.designer == "rules" else 1
 
     @property
     def edits(self) -> int:

@@ -195,7 +195,7 @@ class ExpertStrategy(Strategy):
         rng = np.random.default_rng([self.seed, index])
         base, notes = self._base()
         info: dict[str, Any] = {"designer_requested": self.settings.designer, "ask": index, **notes}
-        if base is None or index < self.settings.n_starts:
+        if base is None or index < self.settings.n_starts(self.budget):
             return self._initial(rng, index, info)
         info.update(base_trial=base.trial, start_from=self.settings.base)
         chance_of = self.n_classes if self.goal.kind == "classification" else None  # regression: chance R² is 0
@@ -232,7 +232,7 @@ class ExpertStrategy(Strategy):
                 return Proposal(outcome.genome, operator=f"llm:{self.llm.client.model}", info=info)
             info["fallback"] = outcome.error
         kind = self.settings.initial if index == 0 and not self.told else "sample"  # never repeat a failed start
-        if kind == "small" and self.settings.n_starts > 1:  # several starts: random ones, spread over the space
+        if kind == "small" and self.settings.n_starts(self.budget) > 1:  # several starts: random ones, spread over the space
             kind = "sample"
         info.update(designer="rules", initial_kind=kind)
         return Proposal(self.designer.initial(rng, kind), operator=f"initial:{kind}", info=info)
