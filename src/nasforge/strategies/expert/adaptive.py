@@ -31,10 +31,12 @@ small and each visible in the trial's ``info``:
 """
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ...data.targets import score_key
 from ...objectives import Goal
 from .rules import Thresholds
 
@@ -112,13 +114,22 @@ def overfitting_threshold(gaps: list[float], default: float) -> float:
 RUN_MEDIANS = {"TF": "fps", "TS": "params", "TT_E": "train_energy_kwh", "TV_E": "infer_energy_kwh"}
 
 
-def run_thresholds(thresholds: Thresholds, measured: list[dict], gaps: list[float]) -> Thresholds:
-    """Once GAPS_NEEDED networks are measured: OT from the run's gaps, and each cost threshold
-    left at the paper's default becomes the run's median of its metric, so "too slow" or "too
-    large" means slower or larger than what this run typically trains."""
+def score_gap(metrics: dict) -> float | None:
+    """A measured network's train - validation score (accuracy, or R²), None if not known."""
+    train, val = metrics.get(score_key(metrics, "train")), metrics.get(score_key(metrics, "val"))
+    if isinstance(train, (int, float)) and isinstance(val, (int, float)) and math.isfinite(train - val):
+        return float(train - val)
+    return None
+
+
+def run_thresholds(thresholds: Thresholds, measured: list[dict]) -> Thresholds:
+    """Once GAPS_NEEDED networks are measured: OT from the run's train-validation gaps, and each
+    cost threshold left at the paper's default becomes the run's median of its metric, so "too
+    slow" or "too large" means slower or larger than what this run typically trains."""
     if len(measured) < GAPS_NEEDED:
         return thresholds
     paper = Thresholds()
+    gaps = [g for g in map(score_gap, measured) if g is not None]
     update: dict[str, float] = {"OT": overfitting_threshold(gaps, thresholds.OT)}
     for name, metric in RUN_MEDIANS.items():
         values = [float(m[metric]) for m in measured if isinstance(m.get(metric), (int, float))]

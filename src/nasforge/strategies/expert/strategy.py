@@ -42,7 +42,6 @@ from typing import Any
 import numpy as np
 
 from ... import pareto
-from ...data.targets import score_key
 from ...spaces import Genome, SearchSpace
 from ..base import STRATEGIES, Proposal, Strategy
 from ..ga import rank_key
@@ -95,7 +94,6 @@ class ExpertStrategy(Strategy):
         self.told: list[Told] = []
         self.credit = Credit()  # the adaptive rule book: what each instruction's children did
         self.asked: set[str] = set()  # ids of every genome proposed so far
-        self.gaps: list[float] = []  # train - validation score of every measured network
         self.llm: LLMDesigner | None = None
         s = self.settings
         if s.designer == "llm":
@@ -120,13 +118,7 @@ class ExpertStrategy(Strategy):
         self.told.append(told)
 
     def _learn(self, proposal: Proposal, child: Told) -> None:
-        """Credit the instructions that made ``child`` with whether it beat its parent, and
-        keep its train-validation gap."""
-        if child.fitness is not None:
-            train, val = child.metrics.get(score_key(child.metrics, "train")), child.metrics.get(
-                score_key(child.metrics, "val"))
-            if isinstance(train, (int, float)) and isinstance(val, (int, float)) and math.isfinite(train - val):
-                self.gaps.append(float(train - val))
+        """Credit the instructions that made ``child`` with whether it beat its parent."""
         info = proposal.info or {}
         codes = list(info.get("applied", [])) + list(info.get("enforced", []))
         codes += list((info.get("compliance") or {}).get("followed", []))
@@ -149,7 +141,7 @@ class ExpertStrategy(Strategy):
         if self.settings.rulebook == "paper":
             return t
         measured = [told.metrics for told in self.told if told.fitness is not None]
-        return run_thresholds(goal_thresholds(t, self.goal), measured, self.gaps)
+        return run_thresholds(goal_thresholds(t, self.goal), measured)
 
     def _best(self) -> Told | None:
         """Highest fitness; ties go to fewer parameters, then the earlier trial (as the study's
