@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/ts_enas.py            # 20 genomes, 2 search seeds
     .venv/bin/python benchmarks/ts_enas.py --quick    # a smoke run of every part
+    .venv/bin/python benchmarks/ts_enas.py --part search --seeds 5 --jobs 2   # (c) only, 5 seeds
 
 (a) Time per evaluation: every genome of a fixed sample is trained three ways by nasforge's
     Evaluator: from scratch to convergence (the reference), briefly from inherited weights
@@ -22,6 +23,7 @@ import time
 START = time.perf_counter()
 
 import argparse  # noqa: E402
+import multiprocessing  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
@@ -102,16 +104,39 @@ def search(name: str, task, space, budget: int, seed: int, short: TrainSettings,
     return best, time.perf_counter() - start, int(best[1]["params"]), i
 
 
+def pair(task, space, budget: int, seed: int, short: TrainSettings, full: TrainSettings, tmp: Path) -> list[tuple]:
+    """TS-ENAS with ``budget`` evaluations, then evolution for the wall time TS-ENAS took (its
+    supernet included); each selected genome retrained from scratch and tested."""
+    ts = search("ts-enas", task, space, budget, seed, short, tmp)
+    evo = search("evolution", task, space, budget, seed, short, tmp, seconds=ts[1])
+    retrain = Evaluator(task, full, MEASURE)
+    return [(name, seed, secs, retrain.evaluate(best[0], 99).metrics, best, n)
+            for name, (best, secs, _, n) in (("ts-enas", ts), ("evolution", evo))]
+
+
+def one_thread() -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    torch.set_num_threads(1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a few genomes and tiny searches: checks that it runs")
+    ap.add_argument("--part", choices=("all", "inheritance", "search"), default="all",
+                    help="all (default; section ts-enas), inheritance: (a) and (b) only, search: (c) only "
+                         "(section ts-enas-search)")
+    ap.add_argument("--seeds", type=int, default=2, help="search seeds in (c) (default 2)")
+    ap.add_argument("--jobs", type=int, default=1, help="(c): seeds searched at once, one process of one thread "
+                                                        "each (default 1: one process, one thread)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.quick:
         n_genomes, seeds, budget, short_epochs, full = 4, [0], 6, 2, TrainSettings(epochs=8, patience=3)
         epochs = {"sampled": 3, "stacked": 1}
     else:
-        n_genomes, seeds, budget, short_epochs, full = 20, [0, 1], 24, 3, TrainSettings(epochs=30, patience=5)
+        n_genomes, seeds, budget, short_epochs, full = 20, list(range(args.seeds)), 24, 3, TrainSettings(epochs=30, patience=5)
         epochs = {"sampled": 20, "stacked": 5}
     short = TrainSettings(epochs=short_epochs, patience=0)
     task = load_task("digits-images", seed=0)
@@ -122,43 +147,23 @@ def main() -> None:
         g = space.sample(rng)
         genomes += [g] if g not in genomes else []
     tmp = Path(tempfile.mkdtemp(prefix="nasforge-ts-enas-bench-"))
+    runs, supernets, finals = {}, {}, []
     try:
-        runs, supernets = inheritance_part(task, space, genomes, full, short, epochs, tmp)
-        results = []
-        for seed in seeds:  # evolution gets the wall time TS-ENAS took (its supernet included)
-            results.append(("ts-enas", seed, *search("ts-enas", task, space, budget, seed, short, tmp)))
-            results.append(("evolution", seed, *search("evolution", task, space, budget, seed, short, tmp,
-                                                       seconds=results[-1][3])))
-        retrain = Evaluator(task, full, MEASURE)
-        finals = [(name, seed, secs, retrain.evaluate(best[0], 99).metrics, best, n)
-                  for name, seed, best, secs, _, n in results]
+        if args.part != "search":
+            runs, supernets = inheritance_part(task, space, genomes, full, short, epochs, tmp)
+        if args.part != "inheritance":
+            tasks = [(task, space, budget, seed, short, full, tmp) for seed in seeds]
+            if args.jobs > 1:
+                with multiprocessing.get_context("fork").Pool(args.jobs, initializer=one_thread) as pool:
+                    finals = [f for done in pool.starmap(pair, tasks, chunksize=1) for f in done]
+            else:
+                finals = [f for t in tasks for f in pair(*t)]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
     def col(kind: str, key: str) -> list[float]:
         return [m[key] for m, _ in runs[kind]]
 
-    secs = {k: [s for _, s in v] for k, v in runs.items()}
-    rows_a = [["scratch, to convergence", f"≤{full.epochs} (patience {full.patience}), mean {statistics.mean(col('full', 'epochs')):.1f}",
-               mean_sd(secs["full"], 1), mean_sd(col("full", "val_acc"), 2, 100), "-"],
-              ["scratch, brief", short_epochs, mean_sd(secs["short"], 1), mean_sd(col("short", "val_acc"), 2, 100), "-"]]
-    for mode in ("sampled", "stacked"):
-        rows_a.append([f"inherited ({mode} supernet), brief", short_epochs, mean_sd(secs[mode], 1),
-                       mean_sd(col(mode, "val_acc"), 2, 100), mean_sd(col(mode, "inherited_fraction"), 2)])
-    ratio = statistics.mean(secs["full"]) / statistics.mean(secs["sampled"])
-    sup = "; ".join(f"{m}: {supernets[m]['seconds']:.0f} s ({epochs[m]} epochs)" for m in supernets)
-    reference = col("full", "val_acc")
-    rows_b = []
-    for kind, label in (("sampled", "inherited (sampled), brief"), ("stacked", "inherited (stacked), brief"),
-                        ("short", "scratch, brief")):
-        tau, p = kendalltau(col(kind, "val_acc"), reference)
-        rows_b.append([label, f"{tau:.3f}", f"{p:.3f}"])
-    rows_c = []
-    for name in ("ts-enas", "evolution"):
-        mine = [f for f in finals if f[0] == name]
-        rows_c.append([name, len(mine), mean_sd([f[5] for f in mine], 1), mean_sd([f[2] for f in mine], 0),
-                       mean_sd([f[4][1]["val_acc"] for f in mine], 2, 100), mean_sd([f[3]["test_acc"] for f in mine], 2, 100),
-                       mean_sd([f[3]["params"] for f in mine], 0), " / ".join(f[4][0].summary() for f in mine)])
     wall = time.perf_counter() - START
     command = "`.venv/bin/python benchmarks/ts_enas.py" + "".join(" " + a for a in sys.argv[1:]) + "`"
     body = (
@@ -167,23 +172,54 @@ def main() -> None:
         f"(above 1: other jobs shared the machine, so absolute times are indicative; ratios within a part are "
         f"measured under the same load). "
         f"Space: cells, N {space.min_cells}..{space.max_cells}, C={space.channels}; data split seed 0.\n\n"
-        f"**(a) Evaluation of {n_genomes} genomes** (sampled with seed 12345; time = nasforge's whole evaluation, "
-        f"training and measuring; Adam lr 3e-3):\n\n"
-        + table(["training", "epochs", "time per evaluation s", "val acc %", "fraction inherited"], rows_a)
-        + f"\n\nScratch-to-convergence over inherited-brief time: **{ratio:.1f}x** (paper: about 10x, 100 vs 10 epochs). "
-        f"One-off supernet cost: {sup}.\n\n"
-        f"**(b) Ranking fidelity**: Kendall tau against the ranking by validation accuracy after full training from scratch "
-        f"(same {n_genomes} genomes):\n\n" + table(["proxy", "tau", "p"], rows_b)
-        + f"\n\n**(c) Search at the same wall time**: TS-ENAS runs {budget} evaluations (its supernet time included "
-        f"in its wall time); regularized evolution then gets the same wall time and evaluates as many candidates "
-        f"as fit; all trained {short_epochs} epochs (TS-ENAS from inherited weights), seeds {seeds}; the "
-        f"selected genome (best validation accuracy) is then retrained from scratch (≤{full.epochs} epochs) and tested:\n\n"
-        + table(["strategy", "runs", "evaluations", "search wall time s", "selected val acc % (brief)",
-                 "retrained test acc %", "params", "selected genomes"], rows_c)
-        + "\n\nMean ± sd. Selection uses validation data only."
     )
+    if runs:
+        secs = {k: [s for _, s in v] for k, v in runs.items()}
+        rows_a = [["scratch, to convergence", f"≤{full.epochs} (patience {full.patience}), mean {statistics.mean(col('full', 'epochs')):.1f}",
+                   mean_sd(secs["full"], 1), mean_sd(col("full", "val_acc"), 2, 100), "-"],
+                  ["scratch, brief", short_epochs, mean_sd(secs["short"], 1), mean_sd(col("short", "val_acc"), 2, 100), "-"]]
+        for mode in ("sampled", "stacked"):
+            rows_a.append([f"inherited ({mode} supernet), brief", short_epochs, mean_sd(secs[mode], 1),
+                           mean_sd(col(mode, "val_acc"), 2, 100), mean_sd(col(mode, "inherited_fraction"), 2)])
+        ratio = statistics.mean(secs["full"]) / statistics.mean(secs["sampled"])
+        sup = "; ".join(f"{m}: {supernets[m]['seconds']:.0f} s ({epochs[m]} epochs)" for m in supernets)
+        reference = col("full", "val_acc")
+        rows_b = []
+        for kind, label in (("sampled", "inherited (sampled), brief"), ("stacked", "inherited (stacked), brief"),
+                            ("short", "scratch, brief")):
+            tau, p = kendalltau(col(kind, "val_acc"), reference)
+            rows_b.append([label, f"{tau:.3f}", f"{p:.3f}"])
+        body += (
+            f"**(a) Evaluation of {n_genomes} genomes** (sampled with seed 12345; time = nasforge's whole evaluation, "
+            f"training and measuring; Adam lr 3e-3):\n\n"
+            + table(["training", "epochs", "time per evaluation s", "val acc %", "fraction inherited"], rows_a)
+            + f"\n\nScratch-to-convergence over inherited-brief time: **{ratio:.1f}x** (paper: about 10x, 100 vs 10 epochs). "
+            f"One-off supernet cost: {sup}.\n\n"
+            f"**(b) Ranking fidelity**: Kendall tau against the ranking by validation accuracy after full training from scratch "
+            f"(same {n_genomes} genomes):\n\n" + table(["proxy", "tau", "p"], rows_b) + "\n\n"
+        )
+    if finals:
+        rows_c = []
+        for name in ("ts-enas", "evolution"):
+            mine = [f for f in finals if f[0] == name]
+            rows_c.append([name, len(mine), mean_sd([f[5] for f in mine], 1), mean_sd([f[2] for f in mine], 0),
+                           mean_sd([f[4][1]["val_acc"] for f in mine], 2, 100), mean_sd([f[3]["test_acc"] for f in mine], 2, 100),
+                           mean_sd([f[3]["params"] for f in mine], 0), " / ".join(f[4][0].summary() for f in mine)])
+        wins = sum(t[3]["test_acc"] >= e[3]["test_acc"] for t, e in zip(finals[0::2], finals[1::2]))
+        body += (
+            f"**(c) Search at the same wall time**: TS-ENAS runs {budget} evaluations (its supernet time included "
+            f"in its wall time); regularized evolution then gets the same wall time and evaluates as many candidates "
+            f"as fit; all trained {short_epochs} epochs (TS-ENAS from inherited weights), seeds {seeds[0]}..{seeds[-1]}"
+            f"{f', {args.jobs} seeds at once (one thread each)' if args.jobs > 1 else ''}; the "
+            f"selected genome (best validation accuracy) is then retrained from scratch (≤{full.epochs} epochs) and tested:\n\n"
+            + table(["strategy", "runs", "evaluations", "search wall time s", "selected val acc % (brief)",
+                     "retrained test acc %", "params", "selected genomes"], rows_c)
+            + f"\n\nTS-ENAS's retrained test accuracy >= evolution's in {wins} of {len(seeds)} seeds.\n\n"
+        )
+    body += "Mean ± sd. Selection uses validation data only."
     print(body)
-    write_section("ts-enas", body)
+    if not args.quick:
+        write_section("ts-enas-search" if args.part == "search" else "ts-enas", body)
 
 
 if __name__ == "__main__":
