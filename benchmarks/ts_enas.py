@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/ts_enas.py            # 20 genomes, 2 search seeds
     .venv/bin/python benchmarks/ts_enas.py --quick    # a smoke run of every part
     .venv/bin/python benchmarks/ts_enas.py --part search --seeds 5 --jobs 2   # (c) only, 5 seeds
+    .venv/bin/python benchmarks/ts_enas.py --part search --seeds 5 --jobs 2 --no-inheritance   # TS-ENAS from scratch
 
 (a) Time per evaluation: every genome of a fixed sample is trained three ways by nasforge's
     Evaluator: from scratch to convergence (the reference), briefly from inherited weights
@@ -79,13 +80,13 @@ def inheritance_part(task, space, genomes, full: TrainSettings, short: TrainSett
 
 
 def search(name: str, task, space, budget: int, seed: int, short: TrainSettings, tmp: Path,
-           seconds: float | None = None) -> tuple[tuple, float, int, int]:
+           seconds: float | None = None, inheritance: bool = True) -> tuple[tuple, float, int, int]:
     """One search: ``budget`` evaluations, or (with ``seconds``) as many as fit in that wall time.
     Returns ((genome, metrics) of the best by validation accuracy, wall time, its params, evaluations)."""
     rng = np.random.default_rng(seed)
     store = None
     if name == "ts-enas":
-        settings = TwoStageSettings()
+        settings = TwoStageSettings(inheritance=inheritance)
         strategy = TwoStageEvolution(space, rng, budget, settings)
         store = CellWeightStore(task, space, short, tmp / f"search-{seed}.pt", seed=seed,
                                 **weight_store_options(settings, budget))
@@ -104,10 +105,11 @@ def search(name: str, task, space, budget: int, seed: int, short: TrainSettings,
     return best, time.perf_counter() - start, int(best[1]["params"]), i
 
 
-def pair(task, space, budget: int, seed: int, short: TrainSettings, full: TrainSettings, tmp: Path) -> list[tuple]:
+def pair(task, space, budget: int, seed: int, short: TrainSettings, full: TrainSettings, tmp: Path,
+         inheritance: bool = True) -> list[tuple]:
     """TS-ENAS with ``budget`` evaluations, then evolution for the wall time TS-ENAS took (its
     supernet included); each selected genome retrained from scratch and tested."""
-    ts = search("ts-enas", task, space, budget, seed, short, tmp)
+    ts = search("ts-enas", task, space, budget, seed, short, tmp, inheritance=inheritance)
     evo = search("evolution", task, space, budget, seed, short, tmp, seconds=ts[1])
     retrain = Evaluator(task, full, MEASURE)
     return [(name, seed, secs, retrain.evaluate(best[0], 99).metrics, best, n)
@@ -128,6 +130,8 @@ def main() -> None:
                     help="all (default; section ts-enas), inheritance: (a) and (b) only, search: (c) only "
                          "(section ts-enas-search)")
     ap.add_argument("--seeds", type=int, default=2, help="search seeds in (c) (default 2)")
+    ap.add_argument("--no-inheritance", action="store_true",
+                    help="(c): TS-ENAS trains every individual from scratch (section ts-enas-search-scratch)")
     ap.add_argument("--jobs", type=int, default=1, help="(c): seeds searched at once, one process of one thread "
                                                         "each (default 1: one process, one thread)")
     args = ap.parse_args()
@@ -152,7 +156,7 @@ def main() -> None:
         if args.part != "search":
             runs, supernets = inheritance_part(task, space, genomes, full, short, epochs, tmp)
         if args.part != "inheritance":
-            tasks = [(task, space, budget, seed, short, full, tmp) for seed in seeds]
+            tasks = [(task, space, budget, seed, short, full, tmp, not args.no_inheritance) for seed in seeds]
             if args.jobs > 1:
                 with multiprocessing.get_context("fork").Pool(args.jobs, initializer=one_thread) as pool:
                     finals = [f for done in pool.starmap(pair, tasks, chunksize=1) for f in done]
@@ -202,14 +206,14 @@ def main() -> None:
         rows_c = []
         for name in ("ts-enas", "evolution"):
             mine = [f for f in finals if f[0] == name]
-            rows_c.append([name, len(mine), mean_sd([f[5] for f in mine], 1), mean_sd([f[2] for f in mine], 0),
+            rows_c.append([name + (" (no inheritance)" if name == "ts-enas" and args.no_inheritance else ""), len(mine), mean_sd([f[5] for f in mine], 1), mean_sd([f[2] for f in mine], 0),
                            mean_sd([f[4][1]["val_acc"] for f in mine], 2, 100), mean_sd([f[3]["test_acc"] for f in mine], 2, 100),
                            mean_sd([f[3]["params"] for f in mine], 0), " / ".join(f[4][0].summary() for f in mine)])
         wins = sum(t[3]["test_acc"] >= e[3]["test_acc"] for t, e in zip(finals[0::2], finals[1::2]))
         body += (
             f"**(c) Search at the same wall time**: TS-ENAS runs {budget} evaluations (its supernet time included "
             f"in its wall time); regularized evolution then gets the same wall time and evaluates as many candidates "
-            f"as fit; all trained {short_epochs} epochs (TS-ENAS from inherited weights), seeds {seeds[0]}..{seeds[-1]}"
+            f"as fit; all trained {short_epochs} epochs (TS-ENAS from {'scratch' if args.no_inheritance else 'inherited weights'}), seeds {seeds[0]}..{seeds[-1]}"
             f"{f', {args.jobs} seeds at once (one thread each)' if args.jobs > 1 else ''}; the "
             f"selected genome (best validation accuracy) is then retrained from scratch (≤{full.epochs} epochs) and tested:\n\n"
             + table(["strategy", "runs", "evaluations", "search wall time s", "selected val acc % (brief)",
@@ -219,7 +223,8 @@ def main() -> None:
     body += "Mean ± sd. Selection uses validation data only."
     print(body)
     if not args.quick:
-        write_section("ts-enas-search" if args.part == "search" else "ts-enas", body)
+        section = "ts-enas-search" + ("-scratch" if args.no_inheritance else "") if args.part == "search" else "ts-enas"
+        write_section(section, body)
 
 
 if __name__ == "__main__":
