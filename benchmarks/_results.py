@@ -5,9 +5,11 @@ tables stay side by side with the command that made them.
 """
 from __future__ import annotations
 
+import multiprocessing
 import platform
 import re
 import statistics
+import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -20,6 +22,30 @@ def machine() -> str:
     import os
 
     return f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, {date.today().isoformat()}"
+
+
+def command_line() -> str:
+    """How this script was run, as a Markdown code span for its section."""
+    return f"`.venv/bin/python benchmarks/{Path(sys.argv[0]).name}" + "".join(f" {a}" for a in sys.argv[1:]) + "`"
+
+
+def one_thread() -> None:
+    """A worker process computes on one thread (numpy's BLAS and torch's), so ``jobs``
+    processes share the cores instead of oversubscribing them."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    torch.set_num_threads(1)
+
+
+def starmap(function, tasks: Sequence[tuple], jobs: int) -> list:
+    """``function(*task)`` for every task, in order: in ``jobs`` forked one-thread processes
+    (so they share what the parent loaded), or here when ``jobs`` is 1."""
+    if jobs > 1:
+        with multiprocessing.get_context("fork").Pool(jobs, initializer=one_thread) as pool:
+            return pool.starmap(function, tasks, chunksize=1)
+    return [function(*task) for task in tasks]
 
 
 def mean_sd(values: Sequence[float], digits: int = 2, scale: float = 1.0) -> str:

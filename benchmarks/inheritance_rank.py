@@ -30,7 +30,6 @@ START = time.perf_counter()
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import math  # noqa: E402
-import multiprocessing  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
@@ -41,9 +40,8 @@ from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from _results import machine, mean_sd, table, write_section  # noqa: E402
+from _results import command_line, machine, mean_sd, one_thread, starmap, table, write_section  # noqa: E402
 from scipy.stats import kendalltau  # noqa: E402
 
 from nasforge.data import load_task  # noqa: E402
@@ -154,19 +152,8 @@ def sample_genomes(space: CellsSpace, n: int) -> list:
     return genomes
 
 
-def one_thread() -> None:
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
-    torch.set_num_threads(1)
 
 
-def pool_map(function, tasks: list[tuple], jobs: int) -> list:
-    if jobs > 1:
-        with multiprocessing.get_context("fork").Pool(jobs, initializer=one_thread) as pool:
-            return pool.starmap(function, tasks, chunksize=1)
-    one_thread()
-    return [function(*t) for t in tasks]
 
 
 def tau(a: list[float], b: list[float]) -> str:
@@ -194,12 +181,14 @@ def main() -> None:
     n = 4 if args.quick else args.genomes
     wanted = variants(args.quick)
     folder = Path(tempfile.mkdtemp(prefix="nasforge-inheritance-rank-"))
+    if args.jobs == 1:
+        one_thread()
     try:
         supernets = sorted({v.supernet for v in wanted if v.supernet})
-        supernet_seconds = dict(zip(supernets, pool_map(prepare, [(s, folder) for s in supernets], args.jobs)))
+        supernet_seconds = dict(zip(supernets, starmap(prepare, [(s, folder) for s in supernets], args.jobs)))
         # the longest first, so that the pool's processes finish together
         tasks = sorted([(v, i, folder) for v in wanted for i in range(n)], key=lambda t: -(t[0].epochs + 50 * (t[0].patience > 0)))
-        done = pool_map(run, tasks, args.jobs)
+        done = starmap(run, tasks, args.jobs)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     by = {v.name: sorted((r for r in done if r["variant"] == v.name), key=lambda r: r["genome"]) for v in wanted}
@@ -228,10 +217,9 @@ def main() -> None:
     fractions = col("inh-3", "fraction")
     sup = "; ".join(f"{s} epochs: {t:.0f} s" for s, t in supernet_seconds.items())
     wall = time.perf_counter() - START
-    command = "`.venv/bin/python benchmarks/inheritance_rank.py" + "".join(" " + a for a in sys.argv[1:]) + "`"
     body = (
         f"## Weight inheritance: why the inherited ranking is uncorrelated (cells space, {DATASET})\n\n"
-        f"Command: {command}  \nMachine: {machine()}  \n"
+        f"Command: {command_line()}  \nMachine: {machine()}  \n"
         f"Wall time {wall / 60:.1f} min with {args.jobs} process(es) of one thread; 1-minute load average at the end "
         f"{os.getloadavg()[0]:.1f} on 2 cores. {n} genomes (those of the TS-ENAS section); supernet (sampled, one-off): "
         f"{sup}; share of a network's parameters inherited {mean_sd(fractions, 2)}.\n\n"

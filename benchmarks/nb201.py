@@ -22,7 +22,6 @@ import time
 START = time.perf_counter()  # the wall time reported includes imports and loading the table
 
 import argparse  # noqa: E402
-import multiprocessing  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
@@ -30,7 +29,7 @@ from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
-from _results import machine, mean_sd, table, write_section  # noqa: E402
+from _results import command_line, machine, mean_sd, starmap, table, write_section  # noqa: E402
 
 from nasforge.errors import TrialFailed  # noqa: E402
 from nasforge.evaluators.table import N_CLASSES, NB201Table, TabularEvaluator  # noqa: E402
@@ -184,22 +183,8 @@ def searches(evaluator: TabularEvaluator, wanted: list[Method], seeds: int, quer
     """Every method's runs over seeds 0..seeds-1, in ``jobs`` processes (forked, so each has
     the table already; a proxy scorer is then made once per process)."""
     tasks = [(evaluator, method, seed, queries) for method in wanted for seed in range(seeds)]
-    if jobs > 1:
-        with multiprocessing.get_context("fork").Pool(jobs, initializer=one_thread) as pool:
-            done = pool.starmap(best_so_far, tasks, chunksize=1)
-    else:
-        done = [best_so_far(*task) for task in tasks]
+    done = starmap(best_so_far, tasks, jobs)
     return [(method, done[k * seeds:(k + 1) * seeds]) for k, method in enumerate(wanted)]
-
-
-def one_thread() -> None:
-    """A worker process computes on one thread (numpy's BLAS and torch's), so ``jobs``
-    processes share the cores instead of oversubscribing them."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
-    torch.set_num_threads(1)
 
 
 def validation_floor(bench: NB201Table, dataset: str) -> float:
@@ -308,10 +293,9 @@ def main() -> None:
     picture = PLOT if args.section == "nb201" else PLOT.with_name(f"{args.section}_best_so_far.png")
     plot(curves, picture)
     wall = time.perf_counter() - start
-    command = "`.venv/bin/python benchmarks/nb201.py" + "".join(" " + a for a in sys.argv[1:]) + "`"
     body = "\n\n".join(sections)
     write_section(args.section, f"## NAS-Bench-201 (tabular): regularized evolution, predictor and random search\n\n"
-                  f"Command: {command}  \nMachine: {machine()}  \nTable: `{args.bench_file.name}`, "
+                  f"Command: {command_line()}  \nMachine: {machine()}  \nTable: `{args.bench_file.name}`, "
                   f"{len(bench)} cells. Seeds 0..{args.seeds - 1} per method and budget; wall time of the whole "
                   f"benchmark (tuning included): {wall:.1f} s.\n\n"
                   "Budget = number of table queries (evaluations). Each method keeps the cell with the best "

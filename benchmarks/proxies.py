@@ -13,14 +13,13 @@ of benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
-from _results import machine, table, write_section  # noqa: E402
+from _results import command_line, machine, starmap, table, write_section  # noqa: E402
 from scipy.stats import kendalltau, spearmanr  # noqa: E402
 
 from nasforge.evaluators.table import NB201Table  # noqa: E402
@@ -37,12 +36,6 @@ def score(name: str, dataset: str, genomes: list) -> tuple[list[float], float]:
     return [scorer(g) for g in genomes], time.perf_counter() - began
 
 
-def one_thread() -> None:
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
-    torch.set_num_threads(1)
 
 
 def main() -> None:
@@ -65,11 +58,7 @@ def main() -> None:
         val = np.array([bench.lookup(g, dataset)[0] for g in genomes])
         for name in names:
             chunks = [(name, dataset, genomes[k :: args.jobs]) for k in range(args.jobs)]
-            if args.jobs > 1:
-                with multiprocessing.get_context("fork").Pool(args.jobs, initializer=one_thread) as pool:
-                    parts = pool.starmap(score, chunks)
-            else:
-                parts = [score(*chunks[0])]
+            parts = starmap(score, chunks, args.jobs)
             scores = np.empty(len(genomes))
             for k, (part, _) in enumerate(parts):
                 scores[k :: args.jobs] = part
@@ -79,9 +68,8 @@ def main() -> None:
             rows.append([dataset, name, int(ok.sum()), f"{tau:.3f}", f"{rho:.3f}", f"{seconds * 1e3:.0f}"])
             print(rows[-1], flush=True)
     wall = time.perf_counter() - start
-    command = "`.venv/bin/python benchmarks/proxies.py" + "".join(" " + a for a in sys.argv[1:]) + "`"
     write_section("proxies", "## Zero-cost proxies on NAS-Bench-201: rank correlation with 12-epoch validation "
-                  f"accuracy\n\nCommand: {command}  \nMachine: {machine()}  \nTable: `{args.bench_file.name}`; "
+                  f"accuracy\n\nCommand: {command_line()}  \nMachine: {machine()}  \nTable: `{args.bench_file.name}`; "
                   f"{len(genomes)} cells ({'all' if args.cells == 'all' else 'sampled with seed 0'}); wall time "
                   f"{wall:.1f} s with {args.jobs} process(es).\n\nEach cell is scored on the benchmark's own untrained network (C=16, N=5) "
                   "as `nasforge search --benchmark nb201 --proxy NAME` scores it; *finite*: cells with a score "

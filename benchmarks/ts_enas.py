@@ -24,7 +24,6 @@ import time
 START = time.perf_counter()
 
 import argparse  # noqa: E402
-import multiprocessing  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
@@ -35,7 +34,7 @@ from pathlib import Path  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from _results import machine, mean_sd, table, write_section  # noqa: E402
+from _results import command_line, machine, mean_sd, starmap, table, write_section  # noqa: E402
 from scipy.stats import kendalltau  # noqa: E402
 
 from nasforge.data import load_task  # noqa: E402
@@ -116,11 +115,6 @@ def pair(task, space, budget: int, seed: int, short: TrainSettings, full: TrainS
             for name, (best, secs, _, n) in (("ts-enas", ts), ("evolution", evo))]
 
 
-def one_thread() -> None:
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
-    torch.set_num_threads(1)
 
 
 def main() -> None:
@@ -157,11 +151,7 @@ def main() -> None:
             runs, supernets = inheritance_part(task, space, genomes, full, short, epochs, tmp)
         if args.part != "inheritance":
             tasks = [(task, space, budget, seed, short, full, tmp, not args.no_inheritance) for seed in seeds]
-            if args.jobs > 1:
-                with multiprocessing.get_context("fork").Pool(args.jobs, initializer=one_thread) as pool:
-                    finals = [f for done in pool.starmap(pair, tasks, chunksize=1) for f in done]
-            else:
-                finals = [f for t in tasks for f in pair(*t)]
+            finals = [f for done in starmap(pair, tasks, args.jobs) for f in done]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -169,9 +159,8 @@ def main() -> None:
         return [m[key] for m, _ in runs[kind]]
 
     wall = time.perf_counter() - START
-    command = "`.venv/bin/python benchmarks/ts_enas.py" + "".join(" " + a for a in sys.argv[1:]) + "`"
     body = (
-        f"## TS-ENAS: weight inheritance and search (digits-images)\n\nCommand: {command}  \nMachine: {machine()}  \n"
+        f"## TS-ENAS: weight inheritance and search (digits-images)\n\nCommand: {command_line()}  \nMachine: {machine()}  \n"
         f"Wall time {wall / 60:.1f} min; 1-minute load average at the end {os.getloadavg()[0]:.1f} on 2 cores "
         f"(above 1: other jobs shared the machine, so absolute times are indicative; ratios within a part are "
         f"measured under the same load). "
