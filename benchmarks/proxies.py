@@ -2,7 +2,7 @@
 against the table's 12-epoch validation accuracy.
 
     .venv/bin/python benchmarks/proxies.py                 # 300 cells sampled with seed 0, every dataset
-    .venv/bin/python benchmarks/proxies.py --cells all --jobs 2   # all 15,625 cells (about 40 min on 2 cores)
+    .venv/bin/python benchmarks/proxies.py --cells all --jobs 2   # all 15,625 cells (about 30 min on 2 cores)
 
 Each cell is built as the benchmark's own network (C=16, N=5, the dataset's input size and
 classes) and scored by nasforge's proxies exactly as ``nasforge search --benchmark nb201
