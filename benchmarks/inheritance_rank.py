@@ -152,10 +152,6 @@ def sample_genomes(space: CellsSpace, n: int) -> list:
     return genomes
 
 
-
-
-
-
 def tau(a: list[float], b: list[float]) -> str:
     value, p = kendalltau(a, b)
     return f"{value:.2f} (p {p:.2f})"
