@@ -39,10 +39,10 @@ from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import numpy as np  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from _results import command_line, machine, mean_sd, one_thread, starmap, table, write_section  # noqa: E402
 from scipy.stats import kendalltau  # noqa: E402
+from ts_enas import sample_genomes  # noqa: E402
 
 from nasforge.data import load_task  # noqa: E402
 from nasforge.evaluators.training import TrainingEvaluator  # noqa: E402
@@ -54,7 +54,7 @@ from nasforge.train.settings import TrainSettings  # noqa: E402
 from nasforge.train.trainer import predict_logits  # noqa: E402
 
 MEASURE = MeasureSettings(warmup=1, repeats=3)
-DATASET, GENOME_SEED = "digits-images", 12345
+DATASET = "digits-images"
 
 
 @dataclass(frozen=True)
@@ -142,14 +142,6 @@ def run(variant: Variant, index: int, folder: Path) -> dict:
     return {"variant": variant.name, "genome": index, "seconds": seconds, "val_acc": float(metrics["val_acc"]),
             "val_loss": float(metrics["val_loss"]), "params": int(metrics["params"]),
             "epochs": int(metrics.get("epochs", 0)), "fraction": fraction, "summary": genome.summary()}
-
-
-def sample_genomes(space: CellsSpace, n: int) -> list:
-    rng, genomes = np.random.default_rng(GENOME_SEED), []
-    while len(genomes) < n:
-        g = space.sample(rng)
-        genomes += [g] if g not in genomes else []
-    return genomes
 
 
 def tau(a: list[float], b: list[float]) -> str:

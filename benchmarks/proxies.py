@@ -36,8 +36,6 @@ def score(name: str, dataset: str, genomes: list) -> tuple[list[float], float]:
     return [scorer(g) for g in genomes], time.perf_counter() - began
 
 
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cells", default="300", help="cells sampled (seed 0) or 'all'")

@@ -50,6 +50,15 @@ from nasforge.train.settings import TrainSettings  # noqa: E402
 MEASURE = MeasureSettings(warmup=1, repeats=3)
 
 
+def sample_genomes(space: CellsSpace, n: int) -> list:
+    """The fixed sample of part (a): the first ``n`` distinct genomes drawn with seed 12345."""
+    rng, genomes = np.random.default_rng(12345), []
+    while len(genomes) < n:
+        g = space.sample(rng)
+        genomes += [g] if g not in genomes else []
+    return genomes
+
+
 def timed(evaluator: Evaluator, genome, seed: int) -> tuple[dict, float]:
     """Evaluate as a Study does (evaluate, then let the weight source learn); the time of both."""
     start = time.perf_counter()
@@ -139,11 +148,7 @@ def main() -> None:
     short = TrainSettings(epochs=short_epochs, patience=0)
     task = load_task("digits-images", seed=0)
     space = CellsSpace(task.input_shape, task.n_classes)
-    rng = np.random.default_rng(12345)
-    genomes = []
-    while len(genomes) < n_genomes:
-        g = space.sample(rng)
-        genomes += [g] if g not in genomes else []
+    genomes = sample_genomes(space, n_genomes)
     tmp = Path(tempfile.mkdtemp(prefix="nasforge-ts-enas-bench-"))
     runs, supernets, finals = {}, {}, []
     try:
