@@ -11,7 +11,8 @@ mean best validation accuracy found, so neither the evaluation seeds nor the tes
 influence the tuning, the tuned REA without repeats (a cell seen before is told its stored
 result and costs no query, as ``nasforge search`` does by default) and the predictor
 strategy with its default settings, and the predictor whose 10 initial cells are the best
-of 100 samples by synflow on the real network (``--methods`` picks some). Per method it also reports
+of 100 samples by synflow on the real network, and the predictor with a Gaussian process surrogate,
+UCB acquisition (beta 2) and 20 initial cells (``--methods`` picks some). Per method it also reports
 the distinct cells among the queries and the strategy's seconds per ask. Writes its
 section of benchmarks/RESULTS.md.
 """
@@ -38,7 +39,7 @@ from nasforge.spaces.nb201 import NB201Space  # noqa: E402
 from nasforge.strategies import Strategy  # noqa: E402
 from nasforge.strategies.evolution import EvolutionSettings, RegularizedEvolution  # noqa: E402
 from nasforge.strategies.ga import rank_key  # noqa: E402
-from nasforge.strategies.predictor import PredictorSearch  # noqa: E402
+from nasforge.strategies.predictor import PredictorSearch, PredictorSettings  # noqa: E402
 from nasforge.strategies.random import RandomSearch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,6 +52,7 @@ TUNE_SEED0 = 1000
 PUBLISHED = {"cifar10": (93.92, 93.70), "cifar100": (71.84, 71.04), "imagenet": (45.54, 44.57)}
 
 
+GP_SETTINGS = {"surrogate": "gp", "acquisition": "ucb", "beta": 2.0, "initial": 20}
 MAX_REPEATS = 100  # repeats in a row that end a run without repeats (the study's rule)
 
 
@@ -59,7 +61,7 @@ class Method:
     """One configuration: ``config`` (P, S) for REA, None for random search or the predictor."""
 
     label: str
-    kind: str = "rea"  # rea | random | predictor | predictor-synflow
+    kind: str = "rea"  # rea | random | predictor | predictor-synflow | predictor-gp
     config: tuple[int, int] | None = None
     no_repeats: bool = False
 
@@ -83,6 +85,8 @@ def make(method: Method, seed: int, budget: int, dataset: str = "cifar10") -> St
         return RandomSearch(NB201Space(), rng, budget)
     if method.kind == "predictor":
         return PredictorSearch(NB201Space(), rng, budget)
+    if method.kind == "predictor-gp":  # --surrogate gp --acquisition ucb --initial 20, beta 2 in the config
+        return PredictorSearch(NB201Space(), rng, budget, PredictorSettings(**GP_SETTINGS))
     if method.kind == "predictor-synflow":  # as `nasforge search --strategy predictor --proxy synflow`
         strategy = PredictorSearch(NB201Space(), rng, budget)
         if dataset not in SCORERS:
@@ -227,7 +231,8 @@ def methods(tuned: tuple[int, int], wanted: list[str]) -> list[Method]:
         found.append(Method(f"REA P={tuned[0]}, S={tuned[1]} (tuned)", "rea", tuned))
     found += [Method(f"REA P={tuned[0]}, S={tuned[1]} (tuned), no repeats", "rea", tuned, no_repeats=True),
               Method("predictor (defaults)", "predictor"),
-              Method("predictor + synflow (first 10 picked from 100)", "predictor-synflow")]
+              Method("predictor + synflow (first 10 picked from 100)", "predictor-synflow"),
+              Method("predictor, GP surrogate, UCB β=2, 20 initial", "predictor-gp")]
     kind = {m.label: ("rea-no-repeats" if m.no_repeats else m.kind) for m in found}
     return [m for m in found if m.kind == "random" or not wanted or kind[m.label] in wanted]
 
@@ -237,7 +242,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=30)
     ap.add_argument("--budgets", default="25,50,100,150,300")
     ap.add_argument("--methods", default="", help="comma-separated kinds to run besides random search: "
-                    "rea, rea-no-repeats, predictor, predictor-synflow (default: all)")
+                    "rea, rea-no-repeats, predictor, predictor-synflow, predictor-gp (default: all)")
     ap.add_argument("--dataset", default=None, help="one or more, comma-separated (default: all in the table)")
     ap.add_argument("--bench-file", type=Path, default=DEFAULT_FILE)
     ap.add_argument("--tune-seeds", type=int, default=30)

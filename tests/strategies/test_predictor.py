@@ -19,6 +19,7 @@ from nasforge.spaces import SPACES, MLPSpace, NB201Space, genome_from_dict
 from nasforge.spaces.encodings import ENCODERS, encode, encoder_for
 from nasforge.strategies import make_strategy
 from nasforge.strategies.acquisition import acquire
+from nasforge.strategies.gaussian_process import GaussianProcess, quantile_offsets
 from nasforge.strategies.surrogate import Ensemble
 
 TASK = SimpleNamespace(name="predictor", input_shape=(1, 8, 8), n_classes=3, n_outputs=3)
@@ -200,3 +201,56 @@ def test_an_exhausted_space_gives_a_repeat_quickly_and_says_so():
         strategy.tell(proposal, 0.5 + 0.1 * (proposal.genome.layers[0].activation == "relu"), {})
     assert len({p.genome.id for p in asked[:2]}) == 2
     assert all(p.info.get("exhausted") and p.genome.id in {a.genome.id for a in asked[:2]} for p in asked[2:])
+
+
+def test_the_gaussian_process_ranks_a_synthetic_accuracy_and_is_unsure_far_from_its_data():
+    space, rng = NB201Space(), np.random.default_rng(1)
+    train, held = [space.sample(rng) for _ in range(40)], [space.sample(rng) for _ in range(300)]
+    model = GaussianProcess(members=5, seed=0).fit(encode(space, train), np.array([conv_count(g) for g in train]))
+    draws = model.predict(encode(space, held))
+    assert draws.shape == (5, 300, 1)
+    rho = spearmanr(draws.mean(axis=0)[:, 0], [conv_count(g) for g in held]).statistic
+    assert rho > 0.8, rho
+    assert np.allclose(draws.std(axis=0), model.predict(encode(space, held)).std(axis=0))  # nothing random
+    # trained on cells without any 3x3 convolution, it is least sure about the cells full of them
+    plain = [g for g in held if "nor_conv_3x3" not in g.ops]
+    convs = [g for g in held if g.ops.count("nor_conv_3x3") >= 4]
+    model.fit(encode(space, plain), np.array([conv_count(g) for g in plain]))
+    spread = model.predict(encode(space, plain + convs)).std(axis=0)[:, 0]
+    assert spread[len(plain):].mean() > 2 * spread[:len(plain)].mean()
+
+
+def test_the_quantiles_of_a_posterior_have_its_mean_and_spread():
+    for members in (1, 2, 5, 10):
+        z = quantile_offsets(members)
+        assert abs(z.mean()) < 1e-12 and (members == 1 or abs(z.std() - 1) < 1e-12)
+    assert list(quantile_offsets(1)) == [0.0]
+
+
+def gp_config(budget: int) -> dict:
+    config = table_config(budget)
+    config["strategy"].update(surrogate="gp", acquisition="ucb", beta=2.0)
+    return config
+
+
+def test_with_the_gp_surrogate_a_continued_run_proposes_what_the_uninterrupted_run_did(tmp_path):
+    whole = run_study(tmp_path / "whole", build_config(gp_config(20)))
+    run_study(tmp_path / "parts", build_config(gp_config(12)))
+    parts = run_study(tmp_path / "parts", build_config(gp_config(20)))
+    assert [t.genome for t in parts] == [t.genome for t in whole]
+    guided = [t for t in whole if not t.info.get("initial")]
+    assert len(guided) == 15 and all(len(t.info["predicted"]) == 1 for t in guided)
+
+
+def test_the_gp_surrogate_from_the_command_line_with_two_objectives(tmp_path):
+    out = tmp_path / "gp"
+    r = cli("search", "--dataset", "iris", "--strategy", "predictor", "--surrogate", "gp", "--initial", "3",
+            "--budget", 6, "--objectives", "accuracy,params", "--epochs", 2, "--patience", 0, "--max-layers", 2,
+            "--max-units", 32, "--out", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    trials = json.loads(cli("show", out, "--json").stdout)
+    guided = [t for t in trials if not t["info"].get("initial")]
+    assert len(guided) == 3 and all(len(t["info"]["predicted"]) == 2 for t in guided)
+    assert all(t["info"]["predicted"][1] == -t["metrics"]["params"] for t in guided)  # computed, not predicted
+    bad = cli("search", "--strategy", "predictor", "--surrogate", "forest", "--out", tmp_path / "x")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "surrogate" in bad.stderr, bad.stderr

@@ -5,8 +5,9 @@ The first ``initial`` candidates are drawn as evolution's first population is
 (:meth:`~nasforge.strategies.base.Strategy.sample_initial`, so a zero-cost proxy picks them
 when the run has one). After that, every ask:
 
-1. refits an ensemble of small regressors (:mod:`.surrogate`) on every genome the run has
-   been told about, encoded by its family's encoding (:mod:`nasforge.spaces.encodings`), when
+1. refits its surrogate on every genome the run has been told about: an ensemble of small
+   regressors (:mod:`.surrogate`, BANANAS' choice and the default) or a Gaussian process
+   (:mod:`.gaussian_process`, ``--surrogate gp``, which knows where it has no data), encoded by its family's encoding (:mod:`nasforge.spaces.encodings`), when
    a tell has arrived since the last fit;
 2. makes ``candidates`` new genomes: mutations (one to three edits) of the ``parents`` best
    members, and a share ``fresh`` of plain samples;
@@ -37,12 +38,14 @@ from ..spaces.encodings import encode, encoder_for
 from .acquisition import Acquisition, acquire
 from .base import STRATEGIES, Proposal, Strategy, StrategySettings
 from .ga import Member, Seen, selection_keys, told_member
+from .gaussian_process import GaussianProcess
 from .surrogate import Ensemble
 
 if TYPE_CHECKING:
     from ..spaces import Genome, SearchSpace
 
 MAX_EDITS = 3  # a candidate is one to three mutations away from its parent
+Surrogate = Literal["ensemble", "gp"]
 
 
 class PredictorSettings(StrategySettings):
@@ -50,8 +53,13 @@ class PredictorSettings(StrategySettings):
     initial: int = Field(default=10, ge=2, le=10000, description=(
         "random (or proxy-picked) candidates trained before the predictor chooses (BANANAS: 10)"),
         json_schema_extra=flag("--initial"))
-    ensemble: int = Field(default=5, ge=1, le=50, description="regressors in the ensemble (BANANAS: 5)",
-                          json_schema_extra=flag("--ensemble"))
+    surrogate: Surrogate = Field(default="ensemble", description=(
+        "ensemble: small MLPs on bootstrap resamples (BANANAS); gp: a Gaussian process, whose spread grows away "
+        "from the evaluated genomes (best with --acquisition ucb on longer searches)"),
+        json_schema_extra=flag("--surrogate"))
+    ensemble: int = Field(default=5, ge=1, le=50, description=(
+        "regressors in the ensemble (BANANAS: 5); with the gp surrogate, posterior quantiles per candidate"),
+        json_schema_extra=flag("--ensemble"))
     hidden: int = Field(default=32, ge=2, le=1024, description="units in each of a regressor's two hidden layers")
     candidates: int = Field(default=100, ge=1, le=100000, description="candidates scored per ask",
                             json_schema_extra=flag("--candidates"))
@@ -83,7 +91,9 @@ class PredictorSearch(Strategy):
         self.members: list[Member] = []
         self.seen = Seen()
         self.initial_open = 0  # initial proposals out or told
-        self.model = Ensemble(self.settings.ensemble, self.settings.hidden, self.seed)
+        s = self.settings
+        self.model = (GaussianProcess(s.ensemble, self.seed) if s.surrogate == "gp"
+                      else Ensemble(s.ensemble, s.hidden, self.seed))
         self.fitted_on = 0  # members the ensemble was last fitted on (0: never)
         self.proxy_floor = 0.0  # the lowest compressed proxy score seen (NaN scores go below it)
 
@@ -185,5 +195,6 @@ class PredictorSearch(Strategy):
 
     def describe(self) -> str:
         s = self.settings
-        return (f"predictor (ensemble of {s.ensemble} MLPs, {s.acquisition}, {s.candidates} candidates per ask, "
+        model = "a Gaussian process" if s.surrogate == "gp" else f"ensemble of {s.ensemble} MLPs"
+        return (f"predictor ({model}, {s.acquisition}, {s.candidates} candidates per ask, "
                 f"{s.initial} initial)")
