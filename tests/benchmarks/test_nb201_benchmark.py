@@ -24,8 +24,15 @@ def test_without_repeats_every_query_is_a_new_cell_and_with_them_not():
 def test_methods_keep_random_search_and_pick_the_rest_by_kind():
     assert [m.kind for m in methods(nb201.PAPER, ["predictor"])] == ["random", "predictor"]
     everything = methods((10, 5), [])
-    assert [m.no_repeats for m in everything] == [False, False, False, True, False, False]
-    assert everything[-1].kind == "predictor-synflow"
+    assert [m.no_repeats for m in everything] == [False, False, False, True, False, False, False]
+    assert [m.kind for m in everything[-2:]] == ["predictor-synflow", "predictor-gp"]
+
+
+def test_the_gp_method_is_the_predictor_with_its_gaussian_process_settings():
+    strategy = nb201.make(Method("p", "predictor-gp"), 0, 30, "cifar10")
+    s = strategy.settings
+    assert (s.surrogate, s.acquisition, s.beta, s.initial) == ("gp", "ucb", 2.0, 20)
+    assert type(strategy.model).__name__ == "GaussianProcess"
 
 
 def test_the_predictor_with_synflow_starts_from_the_cells_synflow_ranks_first():
