@@ -13,7 +13,7 @@ Kernel: a constant times an RBF on the encoding, plus white noise for evaluation
 its three hyperparameters are fitted by maximum marginal likelihood (scikit-learn's
 ``GaussianProcessRegressor``, targets normalised), one process per objective. Fitting them
 costs up to half a second at 300 genomes, so beyond ``EVERY_FIT`` genomes they are fitted
-on the first multiple-of-``EVERY`` genomes only and reused, with the posterior still
+only on the first ``EVERY_FIT + k * EVERY`` genomes (the largest such prefix) and reused, with the posterior still
 conditioned on every genome: what a fit gives depends on the told genomes alone, never
 on which sizes an earlier fit happened to see (an exact resume needs that). Features are
 shifted to start at 0 on the training genomes and divided by their range there (binary
@@ -67,13 +67,13 @@ class GaussianProcess:
         self.low, self.span = self._range(X)
         Xs, n = self._scaled(X), len(X)
         tuned = n if n <= EVERY_FIT else n - (n - EVERY_FIT) % EVERY
-        low, span = self._range(X[:tuned])  # the prefix's own scaling: its kernel depends on it alone
-        prefix = (X[:tuned] - low) / span
         self.processes = []
         for k, column in enumerate(Y.T):
             if (tuned, k) not in self.kernels:
                 from sklearn.exceptions import ConvergenceWarning
 
+                low, span = self._range(X[:tuned])  # the prefix's own scaling: its kernel depends on it alone
+                prefix = (X[:tuned] - low) / span
                 with warnings.catch_warnings():  # a hyperparameter at its bound is a fit, not a failure
                     warnings.simplefilter("ignore", ConvergenceWarning)
                     self.kernels[(tuned, k)] = self._regressor(None).fit(prefix, column[:tuned]).kernel_

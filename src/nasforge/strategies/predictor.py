@@ -5,10 +5,11 @@ The first ``initial`` candidates are drawn as evolution's first population is
 (:meth:`~nasforge.strategies.base.Strategy.sample_initial`, so a zero-cost proxy picks them
 when the run has one). After that, every ask:
 
-1. refits its surrogate on every genome the run has been told about: an ensemble of small
-   regressors (:mod:`.surrogate`, BANANAS' choice and the default) or a Gaussian process
-   (:mod:`.gaussian_process`, ``--surrogate gp``, which knows where it has no data), encoded by its family's encoding (:mod:`nasforge.spaces.encodings`), when
-   a tell has arrived since the last fit;
+1. refits its surrogate on every genome the run has been told about, encoded by its
+   family's encoding (:mod:`nasforge.spaces.encodings`), when a tell has arrived since the
+   last fit: an ensemble of small regressors (:mod:`.surrogate`, BANANAS' choice and the
+   default) or a Gaussian process (:mod:`.gaussian_process`, ``--surrogate gp``, which
+   knows where it has no data);
 2. makes ``candidates`` new genomes: mutations (one to three edits) of the ``parents`` best
    members, and a share ``fresh`` of plain samples;
 3. scores them by acquisition over the ensemble (:mod:`.acquisition`: independent Thompson
