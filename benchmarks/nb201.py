@@ -11,10 +11,15 @@ mean best validation accuracy found, so neither the evaluation seeds nor the tes
 influence the tuning, the tuned REA without repeats (a cell seen before is told its stored
 result and costs no query, as ``nasforge search`` does by default) and the predictor
 strategy with its default settings, and the predictor whose 10 initial cells are the best
-of 100 samples by synflow on the real network, and the predictor with a Gaussian process surrogate,
-UCB acquisition (beta 2) and 20 initial cells (``--methods`` picks some). Per method it also reports
-the distinct cells among the queries and the strategy's seconds per ask. Writes its
-section of benchmarks/RESULTS.md.
+of 100 samples by synflow on the real network, the predictor with a Gaussian process surrogate,
+UCB acquisition (beta 2) and 20 initial cells, and the synflow-picked predictor whose ensemble
+also reads each candidate's synflow score (``--proxy-feature``) (``--methods`` picks some).
+Per method it also reports the distinct cells among the queries and the strategy's seconds
+per ask. synflow scores that ``benchmarks/proxies.py --cells all`` kept in
+``benchmarks/.cache`` are loaded instead of scored again (the same scorer made them), so the
+seconds per ask of the synflow methods then leave out the 43-61 ms each cell's synflow
+costs to compute (section proxies); without the cache every cell is scored when first
+needed. Writes its section of benchmarks/RESULTS.md.
 """
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ from pathlib import Path  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 from _results import command_line, machine, mean_sd, starmap, table, write_section  # noqa: E402
+from proxies import cache_file  # noqa: E402
 
 from nasforge.errors import TrialFailed  # noqa: E402
 from nasforge.evaluators.table import N_CLASSES, NB201Table, TabularEvaluator  # noqa: E402
@@ -56,14 +62,17 @@ GP_SETTINGS = {"surrogate": "gp", "acquisition": "ucb", "beta": 2.0, "initial": 
 MAX_REPEATS = 100  # repeats in a row that end a run without repeats (the study's rule)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Method:
-    """One configuration: ``config`` (P, S) for REA, None for random search or the predictor."""
+    """One configuration: ``config`` (P, S) for REA; for the predictor, ``settings`` (fields of
+    PredictorSettings, as the CLI flags set them) and ``proxy`` (the run's ``--proxy``, or None)."""
 
     label: str
-    kind: str = "rea"  # rea | random | predictor | predictor-synflow | predictor-gp
+    kind: str = "rea"  # rea | random | predictor | predictor-synflow | predictor-gp | ...
     config: tuple[int, int] | None = None
     no_repeats: bool = False
+    settings: dict = field(default_factory=dict)
+    proxy: str | None = None
 
 
 @dataclass
@@ -79,19 +88,27 @@ class Run:
 SCORERS: dict[str, ProxyScorer] = {}  # synflow per dataset, kept across seeds (a cell's score is the same)
 
 
-def make(method: Method, seed: int, budget: int, dataset: str = "cifar10") -> Strategy:
+def scorer(dataset: str, bench: NB201Table | None = None) -> ProxyScorer:
+    """synflow on the real NAS-Bench-201 network, as ``--proxy synflow`` scores a table's cells;
+    the scores ``benchmarks/proxies.py --cells all`` kept are loaded rather than computed again."""
+    if dataset not in SCORERS:
+        SCORERS[dataset] = make_scorer("synflow", NB201Space(), None, seed=0, table_dataset=dataset)
+        kept = cache_file("synflow", dataset)
+        if bench is not None and kept.exists():
+            scores = np.load(kept)
+            if len(scores) == len(bench.archs):
+                SCORERS[dataset].scores.update({g.id: float(v) for g, v in zip(bench.archs, scores)})
+    return SCORERS[dataset]
+
+
+def make(method: Method, seed: int, budget: int, dataset: str = "cifar10", bench: NB201Table | None = None) -> Strategy:
     rng = np.random.default_rng(seed)
     if method.kind == "random":
         return RandomSearch(NB201Space(), rng, budget)
-    if method.kind == "predictor":
-        return PredictorSearch(NB201Space(), rng, budget)
-    if method.kind == "predictor-gp":  # --surrogate gp --acquisition ucb --initial 20, beta 2 in the config
-        return PredictorSearch(NB201Space(), rng, budget, PredictorSettings(**GP_SETTINGS))
-    if method.kind == "predictor-synflow":  # as `nasforge search --strategy predictor --proxy synflow`
-        strategy = PredictorSearch(NB201Space(), rng, budget)
-        if dataset not in SCORERS:
-            SCORERS[dataset] = make_scorer("synflow", NB201Space(), None, seed=0, table_dataset=dataset)
-        strategy.proxy = SCORERS[dataset]
+    if method.kind.startswith("predictor"):  # as `nasforge search --strategy predictor [flags] [--proxy synflow]`
+        strategy = PredictorSearch(NB201Space(), rng, budget, PredictorSettings(**method.settings))
+        if method.proxy:
+            strategy.proxy = scorer(dataset, bench)
         return strategy
     p, s = method.config or PAPER
     return RegularizedEvolution(NB201Space(), rng, budget, EvolutionSettings(population_size=p, sample_size=s))
@@ -111,7 +128,7 @@ def best_so_far(evaluator: TabularEvaluator, method: Method, seed: int, queries:
     """One search of ``queries`` queries (see Run). Without repeats a cell queried before is
     told its stored result and costs no query; a run that meets only repeats stops early and
     its last state stands for the remaining budgets."""
-    strategy = make(method, seed, queries, evaluator.dataset)
+    strategy = make(method, seed, queries, evaluator.dataset, evaluator.table)
     best, best_test, out = (-1.0, 0.0, 0), float("nan"), Run()
     seen: dict[str, dict] = {}
     ask_s, in_a_row, number = 0.0, 0, 0
@@ -231,8 +248,10 @@ def methods(tuned: tuple[int, int], wanted: list[str]) -> list[Method]:
         found.append(Method(f"REA P={tuned[0]}, S={tuned[1]} (tuned)", "rea", tuned))
     found += [Method(f"REA P={tuned[0]}, S={tuned[1]} (tuned), no repeats", "rea", tuned, no_repeats=True),
               Method("predictor (defaults)", "predictor"),
-              Method("predictor + synflow (first 10 picked from 100)", "predictor-synflow"),
-              Method("predictor, GP surrogate, UCB β=2, 20 initial", "predictor-gp")]
+              Method("predictor + synflow (first 10 picked from 100)", "predictor-synflow", proxy="synflow"),
+              Method("predictor, GP surrogate, UCB β=2, 20 initial", "predictor-gp", settings=GP_SETTINGS),
+              Method("predictor + synflow (first 10 picked from 100, and an input of the ensemble)",
+                     "predictor-synflow-feature", settings={"proxy_feature": True}, proxy="synflow")]
     kind = {m.label: ("rea-no-repeats" if m.no_repeats else m.kind) for m in found}
     return [m for m in found if m.kind == "random" or not wanted or kind[m.label] in wanted]
 
@@ -242,7 +261,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=30)
     ap.add_argument("--budgets", default="25,50,100,150,300")
     ap.add_argument("--methods", default="", help="comma-separated kinds to run besides random search: "
-                    "rea, rea-no-repeats, predictor, predictor-synflow, predictor-gp (default: all)")
+                    "rea, rea-no-repeats, predictor, predictor-synflow, predictor-gp, predictor-synflow-feature (default: all)")
     ap.add_argument("--dataset", default=None, help="one or more, comma-separated (default: all in the table)")
     ap.add_argument("--bench-file", type=Path, default=DEFAULT_FILE)
     ap.add_argument("--tune-seeds", type=int, default=30)

@@ -1,6 +1,7 @@
 """benchmarks/nb201.py: runs without repeats pay only for new cells; every method's run has its curve."""
 import sys
 
+import numpy as np
 from conftest import REPO, SHARED_DATA
 
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -24,22 +25,37 @@ def test_without_repeats_every_query_is_a_new_cell_and_with_them_not():
 def test_methods_keep_random_search_and_pick_the_rest_by_kind():
     assert [m.kind for m in methods(nb201.PAPER, ["predictor"])] == ["random", "predictor"]
     everything = methods((10, 5), [])
-    assert [m.no_repeats for m in everything] == [False, False, False, True, False, False, False]
-    assert [m.kind for m in everything[-2:]] == ["predictor-synflow", "predictor-gp"]
+    assert [m.no_repeats for m in everything] == [False, False, False, True, False, False, False, False]
+    assert [m.kind for m in everything[-3:]] == ["predictor-synflow", "predictor-gp", "predictor-synflow-feature"]
 
 
 def test_the_gp_method_is_the_predictor_with_its_gaussian_process_settings():
-    strategy = nb201.make(Method("p", "predictor-gp"), 0, 30, "cifar10")
+    strategy = nb201.make(Method("p", "predictor-gp", settings=nb201.GP_SETTINGS), 0, 30, "cifar10")
     s = strategy.settings
     assert (s.surrogate, s.acquisition, s.beta, s.initial) == ("gp", "ucb", 2.0, 20)
     assert type(strategy.model).__name__ == "GaussianProcess"
 
 
 def test_the_predictor_with_synflow_starts_from_the_cells_synflow_ranks_first():
-    strategy = nb201.make(Method("p", "predictor-synflow"), 0, 20, "cifar10")
+    strategy = nb201.make(Method("p", "predictor-synflow", proxy="synflow"), 0, 20, "cifar10")
     firsts = [strategy.ask().genome for _ in range(10)]
     scores = [strategy.proxy(g) for g in firsts]
     assert scores == sorted(scores, reverse=True) and len({g.id for g in firsts}) == 10
     plain = nb201.make(Method("p", "predictor"), 0, 20, "cifar10")
     unpicked = [strategy.proxy(plain.ask().genome) for _ in range(10)]
     assert sum(scores) > sum(unpicked)  # the best of 100 beat ten plain samples
+
+
+def test_kept_synflow_scores_are_loaded_instead_of_scored_again(tmp_path, monkeypatch):
+    bench = NB201Table(SHARED_DATA / "nb201_12epoch.csv")
+    kept = np.arange(len(bench.archs), dtype=float)
+    kept[3] = np.nan  # a cell the proxy failed on stays a failure
+    np.save(tmp_path / "scores.npy", kept)
+    monkeypatch.setattr(nb201, "cache_file", lambda proxy, dataset: tmp_path / "scores.npy")
+    monkeypatch.setattr(nb201, "SCORERS", {})
+    strategy = nb201.make(methods((10, 5), ["predictor-synflow-feature"])[-1], 0, 20, "cifar100", bench)
+    assert strategy.settings.proxy_feature and strategy.proxy is nb201.SCORERS["cifar100"]
+    assert strategy.proxy(bench.archs[7]) == 7.0 and np.isnan(strategy.proxy(bench.archs[3]))
+    monkeypatch.setattr(nb201, "SCORERS", {})
+    np.save(tmp_path / "scores.npy", kept[:-1])  # not this table's cells: scored afresh
+    assert nb201.scorer("cifar100", bench)(bench.archs[7]) != 7.0
