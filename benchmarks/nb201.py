@@ -88,27 +88,26 @@ class Run:
 SCORERS: dict[str, ProxyScorer] = {}  # synflow per dataset, kept across seeds (a cell's score is the same)
 
 
-def scorer(dataset: str, bench: NB201Table | None = None) -> ProxyScorer:
+def scorer(dataset: str) -> ProxyScorer:
     """synflow on the real NAS-Bench-201 network, as ``--proxy synflow`` scores a table's cells;
     the scores ``benchmarks/proxies.py --cells all`` kept are loaded rather than computed again."""
     if dataset not in SCORERS:
         SCORERS[dataset] = make_scorer("synflow", NB201Space(), None, seed=0, table_dataset=dataset)
         kept = cache_file("synflow", dataset)
-        if bench is not None and kept.exists():
-            scores = np.load(kept)
-            if len(scores) == len(bench.archs):
-                SCORERS[dataset].scores.update({g.id: float(v) for g, v in zip(bench.archs, scores)})
+        if kept.exists():  # by cell id, so a kept file from another table gives only the cells they share
+            with np.load(kept) as data:
+                SCORERS[dataset].scores.update(zip(data["ids"].tolist(), data["scores"].tolist()))
     return SCORERS[dataset]
 
 
-def make(method: Method, seed: int, budget: int, dataset: str = "cifar10", bench: NB201Table | None = None) -> Strategy:
+def make(method: Method, seed: int, budget: int, dataset: str = "cifar10") -> Strategy:
     rng = np.random.default_rng(seed)
     if method.kind == "random":
         return RandomSearch(NB201Space(), rng, budget)
     if method.kind.startswith("predictor"):  # as `nasforge search --strategy predictor [flags] [--proxy synflow]`
         strategy = PredictorSearch(NB201Space(), rng, budget, PredictorSettings(**method.settings))
         if method.proxy:
-            strategy.proxy = scorer(dataset, bench)
+            strategy.proxy = scorer(dataset)
         return strategy
     p, s = method.config or PAPER
     return RegularizedEvolution(NB201Space(), rng, budget, EvolutionSettings(population_size=p, sample_size=s))
@@ -128,7 +127,7 @@ def best_so_far(evaluator: TabularEvaluator, method: Method, seed: int, queries:
     """One search of ``queries`` queries (see Run). Without repeats a cell queried before is
     told its stored result and costs no query; a run that meets only repeats stops early and
     its last state stands for the remaining budgets."""
-    strategy = make(method, seed, queries, evaluator.dataset, evaluator.table)
+    strategy = make(method, seed, queries, evaluator.dataset)
     best, best_test, out = (-1.0, 0.0, 0), float("nan"), Run()
     seen: dict[str, dict] = {}
     ask_s, in_a_row, number = 0.0, 0, 0

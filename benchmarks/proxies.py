@@ -4,9 +4,9 @@ against the table's 12-epoch validation accuracy.
     .venv/bin/python benchmarks/proxies.py                 # 300 cells sampled with seed 0, every dataset
     .venv/bin/python benchmarks/proxies.py --cells all --jobs 2   # all 15,625 cells (about 30 min on 2 cores)
 
-With ``--cells all`` every score is also kept in ``benchmarks/.cache/nb201_<proxy>_<dataset>.npy``
-(one float per cell, in the table's row order; not in git), which ``benchmarks/nb201.py``
-loads instead of scoring the same networks again.
+With ``--cells all`` every score is also kept in ``benchmarks/.cache/nb201_<proxy>_<dataset>.npz``
+(each cell's id and score; not in git), which ``benchmarks/nb201.py`` loads instead of
+scoring the same networks again.
 
 Each cell is built as the benchmark's own network (C=16, N=5, the dataset's input size and
 classes) and scored by nasforge's proxies exactly as ``nasforge search --benchmark nb201
@@ -36,7 +36,7 @@ CACHE = Path(__file__).resolve().parent / ".cache"
 
 def cache_file(proxy: str, dataset: str) -> Path:
     """Where a proxy's scores of every cell of the table are kept (see the module's docstring)."""
-    return CACHE / f"nb201_{proxy}_{dataset}.npy"
+    return CACHE / f"nb201_{proxy}_{dataset}.npz"
 
 
 def score(name: str, dataset: str, genomes: list) -> tuple[list[float], float]:
@@ -73,7 +73,7 @@ def main() -> None:
             seconds = sum(s for _, s in parts) / len(genomes)  # per cell on one process
             if args.cells == "all":
                 CACHE.mkdir(exist_ok=True)
-                np.save(cache_file(name, dataset), scores)
+                np.savez(cache_file(name, dataset), ids=np.array([g.id for g in genomes]), scores=scores)
             ok = np.isfinite(scores)
             tau, rho = kendalltau(scores[ok], val[ok])[0], spearmanr(scores[ok], val[ok])[0]
             rows.append([dataset, name, int(ok.sum()), f"{tau:.3f}", f"{rho:.3f}", f"{seconds * 1e3:.0f}"])

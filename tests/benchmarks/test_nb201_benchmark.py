@@ -46,16 +46,17 @@ def test_the_predictor_with_synflow_starts_from_the_cells_synflow_ranks_first():
     assert sum(scores) > sum(unpicked)  # the best of 100 beat ten plain samples
 
 
-def test_kept_synflow_scores_are_loaded_instead_of_scored_again(tmp_path, monkeypatch):
+def test_kept_synflow_scores_are_loaded_by_cell_id_instead_of_scored_again(tmp_path, monkeypatch):
     bench = NB201Table(SHARED_DATA / "nb201_12epoch.csv")
-    kept = np.arange(len(bench.archs), dtype=float)
+    ids = np.array([g.id for g in bench.archs[:10]])
+    kept = np.arange(10, dtype=float)
     kept[3] = np.nan  # a cell the proxy failed on stays a failure
-    np.save(tmp_path / "scores.npy", kept)
-    monkeypatch.setattr(nb201, "cache_file", lambda proxy, dataset: tmp_path / "scores.npy")
+    np.savez(tmp_path / "scores.npz", ids=ids[::-1], scores=kept[::-1])  # any order: matched by id
+    monkeypatch.setattr(nb201, "cache_file", lambda proxy, dataset: tmp_path / "scores.npz")
     monkeypatch.setattr(nb201, "SCORERS", {})
-    strategy = nb201.make(methods((10, 5), ["predictor-synflow-feature"])[-1], 0, 20, "cifar100", bench)
+    strategy = nb201.make(methods((10, 5), ["predictor-synflow-feature"])[-1], 0, 20, "cifar100")
     assert strategy.settings.proxy_feature and strategy.proxy is nb201.SCORERS["cifar100"]
     assert strategy.proxy(bench.archs[7]) == 7.0 and np.isnan(strategy.proxy(bench.archs[3]))
-    monkeypatch.setattr(nb201, "SCORERS", {})
-    np.save(tmp_path / "scores.npy", kept[:-1])  # not this table's cells: scored afresh
-    assert nb201.scorer("cifar100", bench)(bench.archs[7]) != 7.0
+    assert len(strategy.proxy.scores) == 10
+    fresh = strategy.proxy(bench.archs[11])  # not kept: scored on the real network
+    assert np.isfinite(fresh) and len(strategy.proxy.scores) == 11
