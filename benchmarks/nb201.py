@@ -250,7 +250,9 @@ def methods(tuned: tuple[int, int], wanted: list[str]) -> list[Method]:
               Method("predictor + synflow (first 10 picked from 100)", "predictor-synflow", proxy="synflow"),
               Method("predictor, GP surrogate, UCB β=2, 20 initial", "predictor-gp", settings=GP_SETTINGS),
               Method("predictor + synflow (first 10 picked from 100, and an input of the ensemble)",
-                     "predictor-synflow-feature", settings={"proxy_feature": True}, proxy="synflow")]
+                     "predictor-synflow-feature", settings={"proxy_feature": True}, proxy="synflow"),
+              Method("predictor + synflow (picks and input), learning ranks", "predictor-synflow-ranks",
+                     settings={"proxy_feature": True, "targets": "ranks"}, proxy="synflow")]
     kind = {m.label: ("rea-no-repeats" if m.no_repeats else m.kind) for m in found}
     return [m for m in found if m.kind == "random" or not wanted or kind[m.label] in wanted]
 
@@ -260,7 +262,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=30)
     ap.add_argument("--budgets", default="25,50,100,150,300")
     ap.add_argument("--methods", default="", help="comma-separated kinds to run besides random search: "
-                    "rea, rea-no-repeats, predictor, predictor-synflow, predictor-gp, predictor-synflow-feature (default: all)")
+                    "rea, rea-no-repeats, predictor, predictor-synflow, predictor-gp, predictor-synflow-feature, "
+                    "predictor-synflow-ranks (default: all)")
     ap.add_argument("--dataset", default=None, help="one or more, comma-separated (default: all in the table)")
     ap.add_argument("--bench-file", type=Path, default=DEFAULT_FILE)
     ap.add_argument("--tune-seeds", type=int, default=30)

@@ -25,8 +25,11 @@ def test_without_repeats_every_query_is_a_new_cell_and_with_them_not():
 def test_methods_keep_random_search_and_pick_the_rest_by_kind():
     assert [m.kind for m in methods(nb201.PAPER, ["predictor"])] == ["random", "predictor"]
     everything = methods((10, 5), [])
-    assert [m.no_repeats for m in everything] == [False, False, False, True, False, False, False, False]
-    assert [m.kind for m in everything[-3:]] == ["predictor-synflow", "predictor-gp", "predictor-synflow-feature"]
+    assert [m.no_repeats for m in everything] == [False, False, False, True, False, False, False, False, False]
+    assert [m.kind for m in everything[-4:]] == ["predictor-synflow", "predictor-gp", "predictor-synflow-feature",
+                                                 "predictor-synflow-ranks"]
+    ranked = nb201.make(everything[-1], 0, 20, "cifar10").settings
+    assert (ranked.targets, ranked.proxy_feature) == ("ranks", True)
 
 
 def test_the_gp_method_is_the_predictor_with_its_gaussian_process_settings():

@@ -11,15 +11,18 @@ import pytest
 from conftest import SHARED_DATA, cli, kill_after, run_study
 from scipy.stats import spearmanr
 
+import nasforge
 from nasforge.config import build_config
 from nasforge.errors import NasforgeError
 from nasforge.evaluators.table import NB201Table, TabularEvaluator
 from nasforge.objectives import Goal
+from nasforge.runs import read_stored_config
 from nasforge.spaces import SPACES, MLPSpace, NB201Space, genome_from_dict
 from nasforge.spaces.encodings import ENCODERS, encode, encoder_for
 from nasforge.strategies import make_strategy
 from nasforge.strategies.acquisition import acquire
 from nasforge.strategies.gaussian_process import GaussianProcess, quantile_offsets
+from nasforge.strategies.predictor import ranks
 from nasforge.strategies.surrogate import Ensemble
 
 TASK = SimpleNamespace(name="predictor", input_shape=(1, 8, 8), n_classes=3, n_outputs=3)
@@ -254,3 +257,46 @@ def test_the_gp_surrogate_from_the_command_line_with_two_objectives(tmp_path):
     assert all(t["info"]["predicted"][1] == -t["metrics"]["params"] for t in guided)  # computed, not predicted
     bad = cli("search", "--strategy", "predictor", "--surrogate", "forest", "--out", tmp_path / "x")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "surrogate" in bad.stderr, bad.stderr
+
+
+def test_ranks_are_mean_ranks_over_rows_with_ties_shared():
+    Y = np.array([[3.0, 1.0], [1.0, 1.0], [2.0, 5.0], [3.0, 0.5]])
+    assert ranks(Y).tolist() == [[0.875, 0.625], [0.25, 0.625], [0.5, 1.0], [0.875, 0.25]]
+
+
+def monotone_run(targets: str, transform) -> list[str]:
+    """The genomes a predictor proposes when every fitness it is told passes through ``transform``."""
+    space = MLPSpace(10, 3, max_layers=3, max_units=64)
+    strategy = make_strategy("predictor", space, np.random.default_rng(3), 30, initial=6, candidates=30,
+                             targets=targets)
+    asked = []
+    for number in range(14):
+        proposal = strategy.ask()
+        proposal.trial = number
+        layers = proposal.genome.layers
+        val = transform(0.3 + 0.1 * len(layers) - 0.001 * abs((layers[0].units if layers else 32) - 32))
+        strategy.tell(proposal, val, {"val_acc": val})
+        asked.append(proposal.genome.id)
+    return asked
+
+
+def test_on_ranks_the_surrogate_sees_only_the_order_of_what_it_is_told():
+    plain = monotone_run("ranks", lambda v: v)
+    assert monotone_run("ranks", lambda v: np.exp(20 * v)) == plain
+    assert monotone_run("values", lambda v: np.exp(20 * v)) != monotone_run("values", lambda v: v)
+
+
+def test_targets_from_the_command_line_and_python(tmp_path):
+    out = tmp_path / "ranks"
+    r = cli("search", "--dataset", "iris", "--strategy", "predictor", "--targets", "ranks", "--initial", "3",
+            "--budget", 5, "--epochs", 2, "--patience", 0, "--max-layers", 2, "--max-units", 32, "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "on ranks" in r.stderr  # the run header names the surrogate and its targets
+    trials = json.loads(cli("show", out, "--json").stdout)
+    assert len([t for t in trials if "predicted" in t["info"]]) == 2
+    bad = cli("search", "--strategy", "predictor", "--targets", "order", "--out", tmp_path / "x")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "targets" in bad.stderr, bad.stderr
+    result = nasforge.search("iris", strategy="predictor", budget=4, out=tmp_path / "api", train={"epochs": 2},
+                             config={"strategy": {"name": "predictor", "targets": "ranks", "initial": 3}})
+    assert read_stored_config(tmp_path / "api")["strategy"]["targets"] == "ranks"
+    assert "predicted" in result.trials[-1].info and len(result.trials) == 4

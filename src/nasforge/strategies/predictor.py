@@ -9,7 +9,9 @@ when the run has one). After that, every ask:
    family's encoding (:mod:`nasforge.spaces.encodings`), when a tell has arrived since the
    last fit: an ensemble of small regressors (:mod:`.surrogate`, BANANAS' choice and the
    default) or a Gaussian process (:mod:`.gaussian_process`, ``--surrogate gp``, which
-   knows where it has no data);
+   knows where it has no data); with ``--targets ranks`` it learns each objective's rank
+   among the evaluated genomes rather than its value (on NAS-Bench-201 a few near-zero
+   cells otherwise dominate a squared error that should be spent on the top);
 2. makes ``candidates`` new genomes: mutations (one to three edits) of the ``parents`` best
    members, and a share ``fresh`` of plain samples;
 3. scores them by acquisition over the ensemble (:mod:`.acquisition`: independent Thompson
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 
 MAX_EDITS = 3  # a candidate is one to three mutations away from its parent
 Surrogate = Literal["ensemble", "gp"]
+Targets = Literal["values", "ranks"]
 
 
 class PredictorSettings(StrategySettings):
@@ -70,9 +73,25 @@ class PredictorSettings(StrategySettings):
         "its: independent Thompson sampling (one random member per candidate); ucb: mean + beta * sd"),
         json_schema_extra=flag("--acquisition"))
     beta: float = Field(default=1.0, ge=0.0, le=100.0, description="UCB's weight on the ensemble's spread")
+    targets: Targets = Field(default="values", description=(
+        "what the surrogate learns of each objective: values, or ranks (each genome's rank among those "
+        "evaluated, so the ordering among the best counts as much as the gap to the worst)"),
+        json_schema_extra=flag("--targets"))
     proxy_feature: bool = Field(default=False, description=(
         "with --proxy: the proxy's score of each genome is one more input of the regressors (every candidate "
         "is then scored by the proxy, a forward pass each)"), json_schema_extra=flag("--proxy-feature", const=True))
+
+
+def ranks(Y: np.ndarray) -> np.ndarray:
+    """Each column's values replaced by their rank among the column's rows divided by the rows
+    (1/n for the lowest, 1 for the highest; equal values share their mean rank)."""
+    out = np.empty_like(Y, dtype=float)
+    for k, column in enumerate(Y.T):
+        values, inverse = np.unique(column, return_inverse=True)
+        counts = np.bincount(inverse, minlength=len(values))
+        top = np.cumsum(counts)  # the highest rank of each distinct value
+        out[:, k] = (top - (counts - 1) / 2.0)[inverse] / len(column)
+    return out
 
 
 @STRATEGIES.register
@@ -136,7 +155,7 @@ class PredictorSearch(Strategy):
         self.fitted_on = len(self.members)
         X = self._features([m.genome for m in self.members])
         Y = np.array([self._target(m) for m in self.members], dtype=float)
-        self.model.fit(X, Y)
+        self.model.fit(X, ranks(Y) if self.settings.targets == "ranks" else Y)
 
     def _features(self, genomes: list[Genome]) -> np.ndarray:
         """The family's encoding, and with ``proxy_feature`` the proxy score, compressed by
@@ -197,5 +216,6 @@ class PredictorSearch(Strategy):
     def describe(self) -> str:
         s = self.settings
         model = "a Gaussian process" if s.surrogate == "gp" else f"ensemble of {s.ensemble} MLPs"
-        return (f"predictor ({model}, {s.acquisition}, {s.candidates} candidates per ask, "
+        targets = ", on ranks" if s.targets == "ranks" else ""
+        return (f"predictor ({model}{targets}, {s.acquisition}, {s.candidates} candidates per ask, "
                 f"{s.initial} initial)")
