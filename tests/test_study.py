@@ -52,7 +52,7 @@ def test_trial_left_running_is_marked_interrupted_and_its_ask_rerun(tmp_path):
     proposal = strategy.ask()
     study.store.start({"genome": proposal.genome.to_dict(), "parents": list(proposal.parents),
                        "operator": proposal.operator, "info": proposal.info, "ask_index": next_ask, "asked_after": tells})
-    study.store._open.clear()  # the process "dies" here
+    study.store._ids.clear()  # the process "dies" here
     study.close()
     trials = run(tmp_path / "cut", cfg(budget=8))
     interrupted = [t for t in trials if t.interrupted]

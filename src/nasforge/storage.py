@@ -104,7 +104,8 @@ class RunStore:
                 storage = optuna.storages.RDBStorage(f"sqlite:///file:{database}?mode=ro{immutable}&uri=true",
                                                      skip_table_creation=True)
             else:
-                storage = optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True},
+                # a server's idle connections may be dropped: test each before use (a SQLite file needs no test)
+                storage = optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": not url.startswith("sqlite")},
                                                      skip_table_creation=self.read_only)
                 if url.startswith("sqlite"):
                     _fast_durable_sqlite(storage)
@@ -128,7 +129,13 @@ class RunStore:
             self.study = optuna.load_study(storage=storage, study_name=name)
         else:
             self.study = optuna.create_study(storage=storage, study_name=name, directions=directions or ["maximize"])
-        self._open: dict[int, optuna.Trial] = {}
+        # Trials are written through the storage's public API, not optuna.Trial and study.tell: nasforge
+        # never samples through Optuna, and the sampler and validation steps of ask and tell cost several
+        # reads per call (a third of the store's time per candidate in a multi-fidelity search). The
+        # study reads them back as it reads trials another process wrote.
+        self._backend, self._study_id = storage, storage.get_study_id_from_name(name)
+        self._ids: dict[int, int] = {}  # trial number -> Optuna trial id, for the trials this process writes
+        self._last_value: dict[int, float] = {}  # the last intermediate value reported, a pruned trial's value
 
     # --- run-level attributes ---
     def get(self, key: str, default: Any = None) -> Any:
@@ -139,62 +146,74 @@ class RunStore:
 
     # --- trials ---
     def start(self, proposal: dict[str, Any]) -> int:
-        """Store an ask as a running trial (one attribute, so one write)."""
-        trial = self.study.ask()
-        trial.set_user_attr("proposal", proposal)
-        self._open[trial.number] = trial
-        return trial.number
+        """Store an ask as a running trial, its proposal in the same write."""
+        template = optuna.trial.create_trial(state=TrialState.RUNNING, user_attrs={"proposal": proposal})
+        trial_id = self._backend.create_new_trial(self._study_id, template_trial=template)
+        number = self._backend.get_trial_number_from_id(trial_id)
+        self._ids[number] = trial_id
+        return number
 
     def finish(self, number: int, values: list[float], metrics: dict[str, Any], told_seq: int,
                violation: float = 0.0) -> None:
         """Store a result: the fitness (a list of one) or each objective, in the study's directions."""
-        trial = self._trial(number)
-        self._open.pop(number, None)
+        directions = self.study.directions
+        assert len(values) == len(directions), f"{len(values)} values for {len(directions)} objectives"
         result = {"metrics": _json_safe(metrics), "told_seq": told_seq} | ({"violation": violation} if violation else {})
-        trial.set_user_attr("result", result)
-        worst = [-1e308 if d == optuna.study.StudyDirection.MAXIMIZE else 1e308 for d in self.study.directions]
-        self.study.tell(trial, [v if math.isfinite(v) else w for v, w in zip(values, worst)])
+        worst = [-1e308 if d == optuna.study.StudyDirection.MAXIMIZE else 1e308 for d in directions]
+        self._close(number, {"result": result}, TrialState.COMPLETE,
+                    [float(v) if math.isfinite(v) else w for v, w in zip(values, worst)])
 
     def skip(self, number: int, reason: str, metrics: dict[str, Any], told_seq: int, violation: float,
              repeat_of: int | None = None) -> None:
         """Store a candidate that was not trained (a PRUNED trial), with what was measured of it
         (or, for a repeat, the result of the trial it repeats)."""
-        trial = self._open.pop(number)
-        trial.set_user_attr("result", {"skipped": reason, "metrics": _json_safe(metrics), "told_seq": told_seq,
-                                       "violation": violation} | ({"repeat_of": repeat_of} if repeat_of is not None else {}))
-        self.study.tell(trial, state=TrialState.PRUNED)
+        result = {"skipped": reason, "metrics": _json_safe(metrics), "told_seq": told_seq,
+                  "violation": violation} | ({"repeat_of": repeat_of} if repeat_of is not None else {})
+        self._close(number, {"result": result}, TrialState.PRUNED)
 
     def fail(self, number: int, error: str, told_seq: int | None, interrupted: bool = False,
              extra: dict[str, Any] | None = None) -> None:
         """Record a failed trial; also closes a trial left running by a process that died."""
-        trial = self._trial(number)
-        self._open.pop(number, None)
-        trial.set_user_attr("result", {"error": error, "interrupted": interrupted, "told_seq": told_seq, **(extra or {})})
-        self.study.tell(trial, state=TrialState.FAIL)
-
-    def _trial(self, number: int) -> optuna.Trial:
-        """The open trial numbered ``number``, also one a process that died left running."""
-        trial = self._open.get(number)
-        if trial is None:
-            frozen = next(t for t in self.study.get_trials(deepcopy=False) if t.number == number)
-            trial = self._open[number] = optuna.trial.Trial(self.study, frozen._trial_id)
-        return trial
+        result = {"error": error, "interrupted": interrupted, "told_seq": told_seq, **(extra or {})}
+        self._close(number, {"result": result}, TrialState.FAIL)
 
     def rung(self, number: int, rungs: list[dict[str, Any]], value: float | None) -> None:
         """Store the rungs a running trial has finished (the last one just now); ``value``: its
         single objective at that rung, an intermediate value Optuna's dashboard plots."""
-        trial = self._trial(number)
+        trial_id = self._trial_id(number)
         if value is not None and math.isfinite(value):
-            trial.report(value, step=int(rungs[-1]["epochs"]))
-        trial.set_user_attr("rungs", [{**r, "metrics": _json_safe(r["metrics"])} for r in rungs])
+            self._backend.set_trial_intermediate_value(trial_id, int(rungs[-1]["epochs"]), float(value))
+            self._last_value[number] = float(value)
+        self._backend.set_trial_user_attr(trial_id, "rungs", [{**r, "metrics": _json_safe(r["metrics"])} for r in rungs])
 
     def prune(self, number: int, metrics: dict[str, Any], told_seq: int, stopped_at: int, violation: float = 0.0) -> None:
-        """Store a candidate stopped at a rung: PRUNED, with its metrics there."""
-        trial = self._trial(number)
-        self._open.pop(number, None)
-        trial.set_user_attr("result", {"metrics": _json_safe(metrics), "told_seq": told_seq, "stopped_at": stopped_at}
-                            | ({"violation": violation} if violation else {}))
-        self.study.tell(trial, state=TrialState.PRUNED)
+        """Store a candidate stopped at a rung: PRUNED, with its metrics there and, as Optuna's
+        own pruning does, its last intermediate value as the trial's value."""
+        last = self._last_value.get(number)
+        if last is None and number not in self._ids:  # rungs reported by a process that died
+            reported = self._backend.get_trial(self._trial_id(number)).intermediate_values
+            last = reported[max(reported)] if reported else None
+        result = {"metrics": _json_safe(metrics), "told_seq": told_seq, "stopped_at": stopped_at} | (
+            {"violation": violation} if violation else {})
+        self._close(number, {"result": result}, TrialState.PRUNED,
+                    [last] if last is not None and len(self.study.directions) == 1 else None)
+
+    def _close(self, number: int, attrs: dict[str, Any], state: TrialState, values: list[float] | None = None) -> None:
+        """Write a trial's last attributes, then its final state (a trial is only finished once
+        everything it holds is stored)."""
+        trial_id = self._trial_id(number)
+        for key, value in attrs.items():
+            self._backend.set_trial_user_attr(trial_id, key, value)
+        self._backend.set_trial_state_values(trial_id, state, values)
+        self._ids.pop(number, None)
+        self._last_value.pop(number, None)
+
+    def _trial_id(self, number: int) -> int:
+        """The Optuna id of trial ``number``, also of one a process that died left running."""
+        trial_id = self._ids.get(number)
+        if trial_id is None:
+            trial_id = self._backend.get_trial_id_from_study_id_trial_number(self._study_id, number)
+        return trial_id
 
     def records(self) -> list[TrialRecord]:
         signs = [1.0 if d == optuna.study.StudyDirection.MAXIMIZE else -1.0 for d in self.study.directions]
