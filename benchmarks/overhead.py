@@ -8,7 +8,12 @@ evaluator (training with per-epoch validation, accuracy/F1 on three splits, FLOP
 latency, size, energy) plus storing the trial in SQLite and saving the weights.
 Runs alternate between the two so machine noise hits both alike; medians are compared.
 
-Also the store's share alone: writing a multi-fidelity candidate that finishes two rungs
+Also the first rung of a multi-fidelity candidate (one epoch) with nasforge's default
+measurement, timing the network's speed there (as a run whose objectives, limits or strategy
+read latency, FPS or inference energy does) vs leaving it to the last rung (any other run),
+on random genomes of the digits MLP space and the digits-images net space, alternating.
+
+And the store's share alone: writing a multi-fidelity candidate that finishes two rungs
 and is pruned (create, two rungs with their intermediate values, the result) through
 nasforge's ``RunStore`` vs the same writes through Optuna's ``study.ask`` / ``Trial`` /
 ``study.tell``, on SQLite files side by side, alternating.
@@ -102,6 +107,36 @@ def store_rows(repeats: int, n: int = 30) -> list[list[str]]:
     return [[f"{x * 1e3:.1f}", f"{y * 1e3:.1f}", f"{x / y:.2f}"]]
 
 
+def rung_rows(repeats: int, genomes: int = 6) -> list[list[str]]:
+    """Milliseconds of one 1-epoch rung with the speed timed and without, medians over genomes x repeats."""
+    import numpy as np
+
+    from nasforge import load_task
+    from nasforge.evaluators.training import TrainingEvaluator
+    from nasforge.spaces import make_space
+    from nasforge.train.settings import TrainSettings
+
+    rows = []
+    for dataset, family in (("digits", "mlp"), ("digits-images", "net")):
+        config = build_config({"data": {"dataset": dataset}, "space": {"family": family}})
+        task = load_task(dataset, seed=0)
+        space = make_space(config.space, task)
+        sample = [space.sample(np.random.default_rng(k)) for k in range(genomes)]
+        settings = TrainSettings(epochs=27, patience=0)
+        timed, deferred = (TrainingEvaluator(task, settings, speed_at_first_rung=early) for early in (True, False))
+        a, b = [], []
+        for r in range(repeats + 1):
+            for genome in sample:
+                for evaluator, into in ((timed, a), (deferred, b)):
+                    start = time.perf_counter()
+                    evaluator.evaluate(genome, seed=r, until=1)
+                    if r:  # the first round warms up both
+                        into.append(time.perf_counter() - start)
+        x, y = statistics.median(a), statistics.median(b)
+        rows.append([dataset, family, str(genomes), f"{x * 1e3:.0f}", f"{y * 1e3:.0f}", f"{y / x:.2f}"])
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="digits")
@@ -137,6 +172,9 @@ def main() -> None:
                   "ratio trial/bare"], rows)
     store = table(["nasforge store ms", "Optuna trial API ms", "ratio"], store_rows(args.repeats))
     print(store)
+    rung = table(["dataset", "space", "genomes", "rung ms, speed timed", "rung ms, speed left to the last rung", "ratio"],
+                 rung_rows(args.repeats))
+    print(rung)
     write_section("overhead", f"## Framework overhead per evaluation\n\nCommand: `.venv/bin/python benchmarks/overhead.py "
                   f"{' '.join(sys.argv[1:])}`  \nMachine: {machine()}\n\n{body}\n\n"
                   f"Medians of {args.repeats} alternating runs. 'nasforge training' is the training loop alone "
@@ -145,7 +183,12 @@ def main() -> None:
                   "**Storing one multi-fidelity candidate** (two rungs, then pruned; 30 per run, medians of "
                   f"{args.repeats} alternating runs): the same SQLite writes through nasforge's store (the storage's "
                   "public API) and through Optuna's `study.ask` / `Trial` / `study.tell`, whose sampler and "
-                  "validation steps add reads to every call:\n\n" + store)
+                  "validation steps add reads to every call:\n\n" + store + "\n\n"
+                  "**The first rung of a multi-fidelity candidate** (1 epoch, then every split's metrics; "
+                  "default measurement: 5 warm-up runs, 30 timed, single sample and a batch of 64), medians over "
+                  f"random genomes x {args.repeats} alternating rounds: speed (latency, FPS, inference energy) "
+                  "timed at this rung, as in a run whose objectives, limits or strategy read it, vs left to the "
+                  "last rung, which a candidate stopped here never reaches:\n\n" + rung)
 
 
 if __name__ == "__main__":

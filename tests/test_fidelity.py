@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import numpy as np
 import optuna
 import pytest
 import torch
@@ -36,6 +37,9 @@ def test_asha_stops_most_candidates_early_and_keeps_the_rungs_in_the_study(tmp_p
     assert len(trials) == 12 and pruned and complete
     assert all(t.rungs[-1]["epochs"] < 9 and t.metrics == t.rungs[-1]["metrics"] for t in pruned)
     assert all([r["epochs"] for r in t.rungs] == [1, 3, 9] for t in complete)
+    # nothing here reads speed: only candidates that reach the last rung are timed, all are counted
+    assert all("latency_ms" not in t.metrics and "fps" not in t.metrics and t.metrics["params"] > 0 for t in pruned)
+    assert all(t.metrics["latency_ms"] > 0 and t.metrics["fps"] > 0 and t.metrics["params"] > 0 for t in complete)
     best = nasforge.open_run(out).best
     assert best.state == "complete" and best.metrics["epochs"] == 9  # only fully trained candidates are chosen
     assert not list((out / "models").glob("*.state.pt"))  # training states go once a trial is concluded
@@ -50,6 +54,35 @@ def test_asha_stops_most_candidates_early_and_keeps_the_rungs_in_the_study(tmp_p
 
     page = write_report(out).read_text()
     assert "epochs reached (rung)" in page and "9 (rung 3)" in page and "1 (rung 1)" in page
+
+
+@pytest.mark.parametrize("settings,early", [
+    ({}, False),
+    ({"objectives": ["accuracy", "params"]}, False),
+    ({"objectives": ["accuracy", "latency"]}, True),
+    ({"objectives": ["accuracy", "energy"]}, True),
+    ({"constraints": {"max_latency_ms": 50.0}}, True),
+    ({"constraints": {"max_size_kb": 50.0}}, False),
+    ({"objective": {"accuracy": 0.7, "fps": 0.3}}, True),
+    ({"objective": {"accuracy": 0.7, "size": 0.3}}, False),
+    ({"strategy": {"name": "expert"}}, True),  # its rules read FPS whatever the weights
+])
+def test_speed_is_timed_at_the_first_rung_only_when_the_run_reads_it(tmp_path, settings, early):
+    from nasforge.data import load_task
+    from nasforge.evaluators.training import TrainingEvaluator
+    from nasforge.spaces import make_space
+
+    c = config(**settings)
+    task = load_task("digits", seed=0)
+    evaluator = TrainingEvaluator.from_config(c, task, make_space(c.space, task), tmp_path)
+    assert evaluator.speed_at_first_rung is early
+    genome = make_space(c.space, task).sample(np.random.default_rng(0))
+    first = evaluator.evaluate(genome, seed=1, until=1)
+    assert ("latency_ms" in first.metrics) is early and first.metrics["params"] > 0
+    last = evaluator.evaluate(genome, seed=1, until=9, resume=first.train_state)
+    assert last.metrics["latency_ms"] > 0 and last.metrics["fps"] > 0  # the last rung always has it
+    if early:
+        assert last.metrics["latency_ms"] == first.metrics["latency_ms"]  # timed once, carried on
 
 
 def test_a_promoted_candidate_equals_one_trained_in_one_go(tmp_path):

@@ -265,6 +265,14 @@ class Goal:
     def violation(self, metrics: Mapping[str, Any]) -> float:
         return self.constraints.violation(metrics)
 
+    def reads(self) -> set[str]:
+        """The metrics the objectives, the combined metric's weights and the limits read
+        (beside the quality scores, which every candidate has)."""
+        o = self.objective
+        weights = {("fps",): o.fps, ("train_energy_kwh", "infer_energy_kwh"): o.energy, ("params",): o.size}
+        weighted = {metric for metrics, weight in weights.items() if weight for metric in metrics}
+        return {m.metric for m in self.measures} | weighted | {metric for metric, _, _ in self.constraints.limits()}
+
     def describe(self) -> str:
         text = (f"Pareto front of {', '.join(f'{m.name} ({m.direction[:3]})' for m in self.measures)}"
                 if self.multi else self.objective.describe(self.kind))

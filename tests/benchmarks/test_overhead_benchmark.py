@@ -25,3 +25,10 @@ def test_store_rows_give_milliseconds_and_their_ratio():
     [[mine, optunas, ratio]] = overhead.store_rows(repeats=1, n=2)
     assert float(mine) > 0 and float(optunas) > 0
     assert abs(float(ratio) - float(mine) / float(optunas)) < 0.06
+
+
+def test_rung_rows_time_both_ways_on_both_spaces():
+    rows = overhead.rung_rows(repeats=1, genomes=1)
+    assert [r[:3] for r in rows] == [["digits", "mlp", "1"], ["digits-images", "net", "1"]]
+    for _, _, _, timed, deferred, ratio in rows:
+        assert float(timed) > 0 and float(deferred) > 0 and float(ratio) > 0

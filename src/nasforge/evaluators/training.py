@@ -20,6 +20,7 @@ from ..errors import TrialFailed
 from ..measure.cost import count_flops, count_params, latency_seconds, model_size_bytes
 from ..measure.energy import energy_meter
 from ..measure.settings import MeasureSettings
+from ..objectives import Goal
 from ..spaces import Genome
 from ..strategies import STRATEGIES
 from ..train.settings import TrainSettings
@@ -31,6 +32,11 @@ if TYPE_CHECKING:
     from ..spaces import SearchSpace
 
 
+def model_size(model: torch.nn.Module, input_shape: tuple[int, ...]) -> dict[str, Any]:
+    """Parameters, FLOPs and serialised size: counted, not timed."""
+    return dict(params=count_params(model), flops=count_flops(model, input_shape), size_bytes=model_size_bytes(model))
+
+
 def model_costs(model: torch.nn.Module, input_shape: tuple[int, ...], X: torch.Tensor, ms: MeasureSettings) -> dict[str, Any]:
     """Size and speed of a trained model: parameters, FLOPs, serialised size, single-sample
     and batch latency and FPS on inputs from ``X`` (and in onnxruntime with backend onnx)."""
@@ -38,9 +44,7 @@ def model_costs(model: torch.nn.Module, input_shape: tuple[int, ...], X: torch.T
     batch_x = X[: ms.batch_size]
     batch = latency_seconds(model, batch_x, ms.warmup, ms.repeats)
     costs: dict[str, Any] = dict(
-        params=count_params(model),
-        flops=count_flops(model, input_shape),
-        size_bytes=model_size_bytes(model),
+        **model_size(model, input_shape),
         latency_ms=single * 1e3,
         batch_latency_ms=batch * 1e3,
         fps=len(batch_x) / batch if batch > 0 else float("inf"),
@@ -55,17 +59,19 @@ def model_costs(model: torch.nn.Module, input_shape: tuple[int, ...], X: torch.T
 
 def measure_trained(model: torch.nn.Module, task: Task, ms: MeasureSettings,
                     splits: dict[str, tuple[torch.Tensor, torch.Tensor]], infer_on: torch.Tensor,
-                    costs: dict[str, Any] | None = None) -> dict[str, Any]:
+                    costs: dict[str, Any] | None = None, speed: bool = True) -> dict[str, Any]:
     """Everything measured on a trained model, by the search and by the final training alike:
     the task's metrics on each of ``splits`` (accuracy and macro-F1, or R², RMSE and MAE), the
     energy of inference on ``infer_on``, and size and speed (:func:`model_costs`). ``costs``:
     those last two as measured before on the same network (they do not depend on its weights),
-    reused instead of measured again."""
+    reused instead of measured again. ``speed=False``: size only, nothing timed."""
     metrics: dict[str, Any] = {}
     for split, (X, y) in splits.items():
         metrics.update({f"{split}_{k}": v for k, v in task.metrics(predict_logits(model, X), y).items()})
     if costs is not None:
         return {**metrics, **costs}
+    if not speed:
+        return {**metrics, **model_size(model, task.input_shape)}
     with energy_meter(ms.power) as infer_energy:
         predict_logits(model, infer_on)
     metrics.update(model_costs(model, task.input_shape, task.X_val, ms), infer_energy_kwh=infer_energy.kwh)
@@ -75,8 +81,8 @@ def measure_trained(model: torch.nn.Module, task: Task, ms: MeasureSettings,
 COSTS = "costs"  # the key under which a multi-fidelity training state carries the network's measured costs
 
 
-WEIGHT_FREE = ("params", "flops", "size_bytes", "latency_ms", "batch_latency_ms", "fps", "onnx_latency_ms",
-               "onnx_batch_latency_ms", "onnx_fps", "infer_energy_kwh")
+SPEED = ("latency_ms", "batch_latency_ms", "fps", "onnx_latency_ms", "onnx_batch_latency_ms", "onnx_fps", "infer_energy_kwh")
+WEIGHT_FREE = ("params", "flops", "size_bytes", *SPEED)
 
 
 def _costs(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -99,14 +105,21 @@ class TrainingEvaluator:
         weights = (space.weight_store(task, config.train, out / "cell_weights.pt", config.seed, **options)
                    if options is not None else None)
         settings = config.train.model_copy(update={"epochs": config.max_epochs}) if config.scheduler.on else config.train
-        return cls(task, settings, config.measure, weights)
+        reads = Goal.of(config, task.kind).reads()
+        speed_early = STRATEGIES.get(config.strategy.name).reads_speed or any(metric in reads for metric in SPEED)
+        return cls(task, settings, config.measure, weights, speed_at_first_rung=speed_early)
 
     def __init__(self, task: Task, train_settings: TrainSettings | None = None,
-                 measure_settings: MeasureSettings | None = None, weights: WeightSource | None = None):
+                 measure_settings: MeasureSettings | None = None, weights: WeightSource | None = None,
+                 speed_at_first_rung: bool = True):
+        """``speed_at_first_rung=False``: a multi-fidelity candidate's speed (latency, FPS,
+        inference energy) is timed at its last rung only, so candidates stopped earlier never
+        pay for it (the run's objectives, limits and strategy do not read it)."""
         self.task = task
         self.train_settings = train_settings or TrainSettings()
         self.measure_settings = measure_settings or MeasureSettings()
         self.weights = weights
+        self.speed_at_first_rung = speed_at_first_rung
 
     def build(self, genome: Genome, seed: int) -> torch.nn.Module:
         torch.manual_seed(seed)
@@ -162,7 +175,8 @@ class TrainingEvaluator:
         ``until``: stop after that epoch, keeping what continuing needs (``train_state``);
         ``resume``: continue a previous evaluation's ``train_state`` (its weights, not inherited ones);
         size, speed and inference energy do not change with training, so a continued evaluation
-        reuses those its first rung measured."""
+        reuses those its first rung measured (speed: the first rung that times it, see
+        ``speed_at_first_rung``)."""
         task, ms = self.task, self.measure_settings
         model = self.build(genome, seed)
         resume = dict(resume) if resume is not None else None
@@ -177,7 +191,10 @@ class TrainingEvaluator:
         with energy_meter(ms.power) as train_energy:
             result = self._train(model, settings, generator, seed, until, state)
         splits = {"train": (task.X_train, task.y_train), "val": (task.X_val, task.y_val), "test": (task.X_test, task.y_test)}
-        metrics = measure_trained(model, task, ms, splits, infer_on=task.X_val, costs=costs)
+        speed = self.speed_at_first_rung or until is None or until >= settings.epochs
+        if speed and costs is not None and "latency_ms" not in costs:
+            costs = None  # an earlier rung counted the size only: time the speed now
+        metrics = measure_trained(model, task, ms, splits, infer_on=task.X_val, costs=costs, speed=speed)
         metrics.update(
             val_loss=result.best_val_loss,
             train_seconds=result.seconds,

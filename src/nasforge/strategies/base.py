@@ -50,6 +50,7 @@ class Strategy(ABC):
     legacy_section: ClassVar[str | None] = None  # the table its settings had in configs before 0.2
     family: ClassVar[str | None] = None  # the one space family it searches, if it is bound to one
     uses_proxy: ClassVar[bool] = True  # its first candidates come from sample_initial (a --proxy applies)
+    reads_speed: ClassVar[bool] = False  # reads latency, FPS or inference energy from what it is told
 
     @classmethod
     def create(cls, space: SearchSpace, rng: np.random.Generator, budget: int, settings: StrategySettings,

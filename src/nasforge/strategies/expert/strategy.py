@@ -71,6 +71,7 @@ def _pairs(items: list[tuple[str, float]]) -> list[list[Any]]:
 @STRATEGIES.register
 class ExpertStrategy(Strategy):
     name = "expert"
+    reads_speed = True  # its rules (and an LLM's prompt) read FPS and inference energy
     Settings = ExpertSettings
     legacy_section = "expert"
     uses_proxy = False  # it starts from one designed genome (a small net, or the LLM's), not from samples
