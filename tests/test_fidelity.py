@@ -43,6 +43,7 @@ def test_asha_stops_most_candidates_early_and_keeps_the_rungs_in_the_study(tmp_p
     best = nasforge.open_run(out).best
     assert best.state == "complete" and best.metrics["epochs"] == 9  # only fully trained candidates are chosen
     assert not list((out / "models").glob("*.state.pt"))  # training states go once a trial is concluded
+    assert all((out / "models" / f"trial-{t.number:05d}.pt").is_file() for t in pruned + complete)
     study = optuna.load_study(study_name=json.loads((out / "run.json").read_text())["study"],
                               storage=f"sqlite:///{out / 'study.db'}")
     frozen = {t.number: t for t in study.trials}

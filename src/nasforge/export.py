@@ -38,6 +38,7 @@ from .measure import onnx as onnx_measure
 from .raw_inputs import is_images, write_raw_onnx
 from .runs import read_task_info
 from .spaces import Genome
+from .train.trainer import weights
 
 FORMATS = ("onnx", "torchscript", "state-dict")
 FILE_NAMES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt", "state-dict": "model.state_dict.pt"}
@@ -128,7 +129,7 @@ def write_model(module: torch.nn.Module, fmt: str, path: Path, example: torch.Te
         except Exception as exc:
             raise NasforgeError(f"the network cannot be traced to TorchScript: {type(exc).__name__}: {exc}") from exc
     elif fmt == "state-dict":
-        torch.save({k: v.detach().clone() for k, v in module.state_dict().items()}, path)
+        torch.save(weights(module), path)
     else:
         raise NasforgeError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
 

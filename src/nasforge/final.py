@@ -35,7 +35,7 @@ from .spaces import Genome, genome_from_dict
 from .storage import TrialRecord
 from .study import load_study
 from .train.settings import TrainSettings
-from .train.trainer import train
+from .train.trainer import train, weights
 
 FINAL_DIR = "final"
 
@@ -150,7 +150,7 @@ def train_final(out: str | Path, trial: int | None = None, epochs: int | None = 
     )
     folder = out / FINAL_DIR
     write_together(folder, {  # metrics.json last: load_final needs it, so a cut-off write is no final model
-        "model.pt": torch_bytes({k: v.detach().clone() for k, v in model.state_dict().items()}),
+        "model.pt": torch_bytes(weights(model)),
         "genome.json": _json(genome.to_dict()), "metrics.json": _json(metrics)})
     return metrics
 

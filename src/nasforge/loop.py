@@ -237,29 +237,34 @@ class SearchLoop:
             metrics = dict(evaluation.metrics)
             try:
                 self.goal.values(metrics)
-                before = [e["metrics"] for e in record.rungs if not e.get("failed")]
-                for key in ("train_seconds", "train_energy_kwh"):  # the candidate's cost so far, not this rung's
-                    if before and isinstance(metrics.get(key), (int, float)):
-                        metrics[key] += float(before[-1].get(key) or 0.0)
-                if evaluation.state_dict:
-                    files.save_torch(evaluation.state_dict, self.study.model_path(record.number))
-                if evaluation.train_state is not None:
-                    files.save_torch(evaluation.train_state, self.study.state_path(record.number))
             except Exception as exc:  # e.g. a metric the objective needs is missing
-                if files.environment_problem(exc):
-                    raise  # a full disk is not the candidate's fault: the search stops, a resume evaluates it again
                 outcome.error, evaluation = f"{type(exc).__name__}: {exc}", None
         if evaluation is None:
             entry, decisions = self.rungs.report(ask, active.rung, None)
             record.state, record.error, record.told_seq = "failed", outcome.error or "unknown failure", self.tells
             self.store.fail(record.number, record.error, self.tells, extra={"rung_failed": entry})
             self._told(active)
-        else:
-            entry, decisions = self.rungs.report(ask, active.rung, metrics)
-            record.rungs.append(entry)
-            record.metrics, active.evaluation = metrics, evaluation
-            self.store.rung(record.number, record.rungs, None if self.goal.multi else self.goal.fitness(metrics))
+            self._apply(decisions)
+            return
+        before = [e["metrics"] for e in record.rungs if not e.get("failed")]
+        for key in ("train_seconds", "train_energy_kwh"):  # the candidate's cost so far, not this rung's
+            if before and isinstance(metrics.get(key), (int, float)):
+                metrics[key] += float(before[-1].get(key) or 0.0)
+        entry, decisions = self.rungs.report(ask, active.rung, metrics)
+        self._save_rung(record.number, evaluation, {what for a, what in decisions if a == ask})
+        record.rungs.append(entry)
+        record.metrics, active.evaluation = metrics, evaluation
+        self.store.rung(record.number, record.rungs, None if self.goal.multi else self.goal.fitness(metrics))
         self._apply(decisions)
+
+    def _save_rung(self, number: int, evaluation: Evaluation, decided: set[str]) -> None:
+        """Before a rung is stored, the files the candidate will need: its weights (the restored
+        best) unless it trains on at once, and its training state unless it concludes now (a
+        candidate left waiting for its bracket keeps both: it may go either way)."""
+        if evaluation.state_dict and "continue" not in decided:
+            files.save_torch(evaluation.state_dict, self.study.model_path(number))
+        if evaluation.train_state is not None and not decided & {"stop", "complete"}:
+            files.save_torch(evaluation.train_state, self.study.state_path(number))
 
     def _apply(self, decisions: list[tuple[int, str]]) -> None:
         """Act on the scheduler's decisions: train the next rung, or conclude the trial."""

@@ -10,12 +10,14 @@ replays the events in sequence order, so the scheduler is in the state it was in
 decision each live trial last received says what to do with it (train its next rung from
 its saved state, stop it, complete it, or leave it waiting for its bracket).
 
-After every rung the candidate's weights (the restored best, as after full training) are
-saved where a fully trained candidate's are (``models/trial-N.pt``), and its training state
-(current weights, optimizer, generators, early-stopping counters) in
-``models/trial-N.state.pt``; both are written before the rung is stored, so a kill between
-the two re-trains nothing (training from a state already at the rung's epoch trains zero
-epochs).
+After a rung, before it is stored, the candidate's files are written: its weights (the
+restored best, as after full training) where a fully trained candidate's are
+(``models/trial-N.pt``) unless it trains on at once, and its training state (current weights,
+optimizer, generators, early-stopping counters) in ``models/trial-N.state.pt`` unless it
+stops or completes there (a candidate left waiting for its bracket gets both). A kill between
+the files and the stored rung re-trains nothing when the state was written (training from a
+state already at the rung's epoch trains zero epochs); a candidate that was stopping or
+completing trains that rung again from its previous state, with the same result.
 """
 from __future__ import annotations
 

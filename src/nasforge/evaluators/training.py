@@ -24,7 +24,7 @@ from ..objectives import Goal
 from ..spaces import Genome
 from ..strategies import STRATEGIES
 from ..train.settings import TrainSettings
-from ..train.trainer import TrainResult, TrainState, predict_logits, train
+from ..train.trainer import TrainResult, TrainState, predict_logits, train, weights
 from .base import EVALUATORS, Evaluation, WeightSource
 
 if TYPE_CHECKING:
@@ -207,4 +207,4 @@ class TrainingEvaluator:
         train_state = None
         if result.state is not None:  # a rung: the next one continues this training and keeps these costs
             train_state = {**result.state.to_dict(), COSTS: costs if costs is not None else _costs(metrics)}
-        return Evaluation(metrics, {k: v.detach().clone() for k, v in model.state_dict().items()}, train_state)
+        return Evaluation(metrics, weights(model), train_state)

@@ -14,7 +14,6 @@ gives bit for bit the weights one uninterrupted run of as many epochs gives.
 """
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable
@@ -70,6 +69,11 @@ def make_optimizer(model: torch.nn.Module, s: TrainSettings) -> torch.optim.Opti
     return cls(params, lr=s.lr, weight_decay=s.weight_decay)
 
 
+def weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the model's state (parameters and buffers) that later training leaves alone."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
 @torch.no_grad()
 def predict_logits(model: torch.nn.Module, X: torch.Tensor, batch: int = 4096) -> torch.Tensor:
     model.eval()
@@ -103,7 +107,7 @@ def train(
         generator.set_state(resume.generator)
         torch.set_rng_state(resume.torch_rng)
         best_val, best_epoch, wait, epoch, stopped = resume.best_val, resume.best_epoch, resume.wait, resume.epoch, resume.stopped
-        best_state, history = copy.deepcopy(resume.best_model), list(resume.history)
+        best_state, history = resume.best_model, list(resume.history)  # read, never changed in place
     last = min(settings.epochs, until or settings.epochs)
     start = time.perf_counter()
     for epoch in range(epoch + 1, last + 1 if not stopped else epoch + 1):
@@ -124,18 +128,16 @@ def train(
             raise TrialFailed(f"loss became {train_loss if not math.isfinite(train_loss) else val_loss} at epoch {epoch}")
         if val_loss < best_val:
             best_val, best_epoch, wait = val_loss, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
+            best_state = weights(model)
         else:
             wait += 1
             if settings.patience and wait >= settings.patience:
                 stopped = True
                 break
-    state = None  # kept only when training may continue (a copy of the weights and optimizer costs time)
-    if until is not None or resume is not None:
-        state = TrainState(epoch, best_val, best_epoch, wait, stopped, copy.deepcopy(model.state_dict()),
-                           copy.deepcopy(opt.state_dict()), generator.get_state(), torch.get_rng_state(),
-                           copy.deepcopy(best_state),
-                           list(history))
+    state = None  # kept only when training may continue (a copy of the weights costs time)
+    if until is not None or resume is not None:  # the optimizer is this call's own: its state needs no copy
+        state = TrainState(epoch, best_val, best_epoch, wait, stopped, weights(model), opt.state_dict(),
+                           generator.get_state(), torch.get_rng_state(), best_state, list(history))
     if best_state is not None:
         model.load_state_dict(best_state)
     return TrainResult(epoch, best_epoch, best_val, time.perf_counter() - start, history, state)
