@@ -1,6 +1,6 @@
 """Multi-fidelity search at equal wall time (issue #16): full fidelity vs ASHA vs Hyperband vs Optuna.
 
-    .venv/bin/python benchmarks/fidelity.py            # digits (mlp), digits-images and mnist-5k (net); 2 seeds (~45 min)
+    .venv/bin/python benchmarks/fidelity.py            # digits (mlp), digits-images and mnist-5k (net); 2 seeds (~70 min)
     .venv/bin/python benchmarks/fidelity.py --quick    # digits only, 1 seed, 20 s per method, max 9 epochs (< 3 min)
     .venv/bin/python benchmarks/fidelity.py --datasets digits-images --seeds 1 --seconds 60 --max-epochs 27
 
@@ -63,7 +63,8 @@ from nasforge.spaces import Genome, MLPSpace, make_space  # noqa: E402
 from nasforge.train.trainer import predict_logits, train  # noqa: E402
 
 FAMILY = {"digits": "mlp", "digits-images": "net", "mnist-5k": "net"}
-DEFAULT_SECONDS = {"digits": 20, "digits-images": 40, "mnist-5k": 75}
+# mnist-5k: at 75 s only about 5 ASHA candidates fitted, too few for a rung of eta results to form
+DEFAULT_SECONDS = {"digits": 20, "digits-images": 40, "mnist-5k": 150}
 # 27 epochs on mnist-5k would leave full fidelity one or two candidates in its time (and cost ~20 min more)
 DEFAULT_MAX_EPOCHS = {"digits": 27, "digits-images": 27, "mnist-5k": 9}
 FULL = {"datasets": "digits,digits-images,mnist-5k", "seeds": 2, "tau_genomes": 16}
@@ -91,6 +92,8 @@ class Outcome:
     pruned: int
     failed: int
     epochs: float = 0.0  # mean epochs trained per screened candidate
+    params: float = math.nan  # median parameters of the screened candidates
+    epoch_ms: float = math.nan  # median milliseconds of training per epoch of a screened candidate
     best_val: float | None = None
     best_params: int | None = None
     best_label: str = ""
@@ -141,7 +144,8 @@ def run_nasforge(dataset: str, kind: str, seed: int, seconds: float, workdir: Pa
     outcome = Outcome(dataset, seed, "full" if kind == "none" else kind, objectives, elapsed,
                       sum(t.state == "complete" for t in done), sum(t.state == "pruned" for t in done),
                       sum(t.state == "failed" for t in done),
-                      _mean([float(t.metrics.get("epochs", 0)) for t in done if t.metrics]) or 0.0)
+                      _mean([float(t.metrics.get("epochs", 0)) for t in done if t.metrics]) or 0.0,
+                      *screened_sizes([t.metrics for t in done if t.metrics]))
     if objectives == 2:
         outcome.front = [(t.metrics["val_acc"], int(t.metrics["params"])) for t in run.front]
     elif run.best is not None:
@@ -183,19 +187,23 @@ def run_optuna(dataset: str, seed: int, seconds: float, max_epochs: int, eta: in
     epochs = rungs(1, max_epochs, eta)
     finished: dict[int, tuple[Genome, dict[str, Any]]] = {}
     trained: list[float] = []  # epochs each finished trial trained
+    screened: list[dict[str, Any]] = []  # each finished trial's last metrics, its training seconds summed over rungs
 
     def objective(trial: Any) -> float:
         genome = optuna_genome(trial, space)
         space.check(genome)
-        state = None
+        state, seconds = None, 0.0
         for epoch in epochs:
             evaluation = evaluator.evaluate(genome, trial_seed(seed, trial.number), until=epoch, resume=state)
             state, metrics = evaluation.train_state, evaluation.metrics
+            seconds += metrics["train_seconds"]
             trial.report(metrics["val_acc"], epoch)
             if epoch < epochs[-1] and trial.should_prune():
                 trained.append(metrics["epochs"])
+                screened.append({**metrics, "train_seconds": seconds})
                 raise optuna.TrialPruned()
         trained.append(metrics["epochs"])
+        screened.append({**metrics, "train_seconds": seconds})
         finished[trial.number] = (genome, metrics)
         return metrics["val_acc"]
 
@@ -206,7 +214,7 @@ def run_optuna(dataset: str, seed: int, seconds: float, max_epochs: int, eta: in
     states = [t.state for t in study.trials]
     S = optuna.trial.TrialState
     outcome = Outcome(dataset, seed, "tpe-hb", 1, elapsed, states.count(S.COMPLETE), states.count(S.PRUNED),
-                      states.count(S.FAIL), _mean(trained) or 0.0)
+                      states.count(S.FAIL), _mean(trained) or 0.0, *screened_sizes(screened))
     if finished:  # best validation accuracy; ties: fewer parameters, then earlier (as nasforge)
         number = max(finished, key=lambda n: (finished[n][1]["val_acc"], -finished[n][1]["params"], -n))
         genome, metrics = finished[number]
@@ -261,6 +269,15 @@ def rank_fidelity(dataset: str, n: int, max_epochs: int, eta: int, seed: int = 0
 
 
 # ---------------------------------------------------------------- the report
+def screened_sizes(metrics: Sequence[dict[str, Any]]) -> tuple[float, float]:
+    """Median parameters of the screened candidates, and their median training milliseconds per
+    epoch (what an epoch costs depends on the network, so a search that favours larger ones
+    screens fewer per hour at the same epochs)."""
+    params = [float(m["params"]) for m in metrics if "params" in m]
+    per_epoch = [1e3 * m["train_seconds"] / m["epochs"] for m in metrics if m.get("epochs") and "train_seconds" in m]
+    return (statistics.median(params) if params else math.nan, statistics.median(per_epoch) if per_epoch else math.nan)
+
+
 def _mean(values: Sequence[float | None]) -> float | None:
     vals = [v for v in values if v is not None]
     return statistics.mean(vals) if vals else None
@@ -316,6 +333,8 @@ def report(outcomes: list[Outcome], fidelity: list[Fidelity], args: argparse.Nam
                 mean_sd([o.screened for o in runs], 1),
                 f"{statistics.mean(o.complete for o in runs):.1f} / {statistics.mean(o.pruned for o in runs):.1f} / "
                 f"{statistics.mean(o.failed for o in runs):.1f}", mean_sd([o.epochs for o in runs], 1),
+                mean_sd([o.params for o in runs if math.isfinite(o.params)], 0),
+                mean_sd([o.epoch_ms for o in runs if math.isfinite(o.epoch_ms)], 1),
                 mean_sd([o.per_hour for o in runs], 0), ratio_text(ratios) if ratios else "1 (reference)",
                 mean_sd([o.best_val for o in runs if o.best_val is not None], 2, 100),
                 mean_sd([o.test_acc for o in runs if o.test_acc is not None], 2, 100),
@@ -363,7 +382,7 @@ def report(outcomes: list[Outcome], fidelity: list[Fidelity], args: argparse.Nam
         "**One objective (validation accuracy)**:",
         "",
         table(["dataset", "method", "seeds", "seconds given", "wall s", "screened", "complete / pruned / failed",
-               "epochs per candidate", "candidates per hour", "per hour vs full", "best val acc %", "retrained test acc %", "its params",
+               "epochs per candidate", "median params screened", "training ms per epoch", "candidates per hour", "per hour vs full", "best val acc %", "retrained test acc %", "its params",
                "best genome per seed"], single_rows),
         "",
         "**Two objectives (accuracy, params)**, hypervolume of the front of fully trained candidates in "
@@ -427,8 +446,13 @@ def goal_lines(d: str, outcomes: list[Outcome], ref: tuple[float, float], max_ep
             why = (f"NOT met: only {n_asha:.1f} candidates fit in the time; ASHA lets the first result at each rung "
                    f"and the best ceil(n/{eta}) of n go on, so with so few many candidates still train to the last rung")
         elif fewer >= 3:
-            why = (f"NOT met: epochs per candidate fell {fewer:.1f}x, but the fixed cost of each candidate and "
-                   "rung (measuring on every split, storing weights and training state) outweighs such short training")
+            costlier = _ratio(asha, full, "epoch_ms")
+            larger = _ratio(asha, full, "params")
+            why = f"NOT met: epochs per candidate fell {fewer:.1f}x, but "
+            if costlier >= 1.2:
+                why += (f"an epoch of ASHA's candidates took {costlier:.1f}x as long (median parameters {larger:.1f}x: "
+                        "ranked after one epoch, the networks that learn fastest, larger ones, go on and breed), and ")
+            why += "each candidate and rung has a fixed cost (measuring every split, storing weights and training state)"
         else:
             early = statistics.mean(o.epochs for o in full) < 0.8 * max_epochs
             why = (f"NOT met: epochs per candidate fell only {fewer:.1f}x"
@@ -461,6 +485,13 @@ def goal_lines(d: str, outcomes: list[Outcome], ref: tuple[float, float], max_ep
                        f"{statistics.mean(o.complete for o in mfull):.1f}, and only fully trained ones make the front")
         parts.append(f"hypervolume {ha:.3f} vs {hf:.3f}: {verdict}")
     return f"- **{d}**: " + "; ".join(parts) + "."
+
+
+def _ratio(a: Sequence[Outcome], b: Sequence[Outcome], key: str) -> float:
+    """Mean over ``a`` of ``key`` divided by its mean over ``b`` (NaN where either has none)."""
+    x = [getattr(o, key) for o in a if math.isfinite(getattr(o, key))]
+    y = [getattr(o, key) for o in b if math.isfinite(getattr(o, key))]
+    return statistics.mean(x) / statistics.mean(y) if x and y and statistics.mean(y) > 0 else math.nan
 
 
 def warm_up() -> None:

@@ -31,6 +31,7 @@ def test_quick_run_screens_more_with_asha_and_writes_the_section(tmp_path):
     assert asha.epochs < full.epochs
     for o in outcomes:
         assert 4 <= o.seconds < 30, o.method  # stopped soon after its time
+        assert o.params > 0 and 0 < o.epoch_ms < 5000, o.method  # every method saw its candidates' sizes and costs
         if o.objectives == 1:
             assert o.complete > 0 and 0 < o.best_val <= 1 and 0 < o.test_acc <= 1 and o.best_params > 0, o.method
         else:
@@ -67,6 +68,13 @@ def test_retrain_for_optuna_matches_train_final(tmp_path):
     config = build_config({**fidelity.sections("digits", 3, 3), "data": {"dataset": "digits"}, "seed": 1})
     got = fidelity.retrain(config, load_task("digits", seed=1), genome_from_dict(best.genome), 3, 1)
     assert got == pytest.approx(expected, abs=1e-9)
+
+
+def test_screened_sizes_are_medians_of_params_and_training_time_per_epoch():
+    metrics = [{"params": 10, "train_seconds": 1.0, "epochs": 2}, {"params": 30, "train_seconds": 0.3, "epochs": 3},
+               {"params": 1000, "train_seconds": 9.0, "epochs": 3}, {"error": "failed before training"}]
+    assert fidelity.screened_sizes(metrics) == (pytest.approx(30), pytest.approx(500.0))
+    assert all(math.isnan(x) for x in fidelity.screened_sizes([]))
 
 
 def test_hypervolume_uses_one_reference_per_dataset():
