@@ -1,6 +1,7 @@
 """The Python face of nasforge: run a search, read a run, load its best model."""
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ import pandas as pd
 import torch
 
 from .config import SearchConfig, build_config, load_toml, merge
+from .device import resolve
 from .errors import NasforgeError
 from .progress import ProgressReporter
 from .runs import best_trial, pareto_trials, read_task_info, read_trials
@@ -91,6 +93,8 @@ def search(
     cfg = build_config(merge(base, flags))
     out = Path(out) if out else default_out(cfg)
     study = create_study(out, cfg, storage=storage)
+    for note in study.notes:  # e.g. a run continuing on another device
+        warnings.warn(note, stacklevel=2)
     done = study.finished()
     best = study.best()
     try:
@@ -130,26 +134,29 @@ class TrainedModel:
             X = self.preprocessor.transform(X)
         elif isinstance(X, np.ndarray) and X.dtype == np.uint8 and X.ndim == 4 and hasattr(self.preprocessor, "size"):
             X = self.preprocessor.transform(X.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0))
-        dtype = next(self.module.parameters(), torch.zeros(())).dtype  # float32, or float64 after .double()
-        return torch.as_tensor(np.asarray(X, dtype=np.float32)).to(dtype)
+        first = next(self.module.parameters(), torch.zeros(()))  # float32, or float64 after .double(); its device
+        return torch.as_tensor(np.asarray(X, dtype=np.float32)).to(first.device, first.dtype)
 
     @torch.no_grad()
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities; ``X`` is a DataFrame of raw columns or preprocessed numbers."""
         if self.kind != "classification":
             raise NasforgeError("a regression model predicts numbers, not class probabilities; use predict")
-        return torch.softmax(self.module(self._inputs(X)), dim=1).numpy()
+        return torch.softmax(self.module(self._inputs(X)), dim=1).cpu().numpy()
 
     @torch.no_grad()
     def predict(self, X: Any) -> list[str] | np.ndarray:
         """Class labels, or for regression the predicted numbers (float64, in the target's units)."""
         if self.kind == "regression":
-            return self.target_scale.restore(self.module(self._inputs(X))).reshape(-1).double().numpy()
+            return self.target_scale.restore(self.module(self._inputs(X)).cpu()).reshape(-1).double().numpy()
         return [self.classes[i] for i in self.predict_proba(X).argmax(1)]
 
 
-def load_model(out: str | Path, trial: int | None = None) -> TrainedModel:
-    """The best (or a given) trial's trained network: ``nasforge.load_model("runs/digits")``."""
+def load_model(out: str | Path, trial: int | None = None, device: str = "cpu") -> TrainedModel:
+    """The best (or a given) trial's trained network: ``nasforge.load_model("runs/digits")``.
+    ``device``: where it runs (cpu, cuda, cuda:N or auto); predictions come back as numpy
+    arrays wherever it runs. Weights are stored device-free, so a model searched on a GPU
+    loads on a CPU and back."""
     out = Path(out)
     info = read_task_info(out)
     run = open_run(out)
@@ -162,5 +169,5 @@ def load_model(out: str | Path, trial: int | None = None) -> TrainedModel:
                             f"--trial {record.number}' trains its genome again (into {out / 'final'})")
     genome = genome_from_dict(record.genome)
     module = genome.build(tuple(info["input_shape"]), info["n_outputs"])
-    module.load_state_dict(torch.load(weights, weights_only=True))
-    return TrainedModel(module, genome, info)
+    module.load_state_dict(torch.load(weights, weights_only=True, map_location="cpu"))
+    return TrainedModel(module.to(resolve(device)), genome, info)

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .device import DeviceSettings
 from .errors import NasforgeError
 from .evaluators.table import BenchmarkSettings
 from .flags import flag
@@ -193,6 +194,7 @@ class SearchConfig(BaseModel):
     mlflow_uri: str | None = Field(default=None, json_schema_extra=flag("--mlflow-uri", group="execution"), description=(
         "MLflow tracking URI for --log mlflow (default: sqlite:///RUN/mlflow.db)"))
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings, json_schema_extra={"group": "execution"})
+    device: DeviceSettings = Field(default_factory=DeviceSettings, json_schema_extra={"group": "execution"})
     benchmark: BenchmarkSettings | None = Field(default=None, json_schema_extra={"group": "data"})
 
     @field_validator("log")
@@ -288,7 +290,7 @@ class SearchConfig(BaseModel):
 
     def identity(self) -> dict[str, Any]:
         """What must match for a run to be continued (the budget may grow)."""
-        return self.model_dump(mode="json", exclude={"budget", "executor", "threads", "log", "mlflow_uri"})
+        return self.model_dump(mode="json", exclude={"budget", "executor", "device", "threads", "log", "mlflow_uri"})
 
 
 def validation_message(exc: ValidationError, prefix: str = "") -> str:

@@ -88,10 +88,15 @@ class InProcessExecutor:
 _WORKER_EVALUATOR: Evaluator | None = None
 
 
-def _init_worker(evaluator: Evaluator, threads: int, search_pid: int) -> None:
+def _init_worker(evaluator: Evaluator, threads: int, search_pid: int, started: Any) -> None:
     global _WORKER_EVALUATOR
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the study's to handle: it cancels us
     torch.set_num_threads(threads)
+    with started.get_lock():  # this worker's number: workers share the GPUs round-robin by it
+        index, started.value = started.value, started.value + 1
+    place = getattr(evaluator, "place", None)
+    if place is not None:
+        place(index)
     _WORKER_EVALUATOR = evaluator
     threading.Thread(target=_exit_with, args=(search_pid,), daemon=True, name="watch-search").start()
 
@@ -126,7 +131,7 @@ class ProcessExecutor:
         # forkserver: workers start clean (no copied torch threads or open database handles)
         context = multiprocessing.get_context("forkserver")
         return ProcessPoolExecutor(self.slots, mp_context=context, initializer=_init_worker,
-                                   initargs=(self.evaluator, self.threads, os.getpid()))
+                                   initargs=(self.evaluator, self.threads, os.getpid(), context.Value("i", 0)))
 
     def submit(self, key: Any, job: Job) -> None:
         self._futures[self._pool.submit(_worker_run, job)] = (key, job)
@@ -225,10 +230,15 @@ def _ray_run(evaluator: Evaluator, job: Job, threads: int) -> Outcome:
 def make_executor(config: Any, evaluator: Evaluator) -> InProcessExecutor | ProcessExecutor | RayExecutor:
     """The executor a run's settings ask for (``config.executor``, ``config.threads``)."""
     e = config.executor
-    kind = e.kind if e.kind != "auto" else ("in-process" if e.workers == 1 else "processes")
+    workers = e.workers
+    if config.device.trials_per_gpu > 1 and evaluator.name == "training":  # K worker processes per GPU
+        from .device import gpus_for
+
+        workers = config.device.trials_per_gpu * max(1, gpus_for(config.device.name))
+    kind = e.kind if e.kind != "auto" else ("in-process" if workers == 1 else "processes")
     if kind == "ray":
         threads = config.threads or max(1, int(e.cpus_per_task))
         return RayExecutor(evaluator, e.ray_address, e.cpus_per_task, e.gpus_per_task, e.retries, threads)
     if kind == "processes":
-        return ProcessExecutor(evaluator, e.workers, threads_per_worker(e.workers, config.threads))
+        return ProcessExecutor(evaluator, workers, threads_per_worker(workers, config.threads))
     return InProcessExecutor(evaluator, config.threads or 1)

@@ -16,6 +16,7 @@ Consequences, documented for users:
 """
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from pydantic import ValidationError
 from .config import SearchConfig, validation_message
 from .data import Task
 from .data.targets import score_key
+from .device import check_precision, describe, resolve
 from .errors import NasforgeError, TrialFailed
 from .evaluators.training import measure_trained
 from .files import torch_bytes, write_together
@@ -104,9 +106,10 @@ def default_epochs(task: Task, record: TrialRecord) -> int:
 
 
 def train_final(out: str | Path, trial: int | None = None, epochs: int | None = None, seed: int = 0,
-                lr: float | None = None) -> dict[str, Any]:
+                lr: float | None = None, device: str | None = None) -> dict[str, Any]:
     """Train the best (or given) trial's genome on train + validation; save it in ``OUT/final/``.
-    ``epochs``: default :func:`default_epochs`.
+    ``epochs``: default :func:`default_epochs`. ``device``: where (default: the run's ``--device``,
+    with its precision and ``--measure-on``); the saved weights are device-free.
 
     Returns the metrics written to ``OUT/final/metrics.json``: test accuracy and macro-F1 (or
     R², RMSE and MAE), the same on the data trained on, size, speed and energy (labelled measured/estimated).
@@ -117,20 +120,28 @@ def train_final(out: str | Path, trial: int | None = None, epochs: int | None = 
     genome = genome_from_dict(record.genome)
     settings = final_settings(config, genome, epochs if epochs is not None else default_epochs(task, record), lr)
     torch.set_num_threads(config.threads or 1)  # the search measured with one thread unless told otherwise
+    where = resolve(device or config.device.name)
+    precision = config.device.precision
+    check_precision(where, precision)
+    placed = task.to(where)
     torch.manual_seed(seed)
-    model = genome.build(task.input_shape, task.n_outputs)
-    X = torch.cat([task.X_train, task.X_val])
-    y = torch.cat([task.y_train, task.y_val])
+    model = genome.build(task.input_shape, task.n_outputs).to(where)
+    X = torch.cat([placed.X_train, placed.X_val])
+    y = torch.cat([placed.y_train, placed.y_val])
     generator = torch.Generator().manual_seed(seed)
     ms = config.measure
-    with energy_meter(ms.power) as train_energy:
+    gpu = where if where.type == "cuda" else None
+    with energy_meter(ms.power, gpu=gpu) as train_energy:
         try:
-            result = train(model, X, y, X, y, settings, generator, loss=task.loss(settings.regression_loss))
+            result = train(model, X, y, X, y, settings, generator, loss=task.loss(settings.regression_loss),
+                           precision=precision)
         except TrialFailed as exc:
             raise NasforgeError(f"final training of trial {record.number} failed: {exc}; try a smaller --lr") from None
-    metrics: dict[str, Any] = {"trial": record.number, "genome": genome.summary(), "seed": seed}
-    metrics.update(measure_trained(model, task, ms, {"train": (X, y), "test": (task.X_test, task.y_test)},
-                                   infer_on=task.X_test))
+    metrics: dict[str, Any] = {"trial": record.number, "genome": genome.summary(), "seed": seed,
+                               "device": describe(where)}
+    timed = (copy.deepcopy(model).cpu(), task.X_val) if gpu is not None and config.device.measure_on == "cpu" else None
+    metrics.update(measure_trained(model, placed, ms, {"train": (X, y), "test": (placed.X_test, placed.y_test)},
+                                   infer_on=placed.X_test, precision=precision, timed=timed))
     metrics.update(
         **{f"search_{key}": record.metrics.get(key) for key in (score_key(record.metrics, "test"),
                                                                   score_key(record.metrics, "val"))},
@@ -165,5 +176,5 @@ def load_final(out: str | Path) -> tuple[torch.nn.Module, Genome, dict[str, Any]
     info = read_task_info(out)
     genome = genome_from_dict(json.loads(files[1].read_text()))
     module = genome.build(tuple(info["input_shape"]), info["n_outputs"])
-    module.load_state_dict(torch.load(files[0], weights_only=True))
+    module.load_state_dict(torch.load(files[0], weights_only=True, map_location="cpu"))
     return module.eval(), genome, json.loads(files[2].read_text())

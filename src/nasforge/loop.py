@@ -212,7 +212,8 @@ class SearchLoop:
         if self.rungs is not None:
             job.until = self.rungs.epochs[active.rung]
             if any(not entry.get("failed") for entry in active.record.rungs):
-                job.resume = torch.load(self.study.state_path(active.record.number), weights_only=False)
+                job.resume = torch.load(self.study.state_path(active.record.number), weights_only=False,
+                                        map_location="cpu")
         self.inflight.add(active.record.number)
         self.executor.submit(active.record.number, job)
 

@@ -17,6 +17,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from . import device
 from .config import SearchConfig, build_config
 from .data import Task, load_task, reload_task
 from .errors import InvalidGenome, NasforgeError, TrialFailed
@@ -66,6 +67,8 @@ class Study:
     def __init__(self, out: Path, config: SearchConfig, store: RunStore, parts: Parts, lock: IO[str] | None):
         self.out, self.config, self.store, self._lock = out, config, store, lock
         self.task, self.space, self.evaluator, self.proxy = parts.task, parts.space, parts.evaluator, parts.proxy
+        self.device: str | None = None  # where candidates train (the run header says it), once checked
+        self.notes: list[str] = []  # what a user continuing this run should know (printed before it runs)
 
     def strategy(self) -> Strategy:
         """A fresh strategy for this run, before any replay. It plans with the budget the run
@@ -139,9 +142,11 @@ def create_study(out: str | Path, config: SearchConfig, storage: str | None = No
     budget may grow). Nothing is written before the data, space and strategy are checked."""
     out = Path(out)
     meta = read_meta(out)
+    where = device.check(config.device, config.executor.workers) if config.evaluator_kind == "training" else None
     parts = build_parts(config, out, task) if not meta else None
     if parts is not None:
         check_limits(config, parts)
+    notes: list[str] = []
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -150,13 +155,23 @@ def create_study(out: str | Path, config: SearchConfig, storage: str | None = No
     try:
         store = RunStore(*run_meta(out, storage), create=True, directions=Goal.of(config).directions)
         stored = store.get("config")
+        moved = False
         if stored is not None:
-            _check_same_run(build_config(stored, stored=True), config, out)
+            before = build_config(stored, stored=True)
+            _check_same_run(before, config, out)
+            moved = where is not None and (before.device.name, before.device.precision) != (
+                config.device.name, config.device.precision)
+            if moved:
+                notes.append(f"this run was searched with --device {before.device.name} --precision "
+                             f"{before.device.precision}; it continues on {where}: later candidates train and are "
+                             "timed there, so their speed and energy are not comparable with earlier ones' (each "
+                             "trial's metrics name its device), and another device does not give bit-identical "
+                             "training")
         if parts is None:
             parts = build_parts(config, out, task or _stored_task(store))
         if store.get(PLAN_BUDGET) is None:  # runs made before 0.2 planned with the budget they last stored
             store.set(PLAN_BUDGET, store.get("budget", config.budget))
-        if stored is None or store.get("budget") != config.budget:
+        if stored is None or store.get("budget") != config.budget or moved:  # a plain resume continues alike
             store.set("config", config.model_dump(mode="json"))
             store.set("budget", config.budget)
         if parts.task is not None:
@@ -167,7 +182,9 @@ def create_study(out: str | Path, config: SearchConfig, storage: str | None = No
     except BaseException:
         lock.close()
         raise
-    return Study(out, config, store, parts, lock)
+    study = Study(out, config, store, parts, lock)
+    study.device, study.notes = where, notes
+    return study
 
 
 LIMIT_PROBES = 64  # random networks a new run's limits are tried on before anything is written

@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         "epochs, no early stopping (default 100; for a regression, the epochs early stopping kept in the search)"))
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--lr", type=float, default=None, help="learning rate (default: the run's)")
+    tr.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: the run's --device)")
 
     ex = sub.add_parser("export", help="write a trained model as ONNX, TorchScript or a state dict, checked")
     ex.add_argument("run", help="run directory")

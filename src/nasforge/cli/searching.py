@@ -59,6 +59,8 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
 def _run(study: Study, mode: str) -> None:
     from ..progress import ProgressReporter
 
+    for note in study.notes:
+        print(f"note: {note}", file=sys.stderr)
     done = len(study.finished())
     best = study.best()
     with ProgressReporter(mode, study.config.budget, done, best.fitness if best else None) as reporter:
@@ -87,8 +89,10 @@ def cmd_search(args: argparse.Namespace) -> None:
     study = create_study(out, cfg, storage=args.storage)
     if args.jsonl is False and not args.quiet:
         data = study.task.describe() if study.task else f"tabular benchmark {cfg.label} ({cfg.benchmark.file})"
+        device = f"\ndevice: {study.device}" if study.device else ""
         Console(stderr=True).print(f"{data}\nstrategy: {study.strategy_description()}, budget {cfg.budget}, "
-                                   f"{'objectives' if study.goal.multi else 'fitness'}: {study.goal.describe()}, run: {out}", soft_wrap=True, markup=False)
+                                   f"{'objectives' if study.goal.multi else 'fitness'}: {study.goal.describe()}, run: {out}"
+                                   f"{device}", soft_wrap=True, markup=False)
     _run(study, _mode(args))
     print_best(out, quiet=args.jsonl, config=cfg)
 
@@ -115,7 +119,7 @@ def cmd_resume(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from ..final import train_final
 
-    m = train_final(args.run, trial=args.trial, epochs=args.epochs, seed=args.seed, lr=args.lr)
+    m = train_final(args.run, trial=args.trial, epochs=args.epochs, seed=args.seed, lr=args.lr, device=args.device)
     from ..runs import read_stored_config
 
     multi = len(read_stored_config(args.run).get("objectives") or []) > 1

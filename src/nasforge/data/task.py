@@ -15,6 +15,7 @@ Rules (documented in the README):
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +79,13 @@ class Task:
         """This task's metrics of network outputs on one split (accuracy and macro-F1, or
         R², RMSE and MAE), keys without the split's prefix."""
         return split_metrics(self.kind, outputs, y, self.scale)
+
+    def to(self, device: torch.device) -> Task:
+        """This task with its six tensors on ``device`` (itself when they are there already)."""
+        if self.X_train.device == device:
+            return self
+        names = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
+        return dataclasses.replace(self, **{name: getattr(self, name).to(device) for name in names})
 
     def describe(self) -> str:
         sizes = f"{len(self.y_train)}/{len(self.y_val)}/{len(self.y_test)}"

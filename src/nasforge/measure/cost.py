@@ -18,7 +18,7 @@ def count_flops(model: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
     model.eval()
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        model(torch.zeros(1, *input_shape))
+        model(torch.zeros(1, *input_shape, device=next(model.parameters(), torch.zeros(())).device))
     return int(counter.get_total_flops())
 
 
@@ -31,13 +31,28 @@ def model_size_bytes(model: torch.nn.Module) -> int:
 
 @torch.inference_mode()
 def latency_seconds(model: torch.nn.Module, x: torch.Tensor, warmup: int = 5, repeats: int = 30) -> float:
-    """Median wall time of one forward pass on ``x`` after warm-up runs."""
+    """Median wall time of one forward pass on ``x`` after warm-up runs; on a GPU, timed by
+    CUDA events around each pass after the warm-up has finished (kernels run asynchronously,
+    so a host clock would time the launch, not the work)."""
     model.eval()
     for _ in range(warmup):
         model(x)
+    if x.device.type == "cuda":
+        return statistics.median(_cuda_times(model, x, repeats))
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         model(x)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def _cuda_times(model: torch.nn.Module, x: torch.Tensor, repeats: int) -> list[float]:
+    torch.cuda.synchronize(x.device)
+    pairs = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(repeats)]
+    for start, end in pairs:
+        start.record()
+        model(x)
+        end.record()
+    torch.cuda.synchronize(x.device)
+    return [start.elapsed_time(end) / 1e3 for start, end in pairs]

@@ -345,7 +345,7 @@ class CellWeightStore:
         """Reload a saved store made with the same settings; False if there is none."""
         if not self.path.is_file():
             return False
-        data = torch.load(self.path, weights_only=True)
+        data = torch.load(self.path, weights_only=True, map_location="cpu")
         if data.get("identity") != self._identity():
             return False
         self.slots, self.best, self.pending = data["slots"], data["best"], data["pending"]

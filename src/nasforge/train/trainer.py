@@ -10,7 +10,14 @@ candidate trained briefly is promoted to train longer): ``train(..., until=E)`` 
 :class:`TrainState` with everything the next epoch needs (the current weights, not the
 restored best ones; the optimizer's state; the batch order's generator and torch's global
 one, which dropout draws from; the early-stopping counters), and ``train(..., resume=state)`` continues from it. Continuing
-gives bit for bit the weights one uninterrupted run of as many epochs gives.
+gives bit for bit the weights one uninterrupted run of as many epochs gives (on the same device).
+
+Training runs where the model and the tensors are (the evaluator moves both to the run's
+device once); batches are indexed there, from a permutation drawn on the CPU so the batch
+order is the same on every device. ``precision`` bf16/fp16 runs forward passes and losses
+under autocast (fp16 with a gradient scaler, whose state a TrainState carries). Weights and
+optimizer state in a TrainState are CPU tensors, so a state saved on a GPU machine continues
+on a CPU one.
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..device import autocast, grad_scaler
 from ..errors import TrialFailed
 from .settings import TrainSettings
 
@@ -42,6 +50,8 @@ class TrainState:
     torch_rng: torch.Tensor  # torch's global generator (dropout draws from it)
     best_model: dict[str, torch.Tensor] | None
     history: list[tuple[float, float]]
+    device_rng: torch.Tensor | None = None  # the CUDA generator of the training GPU (dropout there draws from it)
+    scaler: dict[str, Any] | None = None  # fp16: the gradient scaler's state
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -70,14 +80,29 @@ def make_optimizer(model: torch.nn.Module, s: TrainSettings) -> torch.optim.Opti
 
 
 def weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """A copy of the model's state (parameters and buffers) that later training leaves alone."""
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    """A CPU copy of the model's state (parameters and buffers) that later training leaves alone."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def on_cpu(value: Any) -> Any:
+    """``value`` (tensors in dicts and lists) with every tensor on the CPU; CPU ones are not copied."""
+    if isinstance(value, torch.Tensor):
+        return value if value.device.type == "cpu" else value.cpu()
+    if isinstance(value, dict):
+        return {k: on_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(on_cpu(v) for v in value)
+    return value
 
 
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, X: torch.Tensor, batch: int = 4096) -> torch.Tensor:
+def predict_logits(model: torch.nn.Module, X: torch.Tensor, batch: int = 4096, precision: str = "fp32") -> torch.Tensor:
+    """The model's outputs on ``X`` in evaluation mode, float32, on ``X``'s device."""
     model.eval()
-    return torch.cat([model(X[i : i + batch]) for i in range(0, len(X), batch)]) if len(X) else X.new_zeros(0)
+    if not len(X):
+        return X.new_zeros(0)
+    with autocast(X.device, precision):
+        return torch.cat([model(X[i : i + batch]).float() for i in range(0, len(X), batch)])
 
 
 def train(
@@ -92,11 +117,15 @@ def train(
     until: int | None = None,
     resume: TrainState | None = None,
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+    precision: str = "fp32",
 ) -> TrainResult:
     """Train in place up to epoch ``until`` (default ``settings.epochs``), from scratch or
     continuing ``resume``; raise TrialFailed if the loss stops being finite. ``loss``: the
-    task's (cross-entropy for classes, mean squared error for a standardised number)."""
+    task's (cross-entropy for classes, mean squared error for a standardised number).
+    The model and the tensors must be on one device; ``generator`` is a CPU generator."""
+    device = X.device
     opt = make_optimizer(model, settings)
+    scaler = grad_scaler(device, precision)
     n, bs = len(X), settings.batch_size
     best_val, best_epoch, best_state, wait = math.inf, 0, None, 0
     history: list[tuple[float, float]] = []
@@ -106,23 +135,33 @@ def train(
         opt.load_state_dict(resume.optimizer)
         generator.set_state(resume.generator)
         torch.set_rng_state(resume.torch_rng)
+        if device.type == "cuda" and resume.device_rng is not None:
+            torch.cuda.set_rng_state(resume.device_rng, device)
+        if scaler is not None and resume.scaler:
+            scaler.load_state_dict(resume.scaler)
         best_val, best_epoch, wait, epoch, stopped = resume.best_val, resume.best_epoch, resume.wait, resume.epoch, resume.stopped
         best_state, history = resume.best_model, list(resume.history)  # read, never changed in place
     last = min(settings.epochs, until or settings.epochs)
     start = time.perf_counter()
     for epoch in range(epoch + 1, last + 1 if not stopped else epoch + 1):
         model.train()
-        order = torch.randperm(n, generator=generator)
-        total = torch.zeros(())
+        order = torch.randperm(n, generator=generator).to(device)
+        total = torch.zeros((), device=device)
         for i in range(0, n, bs):
             idx = order[i : i + bs]
-            batch_loss = loss(model(X[idx]), y[idx])
+            with autocast(device, precision):
+                batch_loss = loss(model(X[idx]).float(), y[idx])
             opt.zero_grad(set_to_none=True)
-            batch_loss.backward()
-            opt.step()
+            if scaler is None:
+                batch_loss.backward()
+                opt.step()
+            else:
+                scaler.scale(batch_loss).backward()
+                scaler.step(opt)
+                scaler.update()
             total += batch_loss.detach() * len(idx)
         train_loss = float(total) / n
-        val_loss = float(loss(predict_logits(model, X_val), y_val))
+        val_loss = float(loss(predict_logits(model, X_val, precision=precision), y_val))
         history.append((train_loss, val_loss))
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
             raise TrialFailed(f"loss became {train_loss if not math.isfinite(train_loss) else val_loss} at epoch {epoch}")
@@ -136,8 +175,10 @@ def train(
                 break
     state = None  # kept only when training may continue (a copy of the weights costs time)
     if until is not None or resume is not None:  # the optimizer is this call's own: its state needs no copy
-        state = TrainState(epoch, best_val, best_epoch, wait, stopped, weights(model), opt.state_dict(),
-                           generator.get_state(), torch.get_rng_state(), best_state, list(history))
+        state = TrainState(epoch, best_val, best_epoch, wait, stopped, weights(model), on_cpu(opt.state_dict()),
+                           generator.get_state(), torch.get_rng_state(), best_state, list(history),
+                           torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                           scaler.state_dict() if scaler is not None else None)
     if best_state is not None:
         model.load_state_dict(best_state)
     return TrainResult(epoch, best_epoch, best_val, time.perf_counter() - start, history, state)
