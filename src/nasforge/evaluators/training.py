@@ -63,7 +63,8 @@ def model_costs(model: torch.nn.Module, input_shape: tuple[int, ...], X: torch.T
     if ms.backend == "onnx":
         from ..measure.onnx import onnx_latency
 
-        o = onnx_latency(model, batch_x.cpu(), ms.warmup, ms.repeats)
+        on_cpu = model if batch_x.device.type == "cpu" else copy.deepcopy(model).cpu()  # onnxruntime runs on the CPU
+        o = onnx_latency(on_cpu, batch_x.cpu(), ms.warmup, ms.repeats)
         costs.update(onnx_latency_ms=o["latency_ms"], onnx_batch_latency_ms=o["batch_latency_ms"], onnx_fps=o["fps"])
     return costs
 
