@@ -77,8 +77,10 @@ def print_best(out: Path, quiet: bool = False, config: SearchConfig | None = Non
         console.print(f"  [red]no trial is within the limits; this one is the nearest ({b.error or ''})[/red]")
     console.print("  " + quality_text(m))
     if "latency_ms" in m:
+        where = f" on {m['measured_on']}" if m.get("measured_on") else ""  # older runs did not record it
+        trained = f" on {m['device']}" if m.get("device") and m.get("device") != m.get("measured_on") else ""
         console.print(f"  {m['params']} parameters, {m['flops']} FLOPs, latency {fmt(m['latency_ms'], 3)} ms, "
-                      f"{fmt(m['fps'], 0)} samples/s, trained in {fmt(m['train_seconds'], 2)} s")
+                      f"{fmt(m['fps'], 0)} samples/s{where}, trained in {fmt(m['train_seconds'], 2)} s{trained}")
     failed = sum(t.state == "failed" and not t.interrupted for t in trials)
     saved = f"saved to {out}/best/" + (f"; in Python: nasforge.load_model({str(out)!r})"
                                         if (out / "best" / "model.pt").is_file() else "")
