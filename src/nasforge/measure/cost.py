@@ -48,11 +48,12 @@ def latency_seconds(model: torch.nn.Module, x: torch.Tensor, warmup: int = 5, re
 
 
 def _cuda_times(model: torch.nn.Module, x: torch.Tensor, repeats: int) -> list[float]:
-    torch.cuda.synchronize(x.device)
-    pairs = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(repeats)]
-    for start, end in pairs:
-        start.record()
-        model(x)
-        end.record()
-    torch.cuda.synchronize(x.device)
+    with torch.cuda.device(x.device):  # events record on the current stream of ``x``'s GPU
+        torch.cuda.synchronize()
+        pairs = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(repeats)]
+        for start, end in pairs:
+            start.record()
+            model(x)
+            end.record()
+        torch.cuda.synchronize()
     return [start.elapsed_time(end) / 1e3 for start, end in pairs]
