@@ -149,10 +149,6 @@ class TrainingEvaluator:
         """This evaluator runs in worker process ``worker`` (of several sharing the GPUs)."""
         self.worker, self._placed = worker, None
 
-    @property
-    def device(self) -> torch.device:
-        return self._on_device()[0]
-
     def _on_device(self) -> tuple[torch.device, Task]:
         """The run's device, resolved here, and the task with its tensors moved there once."""
         if self._placed is None:
