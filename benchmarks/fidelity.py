@@ -92,6 +92,7 @@ class Outcome:
     pruned: int
     failed: int
     epochs: float = 0.0  # mean epochs trained per screened candidate
+    past_first: float = math.nan  # share of the screened candidates that trained past the first rung
     params: float = math.nan  # median parameters of the screened candidates
     epoch_ms: float = math.nan  # median milliseconds of training per epoch of a screened candidate
     best_val: float | None = None
@@ -145,6 +146,7 @@ def run_nasforge(dataset: str, kind: str, seed: int, seconds: float, workdir: Pa
                       sum(t.state == "complete" for t in done), sum(t.state == "pruned" for t in done),
                       sum(t.state == "failed" for t in done),
                       _mean([float(t.metrics.get("epochs", 0)) for t in done if t.metrics]) or 0.0,
+                      _share([t.metrics.get("epochs", 0) > rungs(1, max_epochs, eta)[0] for t in done if t.metrics]),
                       *screened_sizes([t.metrics for t in done if t.metrics]))
     if objectives == 2:
         outcome.front = [(t.metrics["val_acc"], int(t.metrics["params"])) for t in run.front]
@@ -214,7 +216,8 @@ def run_optuna(dataset: str, seed: int, seconds: float, max_epochs: int, eta: in
     states = [t.state for t in study.trials]
     S = optuna.trial.TrialState
     outcome = Outcome(dataset, seed, "tpe-hb", 1, elapsed, states.count(S.COMPLETE), states.count(S.PRUNED),
-                      states.count(S.FAIL), _mean(trained) or 0.0, *screened_sizes(screened))
+                      states.count(S.FAIL), _mean(trained) or 0.0, _share([e > epochs[0] for e in trained]),
+                      *screened_sizes(screened))
     if finished:  # best validation accuracy; ties: fewer parameters, then earlier (as nasforge)
         number = max(finished, key=lambda n: (finished[n][1]["val_acc"], -finished[n][1]["params"], -n))
         genome, metrics = finished[number]
@@ -276,6 +279,10 @@ def screened_sizes(metrics: Sequence[dict[str, Any]]) -> tuple[float, float]:
     params = [float(m["params"]) for m in metrics if "params" in m]
     per_epoch = [1e3 * m["train_seconds"] / m["epochs"] for m in metrics if m.get("epochs") and "train_seconds" in m]
     return (statistics.median(params) if params else math.nan, statistics.median(per_epoch) if per_epoch else math.nan)
+
+
+def _share(flags: Sequence[bool]) -> float:
+    return sum(flags) / len(flags) if flags else math.nan
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -455,8 +462,12 @@ def goal_lines(d: str, outcomes: list[Outcome], ref: tuple[float, float], max_ep
             why += "each candidate and rung has a fixed cost (measuring every split, storing weights and training state)"
         else:
             early = statistics.mean(o.epochs for o in full) < 0.8 * max_epochs
+            past = _mean([o.past_first for o in asha if math.isfinite(o.past_first)])
             why = (f"NOT met: epochs per candidate fell only {fewer:.1f}x"
-                   + (" (early stopping already cuts full training short)" if early else ""))
+                   + (" (early stopping already cuts full training short)" if early else "")
+                   + (f"; {100 * past:.0f} % of ASHA's {n_asha:.1f} candidates trained past the first rung (1 in "
+                      f"{eta} in a long run): the first result at each rung and the best ceil(n/{eta}) of the n so "
+                      "far go on, a large share while few have reported" if past is not None else ""))
         parts.append(f"candidates per hour x{ratio:.2f}: {why}")
         ft, at = _mean([o.test_acc for o in full]), _mean([o.test_acc for o in asha])
         if ft is None or at is None:

@@ -86,3 +86,11 @@ def test_hypervolume_uses_one_reference_per_dataset():
     assert fidelity.front_hv(a, ref) == pytest.approx(1.9)
     assert fidelity.front_hv(b, ref) == pytest.approx(0.9 * 2)
     assert fidelity.paired([a, b], "d", 2, "asha", lambda o: fidelity.front_hv(o, ref)) == [pytest.approx(1.8 / 1.9)]
+
+
+def test_a_missed_rate_goal_says_how_many_candidates_went_past_the_first_rung():
+    full = fidelity.Outcome("m", 0, "full", 1, 150.0, 8, 0, 0, epochs=9.0, test_acc=0.95)
+    asha = fidelity.Outcome("m", 0, "asha", 1, 150.0, 3, 11, 0, epochs=4.3, past_first=0.5, test_acc=0.95)
+    line = fidelity.goal_lines("m", [full, asha], (0.0, -6.0), max_epochs=9, eta=3)
+    assert "candidates per hour x1.75: NOT met: epochs per candidate fell only 2.1x" in line
+    assert "50 % of ASHA's 14.0 candidates trained past the first rung" in line
