@@ -184,14 +184,18 @@ def test_a_run_resumed_on_another_device_says_so_and_keeps_its_trials(tmp_path):
     assert r.returncode == 0, r.stderr
     r = cli("resume", out, "--budget", 3, "--device", "auto", "--precision", "bf16")
     assert r.returncode == 0, r.stderr
-    assert "note: this run was searched with --device cpu --precision fp32; it continues on cpu, bf16" in r.stderr
+    assert "note: this run trained on cpu, fp32; it continues on cpu, bf16: later candidates" in r.stderr
     trials = nasforge.open_run(out).trials
     assert len(trials) == 3 and all(t.state == "complete" for t in trials)
     stored = json.loads((out / "run.json").read_text())
     assert stored  # the run's files are intact
     # the next plain resume continues where the last one ran, without another note
     r = cli("resume", out, "--budget", 4)
-    assert r.returncode == 0 and "note: this run was searched" not in r.stderr, r.stderr
+    assert r.returncode == 0 and "note:" not in r.stderr, r.stderr
+    assert nasforge.open_run(out).trials[-1].metrics["device"] == "cpu"
+    # --device auto and cpu are the same device here: no note
+    r = cli("resume", out, "--budget", 5, "--device", "cpu", "--precision", "bf16")
+    assert r.returncode == 0 and "note:" not in r.stderr, r.stderr
 
 
 def test_models_load_on_the_device_asked_for(tmp_path):

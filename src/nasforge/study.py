@@ -159,20 +159,21 @@ def create_study(out: str | Path, config: SearchConfig, storage: str | None = No
         if stored is not None:
             before = build_config(stored, stored=True)
             _check_same_run(before, config, out)
-            moved = where is not None and (before.device.name, before.device.precision) != (
-                config.device.name, config.device.precision)
-            if moved:
-                notes.append(f"this run was searched with --device {before.device.name} --precision "
-                             f"{before.device.precision}; it continues on {where}: later candidates train and are "
-                             "timed there, so their speed and energy are not comparable with earlier ones' (each "
-                             "trial's metrics name its device), and another device does not give bit-identical "
-                             "training")
+            moved = before.device != config.device
+            previous = store.get(DEVICE)
+            if where is not None and previous is not None and previous != where:
+                notes.append(f"this run trained on {previous}; it continues on {where}: later candidates train "
+                             "and are timed there, so their speed and energy are not comparable with earlier ones' "
+                             "(each trial's metrics name its device), and another device does not give "
+                             "bit-identical training")
         if parts is None:
             parts = build_parts(config, out, task or _stored_task(store))
         if store.get(PLAN_BUDGET) is None:  # runs made before 0.2 planned with the budget they last stored
             store.set(PLAN_BUDGET, store.get("budget", config.budget))
         if stored is None or store.get("budget") != config.budget or moved:  # a plain resume continues alike
             store.set("config", config.model_dump(mode="json"))
+        if where is not None and store.get(DEVICE) != where:
+            store.set(DEVICE, where)
             store.set("budget", config.budget)
         if parts.task is not None:
             if store.get("task") is None:
@@ -187,6 +188,7 @@ def create_study(out: str | Path, config: SearchConfig, storage: str | None = No
     return study
 
 
+DEVICE = "device"  # run attribute: where the run last trained (the run header's words), to note a change
 LIMIT_PROBES = 64  # random networks a new run's limits are tried on before anything is written
 
 
