@@ -225,3 +225,20 @@ def test_a_gpu_share_of_energy_is_labelled_measured_or_estimated():
 def test_a_task_moves_to_a_device_once():
     task = nasforge.load_task("iris", seed=0)
     assert task.to(torch.device("cpu")) is task
+
+
+def test_a_plain_resume_of_a_gpu_run_on_a_machine_without_one_is_one_line(tmp_path):
+    from nasforge.study import load_study
+
+    out = tmp_path / "r"
+    assert cli("search", "--dataset", "iris", "--budget", 1, *SMALL, "--out", out).returncode == 0
+    study = load_study(out)  # as if it had been searched with --device cuda on a GPU machine
+    stored = study.store.get("config")
+    study.store.set("config", {**stored, "device": {**stored["device"], "name": "cuda"}})
+    study.close()
+    r = cli("resume", out, "--budget", 2)
+    assert r.returncode == 2 and "--device cuda: torch sees no CUDA device" in r.stderr, r.stderr
+    assert len(nasforge.open_run(out).trials) == 1  # nothing was tried, nothing recorded as failed
+    r = cli("resume", out, "--budget", 2, "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert [t.state for t in nasforge.open_run(out).trials] == ["complete", "complete"]

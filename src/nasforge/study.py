@@ -61,6 +61,9 @@ def build_parts(config: SearchConfig, out: Path, task: Task | None = None) -> Pa
 PLAN_BUDGET = "plan_budget"  # the run-level attribute holding the budget the strategy plans with
 
 
+DEVICE = "device"  # run attribute: where the run last trained (the run header's words), to note a change
+
+
 class Study:
     """An open run. Make one with :func:`create_study` or :func:`load_study`."""
 
@@ -106,6 +109,7 @@ class Study:
         """Evaluate until the budget of finished trials is spent; return the best trial."""
         if self._lock is None:
             self._lock = _lock_run(self.out)
+        self.check_device()
         remove_temporaries(self.out)  # what writes cut off by a kill left (nothing reads them)
         if self.task is not None:  # again: a damaged or deleted task.pkl is whole after a resume
             _save_task_info(self.out, self.task)
@@ -123,6 +127,22 @@ class Study:
             return best
         finally:
             trackers.close()
+
+    def check_device(self, where: str | None = None) -> None:
+        """Before it trains: the run's device exists here (one-line NasforgeError otherwise; ``where``:
+        already checked, its description), ``device`` says where, and a note says when that is not
+        where the run trained last (a run resumed on another machine or device)."""
+        if self.device is not None or self.config.evaluator_kind != "training":
+            return
+        self.device = where or device.check(self.config.device, self.config.executor.workers)
+        previous = self.store.get(DEVICE)
+        if previous is not None and previous != self.device:
+            self.notes.append(f"this run trained on {previous}; it continues on {self.device}: later candidates "
+                              "train and are timed there, so their speed and energy are not comparable with earlier "
+                              "ones' (each trial's metrics name its device), and another device does not give "
+                              "bit-identical training")
+        if previous != self.device:
+            self.store.set(DEVICE, self.device)
 
     def model_path(self, number: int) -> Path:
         return self.out / "models" / f"trial-{number:05d}.pt"
@@ -146,7 +166,6 @@ def create_study(out: str | Path, config: SearchConfig, storage: str | None = No
     parts = build_parts(config, out, task) if not meta else None
     if parts is not None:
         check_limits(config, parts)
-    notes: list[str] = []
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -160,20 +179,13 @@ def create_study(out: str | Path, config: SearchConfig, storage: str | None = No
             before = build_config(stored, stored=True)
             _check_same_run(before, config, out)
             moved = before.device != config.device
-            previous = store.get(DEVICE)
-            if where is not None and previous is not None and previous != where:
-                notes.append(f"this run trained on {previous}; it continues on {where}: later candidates train "
-                             "and are timed there, so their speed and energy are not comparable with earlier ones' "
-                             "(each trial's metrics name its device), and another device does not give "
-                             "bit-identical training")
         if parts is None:
             parts = build_parts(config, out, task or _stored_task(store))
         if store.get(PLAN_BUDGET) is None:  # runs made before 0.2 planned with the budget they last stored
             store.set(PLAN_BUDGET, store.get("budget", config.budget))
         if stored is None or store.get("budget") != config.budget or moved:  # a plain resume continues alike
             store.set("config", config.model_dump(mode="json"))
-        if where is not None and store.get(DEVICE) != where:
-            store.set(DEVICE, where)
+
             store.set("budget", config.budget)
         if parts.task is not None:
             if store.get("task") is None:
@@ -184,11 +196,10 @@ def create_study(out: str | Path, config: SearchConfig, storage: str | None = No
         lock.close()
         raise
     study = Study(out, config, store, parts, lock)
-    study.device, study.notes = where, notes
+    study.check_device(where)
     return study
 
 
-DEVICE = "device"  # run attribute: where the run last trained (the run header's words), to note a change
 LIMIT_PROBES = 64  # random networks a new run's limits are tried on before anything is written
 
 

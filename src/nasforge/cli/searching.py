@@ -59,6 +59,7 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
 def _run(study: Study, mode: str) -> None:
     from ..progress import ProgressReporter
 
+    study.check_device()  # a plain resume of a run whose device this machine lacks stops here, in one line
     for note in study.notes:
         print(f"note: {note}", file=sys.stderr)
     done = len(study.finished())
