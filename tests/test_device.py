@@ -60,6 +60,17 @@ def test_workers_share_the_gpus_round_robin(two_gpus):
     assert devices.gpus_for("cuda") == 2 and devices.gpus_for("cuda:1") == 1 and devices.gpus_for("cpu") == 0
 
 
+def test_on_ray_the_tasks_gpus_count_not_this_machines():
+    from nasforge.device import DeviceSettings
+
+    assert devices.check(DeviceSettings(name="cuda"), ray_gpus=0.25) == "Ray tasks with 0.25 GPU each, fp32"
+    assert devices.check(DeviceSettings(), ray_gpus=0) == "Ray tasks on CPUs, fp32"
+    with pytest.raises(NasforgeError, match="with Ray needs --gpus-per-task"):
+        devices.check(DeviceSettings(name="cuda:0"), ray_gpus=0)
+    with pytest.raises(NasforgeError, match="fractional --gpus-per-task"):
+        devices.check(DeviceSettings(name="cuda", trials_per_gpu=2), ray_gpus=1)
+
+
 def test_trials_per_gpu_starts_that_many_workers_per_gpu(two_gpus, tmp_path):
     cfg = config(device={"name": "cuda", "trials_per_gpu": 3})
     assert devices.check(cfg.device) == "2 GPUs (cuda:0 (Fake GPU), ...), 3 candidates at once on each, fp32"

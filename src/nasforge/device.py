@@ -91,9 +91,20 @@ def gpus_for(name: str) -> int:
     return 1 if ":" in name else count
 
 
-def check(settings: DeviceSettings, workers: int = 1) -> str:
+def check(settings: DeviceSettings, workers: int = 1, ray_gpus: float | None = None) -> str:
     """Before a run starts: the device exists here and the settings fit it; returns the run
-    header's description of where candidates train. One-line NasforgeError otherwise."""
+    header's description of where candidates train. One-line NasforgeError otherwise.
+    ``ray_gpus``: the run's evaluations are Ray tasks asking for that many GPUs each; their
+    devices are the tasks' (a task sees only the GPUs it asked for), not this machine's."""
+    if ray_gpus is not None:
+        if ray_gpus == 0 and settings.name.startswith("cuda"):
+            raise NasforgeError(f"--device {settings.name} with Ray needs --gpus-per-task (a Ray task that asks for "
+                                "no GPU sees none)")
+        if settings.trials_per_gpu > 1:
+            raise NasforgeError("with Ray, several candidates share a GPU by a fractional --gpus-per-task (e.g. "
+                                "0.25), not --trials-per-gpu")
+        where = f"Ray tasks with {ray_gpus:g} GPU each" if ray_gpus else "Ray tasks on CPUs"
+        return f"{where}, {settings.precision}"
     device = resolve(settings.name)
     check_precision(device, settings.precision)
     gpus = gpus_for(settings.name)

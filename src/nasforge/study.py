@@ -134,7 +134,7 @@ class Study:
         where the run trained last (a run resumed on another machine or device)."""
         if self.device is not None or self.config.evaluator_kind != "training":
             return
-        self.device = where or device.check(self.config.device, self.config.executor.workers)
+        self.device = where or _check_device(self.config)
         previous = self.store.get(DEVICE)
         if previous is not None and previous != self.device:
             self.notes.append(f"this run trained on {previous}; it continues on {self.device}: later candidates "
@@ -162,7 +162,7 @@ def create_study(out: str | Path, config: SearchConfig, storage: str | None = No
     budget may grow). Nothing is written before the data, space and strategy are checked."""
     out = Path(out)
     meta = read_meta(out)
-    where = device.check(config.device, config.executor.workers) if config.evaluator_kind == "training" else None
+    where = _check_device(config) if config.evaluator_kind == "training" else None
     parts = build_parts(config, out, task) if not meta else None
     if parts is not None:
         check_limits(config, parts)
@@ -243,6 +243,11 @@ def load_study(out: str | Path, storage: str | None = None, task: Task | None = 
         raise NasforgeError(f"{out} holds no nasforge run; start one with 'nasforge search'")
     config = build_config(stored, stored=True)
     return Study(out, config, store, build_parts(config, out, task or _stored_task(store)), None)
+
+
+def _check_device(config: SearchConfig) -> str:
+    e = config.executor
+    return device.check(config.device, e.workers, e.gpus_per_task if e.kind == "ray" else None)
 
 
 def _stored_task(store: RunStore) -> Task | None:
