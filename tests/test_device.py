@@ -204,6 +204,7 @@ def test_a_run_resumed_on_another_device_says_so_and_keeps_its_trials(tmp_path):
     r = cli("resume", out, "--budget", 4)
     assert r.returncode == 0 and "note:" not in r.stderr, r.stderr
     assert nasforge.open_run(out).trials[-1].metrics["device"] == "cpu"
+    assert "trained on cpu" in cli("show", out).stdout  # one device: a caption, not a column
     # --device auto and cpu are the same device here: no note
     r = cli("resume", out, "--budget", 5, "--device", "cpu", "--precision", "bf16")
     assert r.returncode == 0 and "note:" not in r.stderr, r.stderr
@@ -253,3 +254,20 @@ def test_a_plain_resume_of_a_gpu_run_on_a_machine_without_one_is_one_line(tmp_pa
     r = cli("resume", out, "--budget", 2, "--device", "cpu")
     assert r.returncode == 0, r.stderr
     assert [t.state for t in nasforge.open_run(out).trials] == ["complete", "complete"]
+
+
+def test_show_has_a_device_column_when_a_run_trained_on_several(tmp_path, monkeypatch):
+    import nasforge.runs
+
+    out = tmp_path / "r"
+    assert cli("search", "--dataset", "iris", "--budget", 2, *SMALL, "--out", out).returncode == 0
+    real = nasforge.runs.read_trials
+
+    def one_on_a_gpu(run, storage=None):  # as if the run had been resumed on a GPU machine
+        records = real(run, storage)
+        records[-1].metrics["device"] = "cuda:0 (Fake GPU)"
+        return records
+
+    monkeypatch.setattr(nasforge.runs, "read_trials", one_on_a_gpu)
+    shown = cli("show", out).stdout
+    assert "device" in shown and "cuda:0 (Fake GPU)" in shown and "trained on" not in shown

@@ -117,7 +117,11 @@ def cmd_show(args: argparse.Namespace) -> None:
     multi = any(t.values and len(t.values) > 1 for t in records)
     columns = quality_columns(t.metrics for t in records) + COSTS
     fidelity = any(t.rungs for t in records)  # a multi-fidelity search: which rung each trial reached
-    table = Table(title=f"{args.run}: {len(records)} trials")
+    devices = sorted({t.metrics["device"] for t in records if t.metrics.get("device")})
+    if len(devices) > 1:  # resumed on another device: say per trial where it trained
+        columns = [*columns, ("device", "device")]
+    table = Table(title=f"{args.run}: {len(records)} trials",
+                  caption=f"trained on {devices[0]}" if len(devices) == 1 else None)
     for name in ["#", "status", "genome", "objectives" if multi else "fitness", *(["rung"] if fidelity else []),
                  *(label for _, label in columns), "parent", "operator"]:
         table.add_column(name, overflow="fold")
