@@ -231,7 +231,7 @@ def make_executor(config: Any, evaluator: Evaluator) -> InProcessExecutor | Proc
     """The executor a run's settings ask for (``config.executor``, ``config.threads``)."""
     e = config.executor
     workers = e.workers
-    if config.device.trials_per_gpu > 1 and evaluator.name == "training":  # K worker processes per GPU
+    if config.device.trials_per_gpu > 1 and hasattr(evaluator, "place"):  # K worker processes per GPU
         from .device import gpus_for
 
         workers = config.device.trials_per_gpu * max(1, gpus_for(config.device.name))
