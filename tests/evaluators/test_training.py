@@ -42,6 +42,33 @@ def test_early_stopping_restores_best_epoch():
     assert m["epochs"] < 200 and m["epochs"] - m["best_epoch"] == 3
 
 
+@pytest.mark.parametrize("patience", [0, 3])
+def test_validation_metrics_reuse_the_best_epochs_outputs(monkeypatch, patience):
+    """The validation split is predicted once per epoch, not again to measure: the best epoch's
+    outputs are the restored weights' outputs, so the metrics equal a fresh prediction."""
+    from nasforge.evaluators import training
+    from nasforge.train import trainer
+
+    task = load_task("wine", seed=0)
+    calls = []
+    real = trainer.predict_logits
+
+    def counting(model, X, *args, **kwargs):
+        calls.append(X.shape == task.X_val.shape and torch.equal(X, task.X_val))
+        return real(model, X, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "predict_logits", counting)
+    monkeypatch.setattr(training, "predict_logits", counting)
+    ev = Evaluator(task, TrainSettings(epochs=40, patience=patience, lr=0.05)).evaluate(GENOME, 2)
+    m = ev.metrics
+    assert patience == 0 or m["best_epoch"] < m["epochs"]  # the best weights were restored from an earlier epoch
+    model = GENOME.build(task.input_shape, task.n_classes)
+    model.load_state_dict(ev.state_dict)
+    fresh = task.metrics(real(model, task.X_val), task.y_val)
+    assert m["val_acc"] == fresh["acc"] and m["val_f1"] == fresh["f1"]
+    assert calls.count(True) == m["epochs"] + 1  # every epoch, and the inference energy's pass (no extra measuring pass)
+
+
 def test_nan_loss_is_a_trial_failure():
     task = load_task("iris", seed=0)
     task.X_train[0, 0] = math.nan

@@ -72,17 +72,20 @@ def model_costs(model: torch.nn.Module, input_shape: tuple[int, ...], X: torch.T
 def measure_trained(model: torch.nn.Module, task: Task, ms: MeasureSettings,
                     splits: dict[str, tuple[torch.Tensor, torch.Tensor]], infer_on: torch.Tensor,
                     costs: dict[str, Any] | None = None, speed: bool = True, precision: str = "fp32",
-                    timed: tuple[torch.nn.Module, torch.Tensor] | None = None) -> dict[str, Any]:
+                    timed: tuple[torch.nn.Module, torch.Tensor] | None = None,
+                    outputs: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
     """Everything measured on a trained model, by the search and by the final training alike:
     the task's metrics on each of ``splits`` (accuracy and macro-F1, or R², RMSE and MAE), the
     energy of inference on ``infer_on``, and size and speed (:func:`model_costs`). ``costs``:
     those last two as measured before on the same network (they do not depend on its weights),
     reused instead of measured again. ``speed=False``: size only, nothing timed. ``timed``: the
-    model and validation inputs to time instead (a CPU copy, ``--measure-on cpu``)."""
+    model and validation inputs to time instead (a CPU copy, ``--measure-on cpu``). ``outputs``:
+    the model's outputs on some splits, already computed (training's on the validation split)."""
     metrics: dict[str, Any] = {}
     for split, (X, y) in splits.items():
-        outputs = predict_logits(model, X, precision=precision).cpu()
-        metrics.update({f"{split}_{k}": v for k, v in task.metrics(outputs, y.cpu()).items()})
+        known = (outputs or {}).get(split)
+        predicted = (known if known is not None else predict_logits(model, X, precision=precision)).cpu()
+        metrics.update({f"{split}_{k}": v for k, v in task.metrics(predicted, y.cpu()).items()})
     if costs is not None:
         return {**metrics, **costs}
     if not speed:
@@ -242,8 +245,9 @@ class TrainingEvaluator:
                 costs = None  # an earlier rung counted the size only: time the speed now
             on_cpu = speed and costs is None and placement.measure_on == "cpu" and gpu is not None
             timed = (copy.deepcopy(model).cpu(), self.task.X_val) if on_cpu else None
+            known = {"val": result.val_outputs} if result.val_outputs is not None else None
             metrics = measure_trained(model, task, ms, splits, infer_on=task.X_val, costs=costs, speed=speed,
-                                      precision=placement.precision, timed=timed)
+                                      precision=placement.precision, timed=timed, outputs=known)
         except torch.cuda.OutOfMemoryError as exc:
             del model
             if gpu is not None:

@@ -69,6 +69,8 @@ class TrainResult:
     seconds: float
     history: list[tuple[float, float]] = field(default_factory=list)  # (train loss, val loss) per epoch
     state: TrainState | None = field(default=None, repr=False)  # to continue training from where it stopped
+    # the restored best weights' validation outputs, when this call computed them (measuring reuses them)
+    val_outputs: torch.Tensor | None = field(default=None, repr=False)
 
 
 def make_optimizer(model: torch.nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
@@ -95,12 +97,30 @@ def on_cpu(value: Any) -> Any:
     return value
 
 
+CPU_BATCH_ELEMENTS = 2**17  # inputs per forward batch on a CPU: activations stay in cache
+
+
+def inference_batch(X: torch.Tensor) -> int:
+    """Rows per forward pass when predicting on ``X``: 4096 on a GPU; on a CPU as many as keep
+    about ``CPU_BATCH_ELEMENTS`` input numbers in one batch (32 to 4096). A 4096-image batch of
+    28x28 inputs is memory-bound on a CPU: in benchmarks/inference_batch.py it takes as long as a
+    training epoch, 128 images at a time about a third of that. The outputs are the same up to
+    float rounding (a convolution may pick another kernel for another batch size)."""
+    if X.device.type != "cpu":
+        return 4096
+    per_row = max(1, X[0].numel()) if len(X) else 1
+    return max(32, min(4096, CPU_BATCH_ELEMENTS // per_row))
+
+
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, X: torch.Tensor, batch: int = 4096, precision: str = "fp32") -> torch.Tensor:
-    """The model's outputs on ``X`` in evaluation mode, float32, on ``X``'s device."""
+def predict_logits(model: torch.nn.Module, X: torch.Tensor, batch: int | None = None,
+                   precision: str = "fp32") -> torch.Tensor:
+    """The model's outputs on ``X`` in evaluation mode, float32, on ``X``'s device, ``batch``
+    rows at a time (default :func:`inference_batch`)."""
     model.eval()
     if not len(X):
         return X.new_zeros(0)
+    batch = batch or inference_batch(X)
     with autocast(X.device, precision):
         return torch.cat([model(X[i : i + batch]).float() for i in range(0, len(X), batch)])
 
@@ -128,6 +148,7 @@ def train(
     scaler = grad_scaler(device, precision)
     n, bs = len(X), settings.batch_size
     best_val, best_epoch, best_state, wait = math.inf, 0, None, 0
+    best_outputs = None  # the best epoch's validation outputs, if it is one of this call's
     history: list[tuple[float, float]] = []
     epoch, stopped = 0, False
     if resume is not None:
@@ -161,13 +182,14 @@ def train(
                 scaler.update()
             total += batch_loss.detach() * len(idx)
         train_loss = float(total) / n
-        val_loss = float(loss(predict_logits(model, X_val, precision=precision), y_val))
+        val_outputs = predict_logits(model, X_val, precision=precision)
+        val_loss = float(loss(val_outputs, y_val))
         history.append((train_loss, val_loss))
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
             raise TrialFailed(f"loss became {train_loss if not math.isfinite(train_loss) else val_loss} at epoch {epoch}")
         if val_loss < best_val:
             best_val, best_epoch, wait = val_loss, epoch, 0
-            best_state = weights(model)
+            best_state, best_outputs = weights(model), val_outputs
         else:
             wait += 1
             if settings.patience and wait >= settings.patience:
@@ -181,4 +203,4 @@ def train(
                            scaler.state_dict() if scaler is not None else None)
     if best_state is not None:
         model.load_state_dict(best_state)
-    return TrainResult(epoch, best_epoch, best_val, time.perf_counter() - start, history, state)
+    return TrainResult(epoch, best_epoch, best_val, time.perf_counter() - start, history, state, best_outputs)
