@@ -8,11 +8,11 @@ Every method of a (dataset, seed) gets the same seconds of wall time, one after 
 one process (same machine load, minutes apart):
 - nasforge regularized evolution (P=20, S=5) with ``--scheduler none`` (every candidate trains
   to ``--max-epochs``, early stopping on), ``asha`` and ``hyperband`` (rungs ``max/eta^k`` .. 1);
-  each a real ``nasforge.search`` with a huge budget, stopped by a callback that raises once
-  the time is up (what finished is stored, the rest is marked interrupted); read back with
-  ``nasforge.open_run``;
+  each a real ``nasforge.search`` with a huge budget, interrupted by a timer (:func:`deadline`)
+  when the time is up, in the middle of a candidate's training if need be (what finished is
+  stored, the rest is marked interrupted); read back with ``nasforge.open_run``;
 - Optuna TPE with ``HyperbandPruner(min_resource=1, max_resource=max_epochs, reduction_factor=eta)``,
-  ``study.optimize(timeout=seconds)``: the objective trains rung by rung with nasforge's
+  ``study.optimize`` under the same timer: the objective trains rung by rung with nasforge's
   evaluator (``until=``/``resume=``, the evaluation seed nasforge gives that index), reports
   validation accuracy at each rung's epoch and raises ``TrialPruned`` when told to. MLP space:
   run_peers' conditional encoding (depth, per-layer width and activation, dropout). Net space:
@@ -20,7 +20,8 @@ one process (same machine load, minutes apart):
   nets with skips exists), so there TPE is in effect random sampling plus Hyperband pruning;
 - with 2 objectives (accuracy, params): evolution at full fidelity vs with ASHA.
 
-Candidates screened = trained candidates that finished (complete + pruned + failed).
+Candidates screened = candidates whose first evaluation (first rung) finished within the time:
+complete + pruned + failed + cut (between rungs when the time was up).
 Best = the fully trained candidate with the best validation accuracy; it is retrained on
 train + validation for ``max_epochs`` epochs (``nasforge.final.train_final``; for Optuna's
 best, :func:`retrain`, the same code path without a run directory) and tested once.
@@ -31,13 +32,15 @@ Writes the ``fidelity`` section of benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
+import signal
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,7 +81,43 @@ LABEL = {"full": "evolution, full fidelity", "asha": "evolution + ASHA", "hyperb
 
 
 class TimeUp(KeyboardInterrupt):
-    """Raised by the search callback when a method's seconds are spent (the loop handles it as Ctrl-C)."""
+    """Raised when a method's seconds are spent (a search handles it as Ctrl-C)."""
+
+
+# code a timer may interrupt: training, predicting and measuring a candidate; never a store or file write
+INTERRUPTIBLE = ("/nasforge/train/", "/nasforge/evaluators/", "/nasforge/measure/", "/torch/nn/")
+UNINTERRUPTIBLE = ("/sqlalchemy/", "/sqlite3/", "/nasforge/storage.py", "/nasforge/files.py", "/torch/serialization.py")
+
+
+def _interruptible(frame: Any) -> bool:
+    files = []
+    while frame is not None:
+        files.append(frame.f_code.co_filename.replace(os.sep, "/"))
+        frame = frame.f_back
+    return (any(part in f for f in files for part in INTERRUPTIBLE)
+            and not any(part in f for f in files for part in UNINTERRUPTIBLE))
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Raise :class:`TimeUp` in this (main) thread once ``seconds`` have passed, in the middle of
+    a candidate's training if need be, so that every method gets exactly the same wall time;
+    outside training (a store write, the strategy) it waits until training resumes (a few ms).
+    Work cut off there is lost, alike for every method."""
+    def ring(signum: int, frame: Any) -> None:
+        if _interruptible(frame):
+            raise TimeUp
+        signal.setitimer(signal.ITIMER_REAL, 0.002)  # not now: try again in 2 ms
+
+    previous = signal.signal(signal.SIGALRM, ring)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except TimeUp:
+        pass
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @dataclass
@@ -87,7 +126,7 @@ class Outcome:
     seed: int
     method: str  # a key of LABEL
     objectives: int  # 1 or 2
-    seconds: float  # wall time actually taken (the last candidate may run past the limit)
+    seconds: float  # wall time taken: the seconds given, to within a few ms
     complete: int
     pruned: int
     failed: int
@@ -100,10 +139,11 @@ class Outcome:
     best_label: str = ""
     test_acc: float | None = None  # the best's retrained test accuracy
     front: list[tuple[float, int]] = field(default_factory=list)  # (val_acc, params) of the complete front
+    cut: int = 0  # candidates past their first rung, cut off by the time limit before they concluded
 
     @property
     def screened(self) -> int:
-        return self.complete + self.pruned + self.failed
+        return self.complete + self.pruned + self.failed + self.cut
 
     @property
     def per_hour(self) -> float:
@@ -128,26 +168,24 @@ def run_nasforge(dataset: str, kind: str, seed: int, seconds: float, workdir: Pa
     out = workdir / f"{dataset}-{kind}-{objectives}obj-seed{seed}"
     extra: dict[str, Any] = {"objectives": ["accuracy", "params"]} if objectives == 2 else {}
     start = time.perf_counter()
-
-    def stop(record: Any, study: Any) -> None:
-        if time.perf_counter() - start >= seconds:
-            raise TimeUp
-
-    try:
-        nasforge.search(dataset, strategy="evolution", budget=100_000, seed=seed, out=out, callback=stop,
+    with deadline(seconds):
+        nasforge.search(dataset, strategy="evolution", budget=100_000, seed=seed, out=out,
                         config={"strategy": {"name": "evolution", **POPULATION}}, **sections(dataset, max_epochs, eta, kind),
                         **extra)
-    except TimeUp:
-        pass
     elapsed = time.perf_counter() - start
     run = nasforge.open_run(out)
-    done = [t for t in run.trials if t.finished]
+    done = [t.metrics for t in run.trials if t.finished]
+    # cut off between rungs or during a later one: screened at its first rung
+    cut = [[e for e in t.rungs if not e.get("failed")] for t in run.trials if not t.finished]
+    cut = [entries[-1]["metrics"] for entries in cut if entries]
+    screened = [m for m in done + cut if m]
     outcome = Outcome(dataset, seed, "full" if kind == "none" else kind, objectives, elapsed,
-                      sum(t.state == "complete" for t in done), sum(t.state == "pruned" for t in done),
-                      sum(t.state == "failed" for t in done),
-                      _mean([float(t.metrics.get("epochs", 0)) for t in done if t.metrics]) or 0.0,
-                      _share([t.metrics.get("epochs", 0) > rungs(1, max_epochs, eta)[0] for t in done if t.metrics]),
-                      *screened_sizes([t.metrics for t in done if t.metrics]))
+                      sum(t.state == "complete" for t in run.trials if t.finished),
+                      sum(t.state == "pruned" for t in run.trials if t.finished),
+                      sum(t.state == "failed" for t in run.trials if t.finished),
+                      _mean([float(m.get("epochs", 0)) for m in screened]) or 0.0,
+                      _share([m.get("epochs", 0) > rungs(1, max_epochs, eta)[0] for m in screened]),
+                      *screened_sizes(screened), cut=len(cut))
     if objectives == 2:
         outcome.front = [(t.metrics["val_acc"], int(t.metrics["params"])) for t in run.front]
     elif run.best is not None:
@@ -181,43 +219,47 @@ def run_optuna(dataset: str, seed: int, seconds: float, max_epochs: int, eta: in
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     start = time.perf_counter()
-    task = load_task(dataset, seed=seed)
     config = run_config(dataset, seed, max_epochs, eta)
-    space = make_space(config.space, task)
-    # as in nasforge's runs here, where nothing reads speed: it is timed at a candidate's last rung only
-    evaluator = Evaluator(task, config.train, config.measure, speed_at_first_rung=False)
     epochs = rungs(1, max_epochs, eta)
     finished: dict[int, tuple[Genome, dict[str, Any]]] = {}
-    trained: list[float] = []  # epochs each finished trial trained
-    screened: list[dict[str, Any]] = []  # each finished trial's last metrics, its training seconds summed over rungs
+    screened: dict[int, dict[str, Any]] = {}  # each trial's metrics at the last rung it finished, training seconds summed
+    failed = [0, 0]  # trials that failed, and those of them that had finished a rung first
+    with deadline(seconds):  # loading the data counts, as in a nasforge search
+        task = load_task(dataset, seed=seed)
+        space = make_space(config.space, task)
+        # as in nasforge's runs here, where nothing reads speed: it is timed at a candidate's last rung only
+        evaluator = Evaluator(task, config.train, config.measure, speed_at_first_rung=False)
 
-    def objective(trial: Any) -> float:
-        genome = optuna_genome(trial, space)
-        space.check(genome)
-        state, seconds = None, 0.0
-        for epoch in epochs:
-            evaluation = evaluator.evaluate(genome, trial_seed(seed, trial.number), until=epoch, resume=state)
-            state, metrics = evaluation.train_state, evaluation.metrics
-            seconds += metrics["train_seconds"]
-            trial.report(metrics["val_acc"], epoch)
-            if epoch < epochs[-1] and trial.should_prune():
-                trained.append(metrics["epochs"])
-                screened.append({**metrics, "train_seconds": seconds})
-                raise optuna.TrialPruned()
-        trained.append(metrics["epochs"])
-        screened.append({**metrics, "train_seconds": seconds})
-        finished[trial.number] = (genome, metrics)
-        return metrics["val_acc"]
+        def objective(trial: Any) -> float:
+            genome = optuna_genome(trial, space)
+            space.check(genome)
+            state, seconds = None, 0.0
+            for epoch in epochs:
+                try:
+                    evaluation = evaluator.evaluate(genome, trial_seed(seed, trial.number), until=epoch, resume=state)
+                except TrialFailed:
+                    failed[0] += 1
+                    failed[1] += trial.number in screened
+                    raise
+                state, metrics = evaluation.train_state, evaluation.metrics
+                seconds += metrics["train_seconds"]
+                screened[trial.number] = {**metrics, "train_seconds": seconds}
+                trial.report(metrics["val_acc"], epoch)
+                if epoch < epochs[-1] and trial.should_prune():
+                    raise optuna.TrialPruned()
+            finished[trial.number] = (genome, metrics)
+            return metrics["val_acc"]
 
-    pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs, reduction_factor=eta)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
-    study.optimize(objective, timeout=seconds, catch=(TrialFailed,))
+        pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs, reduction_factor=eta)
+        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
+        study.optimize(objective, catch=(TrialFailed,))
     elapsed = time.perf_counter() - start
-    states = [t.state for t in study.trials]
     S = optuna.trial.TrialState
-    outcome = Outcome(dataset, seed, "tpe-hb", 1, elapsed, states.count(S.COMPLETE), states.count(S.PRUNED),
-                      states.count(S.FAIL), _mean(trained) or 0.0, _share([e > epochs[0] for e in trained]),
-                      *screened_sizes(screened))
+    pruned = sum(t.state == S.PRUNED for t in study.trials)
+    outcome = Outcome(dataset, seed, "tpe-hb", 1, elapsed, len(finished), pruned, failed[0],
+                      _mean([m["epochs"] for m in screened.values()]) or 0.0,
+                      _share([m["epochs"] > epochs[0] for m in screened.values()]),
+                      *screened_sizes(list(screened.values())), cut=len(screened) - len(finished) - pruned - failed[1])
     if finished:  # best validation accuracy; ties: fewer parameters, then earlier (as nasforge)
         number = max(finished, key=lambda n: (finished[n][1]["val_acc"], -finished[n][1]["params"], -n))
         genome, metrics = finished[number]
@@ -339,7 +381,7 @@ def report(outcomes: list[Outcome], fidelity: list[Fidelity], args: argparse.Nam
                 d, LABEL[method], len(runs), f"{seconds_of[d]:g}", mean_sd([o.seconds for o in runs], 0),
                 mean_sd([o.screened for o in runs], 1),
                 f"{statistics.mean(o.complete for o in runs):.1f} / {statistics.mean(o.pruned for o in runs):.1f} / "
-                f"{statistics.mean(o.failed for o in runs):.1f}", mean_sd([o.epochs for o in runs], 1),
+                f"{statistics.mean(o.failed for o in runs):.1f} / {statistics.mean(o.cut for o in runs):.1f}", mean_sd([o.epochs for o in runs], 1),
                 mean_sd([o.params for o in runs if math.isfinite(o.params)], 0),
                 mean_sd([o.epoch_ms for o in runs if math.isfinite(o.epoch_ms)], 1),
                 mean_sd([o.per_hour for o in runs], 0), ratio_text(ratios) if ratios else "1 (reference)",
@@ -388,7 +430,7 @@ def report(outcomes: list[Outcome], fidelity: list[Fidelity], args: argparse.Nam
         "",
         "**One objective (validation accuracy)**:",
         "",
-        table(["dataset", "method", "seeds", "seconds given", "wall s", "screened", "complete / pruned / failed",
+        table(["dataset", "method", "seeds", "seconds given", "wall s", "screened", "complete / pruned / failed / cut",
                "epochs per candidate", "median params screened", "training ms per epoch", "candidates per hour", "per hour vs full", "best val acc %", "retrained test acc %", "its params",
                "best genome per seed"], single_rows),
         "",
@@ -412,13 +454,14 @@ def report(outcomes: list[Outcome], fidelity: list[Fidelity], args: argparse.Nam
         *goals,
         "",
         "Notes:",
-        "- Mean ± sd over seeds. *Screened* = trained candidates that finished (complete + pruned + failed); "
-        "interrupted ones at the time limit and candidates the cheap-objectives screen skipped before training "
-        "do not count. A nasforge search is stopped by its callback when the first trial concludes after its seconds "
-        "(Optuna: the first trial to end after its timeout), so wall times run past the limit: by up to one "
-        "candidate at full fidelity, longer with Hyperband, whose brackets keep promoted candidates training "
-        "without concluding (see *wall s*). Rates use the actual wall time, and ratios are per seed against the "
-        "full-fidelity run of the same dataset and seed.",
+        "- Mean ± sd over seeds. Every method gets exactly its seconds: a timer interrupts the search (or "
+        "Optuna's `optimize`) when they are spent, in the middle of a candidate's training if need be (never in a "
+        "store write: there it waits for training to resume, a few ms), and the work in progress is lost alike "
+        "for every method. *Screened* = candidates whose first evaluation finished in that time: complete + "
+        "pruned + failed + *cut* (a multi-fidelity candidate that finished a rung and was training a later one "
+        "when the time was up); candidates the cheap-objectives screen skipped before training do not count. "
+        "Rates use the wall time, and ratios are per seed against the full-fidelity run of the same dataset and "
+        "seed. Only candidates fully trained in the time can be the best or make the front.",
         "- *Best* = the fully trained candidate with the best validation accuracy (nasforge: `open_run(out).best`; "
         "Optuna: best COMPLETE trial, ties to fewer params); it is retrained from scratch on train + validation "
         "for the dataset's max epochs with the run seed and tested once (`train_final`; for Optuna the same steps "
@@ -450,8 +493,9 @@ def goal_lines(d: str, outcomes: list[Outcome], ref: tuple[float, float], max_ep
         if ratio >= 3:
             why = "met"
         elif n_asha < eta**2:
-            why = (f"NOT met: only {n_asha:.1f} candidates fit in the time; ASHA lets the first result at each rung "
-                   f"and the best ceil(n/{eta}) of n go on, so with so few many candidates still train to the last rung")
+            why = (f"NOT met: only {n_asha:.1f} candidates fit in the time; ASHA lets the best so far at each rung "
+                   f"and then the best floor(n/{eta}) of n go on, so with so few many candidates still train to the "
+                   "last rung")
         elif fewer >= 3:
             costlier = _ratio(asha, full, "epoch_ms")
             larger = _ratio(asha, full, "params")
@@ -466,8 +510,8 @@ def goal_lines(d: str, outcomes: list[Outcome], ref: tuple[float, float], max_ep
             why = (f"NOT met: epochs per candidate fell only {fewer:.1f}x"
                    + (" (early stopping already cuts full training short)" if early else "")
                    + (f"; {100 * past:.0f} % of ASHA's {n_asha:.1f} candidates trained past the first rung (1 in "
-                      f"{eta} in a long run): the first result at each rung and the best ceil(n/{eta}) of the n so "
-                      "far go on, a large share while few have reported" if past is not None else ""))
+                      f"{eta} in a long run): the best so far at each rung, then the best floor(n/{eta}) of the n "
+                      "so far go on, a large share while few have reported or while the strategy keeps improving" if past is not None else ""))
         parts.append(f"candidates per hour x{ratio:.2f}: {why}")
         ft, at = _mean([o.test_acc for o in full]), _mean([o.test_acc for o in asha])
         if ft is None or at is None:
@@ -555,14 +599,14 @@ def main(argv: Sequence[str] | None = None, results: Path = RESULTS) -> list[Out
                         o = run_nasforge(d, kind, seed, s, workdir, max_epochs, args.eta)
                     outcomes.append(o)
                     print(f"{d:13s} seed {seed} {LABEL[o.method]:30s} {o.seconds:6.1f}s screened {o.screened:4d} "
-                          f"(c {o.complete} p {o.pruned} f {o.failed}) best val {pct(o.best_val)} "
+                          f"(c {o.complete} p {o.pruned} f {o.failed} cut {o.cut}) best val {pct(o.best_val)} "
                           f"test {pct(o.test_acc)} [{o.best_label}]", flush=True)
                 for method in MULTI:
                     o = run_nasforge(d, "none" if method == "full" else method, seed, s, workdir, max_epochs,
                                      args.eta, objectives=2)
                     outcomes.append(o)
                     print(f"{d:13s} seed {seed} {LABEL[o.method] + ' (2 obj)':30s} {o.seconds:6.1f}s screened "
-                          f"{o.screened:4d} (c {o.complete} p {o.pruned}) front {len(o.front)}", flush=True)
+                          f"{o.screened:4d} (c {o.complete} p {o.pruned} cut {o.cut}) front {len(o.front)}", flush=True)
             if tau_genomes > 1:
                 f = rank_fidelity(d, tau_genomes, epochs_of[d], args.eta)
                 fidelity.append(f)

@@ -24,15 +24,17 @@ def test_rungs_are_geometric_down_from_the_full_training():
 
 def test_asha_decides_at_once_against_the_rung_so_far():
     h = Halving("asha", [1, 3, 9], eta=3)
-    assert [h.start(t) for t in range(5)] == [0] * 5
-    got = [h.report(t, 0, r(t, acc)) for t, acc in enumerate([0.5, 0.4, 0.6, 0.55, 0.3])]
-    # n=1 keep 1: first always continues; n=2 keep 1 (0.4 < 0.5); n=3 keep 1 (0.6 best);
-    # n=4 keep 2 (0.55 second); n=5 keep 2 (0.3 last)
-    assert got == [[(0, "continue")], [(1, "stop")], [(2, "continue")], [(3, "continue")], [(4, "stop")]]
+    assert [h.start(t) for t in range(6)] == [0] * 6
+    got = [h.report(t, 0, r(t, acc)) for t, acc in enumerate([0.5, 0.4, 0.6, 0.55, 0.3, 0.58])]
+    # keep max(1, n // 3): n=1 keep 1: the first always continues; n=2 keep 1 (0.4 < 0.5); n=3 keep 1
+    # (0.6 best); n=4 keep 1 (0.55 second: stops, rounding up would keep it); n=5 keep 1 (0.3 last);
+    # n=6 keep 2 (0.58 second)
+    assert got == [[(0, "continue")], [(1, "stop")], [(2, "continue")], [(3, "stop")], [(4, "stop")],
+                   [(5, "continue")]]
     assert h.report(2, 1, r(2, 0.7)) == [(2, "continue")]
     assert h.report(0, 1, r(0, 0.65)) == [(0, "stop")]  # n=2, keep 1
     assert h.report(2, 2, r(2, 0.8)) == [(2, "complete")]
-    assert h.report(3, 1, None) == []  # a failure decides nothing
+    assert h.report(5, 1, None) == []  # a failure decides nothing
 
 
 def test_sha_waits_for_the_bracket_then_keeps_a_third_or_half():
@@ -84,5 +86,5 @@ def test_several_objectives_rank_by_front_then_crowding_within_the_limits():
         h.start(x.trial)
     decisions = [h.report(x.trial, 0, x)[0][1] for x in results]
     # n=1 keep 1; n=2 keep 1, both on the front: the boundary points tie on crowding -> earlier wins;
-    # n=3 keep 2, the middle one is the most crowded; n=4 keep 2; n=5 keep 3 but it breaks a limit
+    # n=3 keep 1, the middle one is the most crowded; n=4 keep 2, dominated; n=5 keep 2 but it breaks a limit
     assert decisions == ["continue", "stop", "stop", "stop", "stop"]

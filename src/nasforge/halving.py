@@ -7,8 +7,11 @@ ways to decide, one mechanism:
 
 - ``asha`` (Li et al. 2020, the stopping variant as in Ray Tune and Optuna's pruner): decided
   at once against every result at that rung so far: continue if in the best
-  ``ceil(n / eta)`` of the ``n`` results there (the first result at a rung always
-  continues). Nobody waits for a rung to fill.
+  ``max(1, floor(n / eta))`` of the ``n`` results there, the paper's ``top_k(rung, n / eta)``
+  (also Optuna's rule): while fewer than ``2 * eta`` have reported, only the best so far
+  continues (the first result at a rung always does). Nobody waits for a rung to fill.
+  (Rounding up instead, as Ray Tune's percentile cut-off does, let 46 % of the first ten
+  candidates on, against 38 %: a short search spent most of its time on them.)
 - ``sha`` (Jamieson & Talwalkar 2016): candidates come in brackets of ``eta**(K-1)`` (K rungs);
   a rung's decisions wait until every member of the bracket still in it has a result, then
   the best ``max(1, floor(m / eta))`` of those ``m`` continue. New candidates do not wait:
@@ -169,7 +172,7 @@ class Halving:
                 return [(trial, "complete")]
             self.recorded[rung].append(result)
             ranked = best_first(self.recorded[rung])
-            keep = math.ceil(len(ranked) / self.eta)
+            keep = max(1, len(ranked) // self.eta)
             return [(trial, "continue" if result in ranked[:keep] else "stop")]
         bracket = self.bracket_of[trial]
         if result is None:

@@ -8,6 +8,7 @@ from conftest import REPO
 sys.path.insert(0, str(REPO / "benchmarks"))
 import fidelity  # noqa: E402
 
+import nasforge  # noqa: E402
 from nasforge import load_task  # noqa: E402
 from nasforge.config import build_config  # noqa: E402
 from nasforge.spaces import genome_from_dict  # noqa: E402
@@ -94,3 +95,38 @@ def test_a_missed_rate_goal_says_how_many_candidates_went_past_the_first_rung():
     line = fidelity.goal_lines("m", [full, asha], (0.0, -6.0), max_epochs=9, eta=3)
     assert "candidates per hour x1.75: NOT met: epochs per candidate fell only 2.1x" in line
     assert "50 % of ASHA's 14.0 candidates trained past the first rung" in line
+
+
+def _frames(*files):
+    """A fake call stack, innermost first."""
+    from types import SimpleNamespace
+
+    frame = None
+    for name in reversed(files):
+        frame = SimpleNamespace(f_code=SimpleNamespace(co_filename=name), f_back=frame)
+    return frame
+
+
+def test_the_deadline_interrupts_training_but_never_a_store_write():
+    site, src = "/x/site-packages", "/x/src/nasforge"
+    training = _frames(f"{site}/torch/nn/modules/conv.py", f"{src}/train/trainer.py", f"{src}/evaluators/training.py",
+                       f"{src}/loop.py", "/x/benchmarks/fidelity.py")
+    assert fidelity._interruptible(training)
+    writing = _frames(f"{site}/sqlalchemy/engine/base.py", f"{src}/storage.py", f"{src}/loop.py")
+    assert not fidelity._interruptible(writing)
+    saving = _frames(f"{site}/torch/serialization.py", f"{src}/files.py", f"{src}/loop.py")
+    assert not fidelity._interruptible(saving)
+    assert not fidelity._interruptible(_frames(f"{src}/strategies/evolution.py", f"{src}/loop.py"))
+
+
+def test_the_deadline_stops_a_search_on_time_and_keeps_what_finished(tmp_path):
+    """A 3 s search of 9-epoch candidates is cut at 3 s: nothing runs on, finished trials are stored."""
+    import time
+
+    out, start = tmp_path / "run", time.perf_counter()
+    with fidelity.deadline(3.0):
+        nasforge.search("digits", strategy="random", budget=10_000, seed=0, out=out, **fidelity.sections("digits", 9, 3))
+    elapsed = time.perf_counter() - start
+    assert 3.0 <= elapsed < 5.0  # the interrupted trial is stored as such before the search returns
+    trials = nasforge.open_run(out).trials
+    assert any(t.finished for t in trials) and not all(t.finished for t in trials)  # the last one was cut off
