@@ -99,6 +99,22 @@ def measure_trained(model: torch.nn.Module, task: Task, ms: MeasureSettings,
     return metrics
 
 
+def measured_splits(task: Task, last: bool) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The splits an evaluation measures the task's metrics on. At a candidate's last rung
+    (or without a scheduler): train, validation and test in full. At a rung below the last
+    (multi-fidelity), only what the search reads: the validation split (whose outputs training
+    computed already) and every k-th training row, as many rows as the validation split has
+    at most (an estimate of training accuracy for the expert system's train/validation gap;
+    the rows used are recorded as ``train_rows_measured``); the test split is skipped, nothing selects on it. Predicting the
+    whole training split and the test split at every rung cost mnist-5k's short candidates
+    about 0.9 s each, against 1.3 s per epoch of training."""
+    val = (task.X_val, task.y_val)
+    if last:
+        return {"train": (task.X_train, task.y_train), "val": val, "test": (task.X_test, task.y_test)}
+    step = max(1, math.ceil(len(task.X_train) / max(1, len(task.X_val))))
+    return {"train": (task.X_train[::step], task.y_train[::step]), "val": val}
+
+
 COSTS = "costs"  # the key under which a multi-fidelity training state carries the network's measured costs
 
 
@@ -238,9 +254,9 @@ class TrainingEvaluator:
         try:
             with energy_meter(ms.power, gpu=gpu) as train_energy:
                 result = self._train(model, settings, generator, seed, until, state)
-            splits = {"train": (task.X_train, task.y_train), "val": (task.X_val, task.y_val),
-                      "test": (task.X_test, task.y_test)}
-            speed = self.speed_at_first_rung or until is None or until >= settings.epochs
+            last = until is None or until >= settings.epochs
+            splits = measured_splits(task, last)
+            speed = self.speed_at_first_rung or last
             if speed and costs is not None and "latency_ms" not in costs:
                 costs = None  # an earlier rung counted the size only: time the speed now
             on_cpu = speed and costs is None and placement.measure_on == "cpu" and gpu is not None
@@ -265,6 +281,8 @@ class TrainingEvaluator:
             inherited=inherited,
             device=devices.describe(device),
         )
+        if not last:
+            metrics["train_rows_measured"] = len(splits["train"][0])
         if gpu is not None:
             metrics["gpu_memory_mb"] = torch.cuda.max_memory_allocated(gpu) / 2**20
         train_state = None
