@@ -73,6 +73,7 @@ class Method:
     no_repeats: bool = False
     settings: dict = field(default_factory=dict)
     proxy: str | None = None
+    proxy_pool: int = 100  # the run's --proxy-pool: untrained samples the proxy picks each first cell from
 
 
 @dataclass
@@ -107,7 +108,7 @@ def make(method: Method, seed: int, budget: int, dataset: str = "cifar10") -> St
     if method.kind.startswith("predictor"):  # as `nasforge search --strategy predictor [flags] [--proxy synflow]`
         strategy = PredictorSearch(NB201Space(), rng, budget, PredictorSettings(**method.settings))
         if method.proxy:
-            strategy.proxy = scorer(dataset)
+            strategy.proxy, strategy.proxy_pool = scorer(dataset), method.proxy_pool
         return strategy
     p, s = method.config or PAPER
     return RegularizedEvolution(NB201Space(), rng, budget, EvolutionSettings(population_size=p, sample_size=s))
@@ -252,7 +253,9 @@ def methods(tuned: tuple[int, int], wanted: list[str]) -> list[Method]:
               Method("predictor + synflow (first 10 picked from 100, and an input of the ensemble)",
                      "predictor-synflow-feature", settings={"proxy_feature": True}, proxy="synflow"),
               Method("predictor + synflow (picks and input), learning ranks", "predictor-synflow-ranks",
-                     settings={"proxy_feature": True, "targets": "ranks"}, proxy="synflow")]
+                     settings={"proxy_feature": True, "targets": "ranks"}, proxy="synflow"),
+              Method("predictor + synflow (picks from 1000 and input), learning ranks", "predictor-synflow-pool",
+                     settings={"proxy_feature": True, "targets": "ranks"}, proxy="synflow", proxy_pool=1000)]
     kind = {m.label: ("rea-no-repeats" if m.no_repeats else m.kind) for m in found}
     return [m for m in found if m.kind == "random" or not wanted or kind[m.label] in wanted]
 
@@ -263,7 +266,7 @@ def main() -> None:
     ap.add_argument("--budgets", default="25,50,100,150,300")
     ap.add_argument("--methods", default="", help="comma-separated kinds to run besides random search: "
                     "rea, rea-no-repeats, predictor, predictor-synflow, predictor-gp, predictor-synflow-feature, "
-                    "predictor-synflow-ranks (default: all)")
+                    "predictor-synflow-ranks, predictor-synflow-pool (default: all)")
     ap.add_argument("--dataset", default=None, help="one or more, comma-separated (default: all in the table)")
     ap.add_argument("--bench-file", type=Path, default=DEFAULT_FILE)
     ap.add_argument("--tune-seeds", type=int, default=30)
