@@ -25,11 +25,13 @@ def test_without_repeats_every_query_is_a_new_cell_and_with_them_not():
 def test_methods_keep_random_search_and_pick_the_rest_by_kind():
     assert [m.kind for m in methods(nb201.PAPER, ["predictor"])] == ["random", "predictor"]
     everything = methods((10, 5), [])
-    assert [m.no_repeats for m in everything] == [False, False, False, True, False, False, False, False, False]
-    assert [m.kind for m in everything[-4:]] == ["predictor-synflow", "predictor-gp", "predictor-synflow-feature",
-                                                 "predictor-synflow-ranks"]
-    ranked = nb201.make(everything[-1], 0, 20, "cifar10").settings
-    assert (ranked.targets, ranked.proxy_feature) == ("ranks", True)
+    assert [m.no_repeats for m in everything] == [False, False, False, True] + [False] * 6
+    assert [m.kind for m in everything[-5:]] == ["predictor-synflow", "predictor-gp", "predictor-synflow-feature",
+                                                 "predictor-synflow-ranks", "predictor-synflow-pool"]
+    ranked = nb201.make(everything[-2], 0, 20, "cifar10")
+    assert (ranked.settings.targets, ranked.settings.proxy_feature, ranked.proxy_pool) == ("ranks", True, 100)
+    pooled = nb201.make(everything[-1], 0, 20, "cifar10")  # the same predictor, its first cells picked from 1000
+    assert pooled.settings == ranked.settings and pooled.proxy_pool == 1000
 
 
 def test_the_gp_method_is_the_predictor_with_its_gaussian_process_settings():
