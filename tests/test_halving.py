@@ -22,19 +22,38 @@ def test_rungs_are_geometric_down_from_the_full_training():
         rungs(10, 9, 3)
 
 
-def test_asha_decides_at_once_against_the_rung_so_far():
+def test_asha_decides_at_once_against_the_rung_so_far_after_its_cold_start():
     h = Halving("asha", [1, 3, 9], eta=3)
     assert [h.start(t) for t in range(6)] == [0] * 6
     got = [h.report(t, 0, r(t, acc)) for t, acc in enumerate([0.5, 0.4, 0.6, 0.55, 0.3, 0.58])]
-    # keep max(1, n // 3): n=1 keep 1: the first always continues; n=2 keep 1 (0.4 < 0.5); n=3 keep 1
-    # (0.6 best); n=4 keep 1 (0.55 second: stops, rounding up would keep it); n=5 keep 1 (0.3 last);
-    # n=6 keep 2 (0.58 second)
-    assert got == [[(0, "continue")], [(1, "stop")], [(2, "continue")], [(3, "stop")], [(4, "stop")],
+    # n=1, 2: fewer than eta to judge, they wait; n=3: the best of the three goes on (0.6), the
+    # others stop; then keep max(1, n // 3): n=4 keep 1 (0.55 second: stops, rounding up would
+    # keep it); n=5 keep 1 (0.3 last); n=6 keep 2 (0.58 second)
+    assert got == [[], [], [(2, "continue"), (0, "stop"), (1, "stop")], [(3, "stop")], [(4, "stop")],
                    [(5, "continue")]]
-    assert h.report(2, 1, r(2, 0.7)) == [(2, "continue")]
-    assert h.report(0, 1, r(0, 0.65)) == [(0, "stop")]  # n=2, keep 1
-    assert h.report(2, 2, r(2, 0.8)) == [(2, "complete")]
-    assert h.report(5, 1, None) == []  # a failure decides nothing
+    assert h.report(2, 1, r(2, 0.7)) == []  # rung 1's cold start: waits
+    assert h.report(5, 1, None) == []  # a failure decides nothing and does not count
+    h.start(6)
+    assert h.report(6, 0, r(6, 0.9)) == [(6, "continue")]  # n=7 keep 2: the best so far
+    assert h.report(6, 1, r(6, 0.65)) == []
+    h.start(7)
+    h.report(7, 0, r(7, 0.95))
+    assert h.report(7, 1, r(7, 0.75)) == [(7, "continue"), (2, "stop"), (6, "stop")]
+    assert h.report(7, 2, r(7, 0.8)) == [(7, "complete")]
+
+
+def test_asha_decides_what_waits_when_the_budget_is_spent_and_waits_again_when_it_is_raised():
+    h = Halving("asha", [1, 3, 9], eta=3)
+    for t in range(2):
+        h.start(t)
+    assert h.report(0, 0, r(0, 0.5)) == [] and h.report(1, 0, r(1, 0.6)) == []
+    assert h.close_brackets() == [(1, "continue"), (0, "stop")]  # nothing more will come: the best goes on
+    assert h.report(1, 1, r(1, 0.7)) == [(1, "continue")]  # alone at rung 1, decided at once
+    assert h.report(1, 2, r(1, 0.8)) == [(1, "complete")]
+    h.start(2)  # a raised budget: candidates come again
+    assert h.report(2, 0, r(2, 0.9)) == [(2, "continue")]  # n=3 at rung 0: judged at once, the best
+    assert h.report(2, 1, r(2, 0.75)) == []  # n=2 at rung 1: short of eta again, it waits
+    assert h.close_brackets() == [(2, "continue")]
 
 
 def test_sha_waits_for_the_bracket_then_keeps_a_third_or_half():
@@ -84,7 +103,8 @@ def test_several_objectives_rank_by_front_then_crowding_within_the_limits():
     h = Halving("asha", [1, 3], eta=2)
     for x in results:
         h.start(x.trial)
-    decisions = [h.report(x.trial, 0, x)[0][1] for x in results]
-    # n=1 keep 1; n=2 keep 1, both on the front: the boundary points tie on crowding -> earlier wins;
-    # n=3 keep 1, the middle one is the most crowded; n=4 keep 2, dominated; n=5 keep 2 but it breaks a limit
-    assert decisions == ["continue", "stop", "stop", "stop", "stop"]
+    decided = [h.report(x.trial, 0, x) for x in results]
+    # n=1: waits (eta 2); n=2: the cold start ends, both on the front: the boundary points tie on
+    # crowding -> earlier wins; n=3 keep 1, the middle one is the most crowded; n=4 keep 2,
+    # dominated; n=5 keep 2 but it breaks a limit
+    assert decided == [[], [(0, "continue"), (1, "stop")], [(2, "stop")], [(3, "stop")], [(4, "stop")]]

@@ -261,7 +261,7 @@ class SearchLoop:
     def _save_rung(self, number: int, evaluation: Evaluation, decided: set[str]) -> None:
         """Before a rung is stored, the files the candidate will need: its weights (the restored
         best) unless it trains on at once, and its training state unless it concludes now (a
-        candidate left waiting for its bracket keeps both: it may go either way)."""
+        candidate left waiting for its bracket, or for its asha rung's first eta results, keeps both: it may go either way)."""
         if evaluation.state_dict and "continue" not in decided:
             files.save_torch(evaluation.state_dict, self.study.model_path(number))
         if evaluation.train_state is not None and not decided & {"stop", "complete"}:

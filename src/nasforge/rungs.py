@@ -8,13 +8,14 @@ number of one sequence and is stored: a rung in the trial's ``rungs`` attribute,
 run attribute. On resume :meth:`Rungs.replay` starts every stored ask in ask order and
 replays the events in sequence order, so the scheduler is in the state it was in; the
 decision each live trial last received says what to do with it (train its next rung from
-its saved state, stop it, complete it, or leave it waiting for its bracket).
+its saved state, stop it, complete it, or leave it waiting for its bracket or, with asha, for its
+rung's first eta results).
 
 After a rung, before it is stored, the candidate's files are written: its weights (the
 restored best, as after full training) where a fully trained candidate's are
 (``models/trial-N.pt``) unless it trains on at once, and its training state (current weights,
 optimizer, generators, early-stopping counters) in ``models/trial-N.state.pt`` unless it
-stops or completes there (a candidate left waiting for its bracket gets both). A kill between
+stops or completes there (a candidate left waiting gets both). A kill between
 the files and the stored rung re-trains nothing when the state was written (training from a
 state already at the rung's epoch trains zero epochs); a candidate that was stopping or
 completing trains that rung again from its previous state, with the same result.
