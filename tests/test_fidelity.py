@@ -40,8 +40,9 @@ def test_asha_stops_most_candidates_early_and_keeps_the_rungs_in_the_study(tmp_p
     # nothing here reads speed: only candidates that reach the last rung are timed, all are counted
     assert all("latency_ms" not in t.metrics and "fps" not in t.metrics and t.metrics["params"] > 0 for t in pruned)
     assert all(t.metrics["latency_ms"] > 0 and t.metrics["fps"] > 0 and t.metrics["params"] > 0 for t in complete)
-    # below the last rung: no test split, training accuracy on every k-th row (as many as validation has)
-    assert all("test_acc" not in t.metrics and 0 < t.metrics["train_rows_measured"] <= 360 for t in pruned)
+    # below the last rung: no test split, and no training accuracy (evolution does not read it)
+    assert all("test_acc" not in t.metrics and "train_acc" not in t.metrics and 0 < t.metrics["val_acc"] <= 1
+               for t in pruned)
     assert all("test_acc" in t.metrics and "train_rows_measured" not in t.metrics for t in complete)
     best = nasforge.open_run(out).best
     assert best.state == "complete" and best.metrics["epochs"] == 9  # only fully trained candidates are chosen
@@ -80,11 +81,17 @@ def test_speed_is_timed_at_the_first_rung_only_when_the_run_reads_it(tmp_path, s
     task = load_task("digits", seed=0)
     evaluator = TrainingEvaluator.from_config(c, task, make_space(c.space, task), tmp_path)
     assert evaluator.speed_at_first_rung is early
+    fit = c.strategy.name == "expert"  # the only strategy that reads the train/validation gap
+    assert evaluator.train_fit_every_rung is fit
     genome = make_space(c.space, task).sample(np.random.default_rng(0))
     first = evaluator.evaluate(genome, seed=1, until=1)
     assert ("latency_ms" in first.metrics) is early and first.metrics["params"] > 0
-    rows = first.metrics["train_rows_measured"]  # every 3rd of digits' 1077 training rows: 359 <= 360 validation rows
-    assert rows == len(task.X_train[::3]) == 359 and "test_acc" not in first.metrics and 0 < first.metrics["train_acc"] <= 1
+    assert "test_acc" not in first.metrics and 0 < first.metrics["val_acc"] <= 1
+    if fit:
+        rows = first.metrics["train_rows_measured"]  # every 3rd of digits' 1077 training rows: 359 <= 360 validation rows
+        assert rows == len(task.X_train[::3]) == 359 and 0 < first.metrics["train_acc"] <= 1
+    else:  # nothing reads training accuracy below the last rung: not predicted
+        assert "train_acc" not in first.metrics and "train_rows_measured" not in first.metrics
     last = evaluator.evaluate(genome, seed=1, until=9, resume=first.train_state)
     assert last.metrics["latency_ms"] > 0 and last.metrics["fps"] > 0  # the last rung always has it
     assert "train_rows_measured" not in last.metrics and 0 < last.metrics["test_acc"] <= 1  # and every split in full
@@ -107,7 +114,7 @@ def test_a_promoted_candidate_equals_one_trained_in_one_go(tmp_path):
     assert whole.metrics["val_acc"] == promoted.metrics["val_acc"]
 
 
-@pytest.mark.parametrize("kind", ["sha", "hyperband"])
+@pytest.mark.parametrize("kind", ["asha", "sha", "hyperband"])
 def test_same_command_same_trials_and_an_interrupted_run_continues_between_rungs(tmp_path, kind):
     whole = run_study(tmp_path / "whole", config(kind, budget=11))
     assert story(whole) == story(run_study(tmp_path / "again", config(kind, budget=11)))

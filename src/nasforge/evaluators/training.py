@@ -99,18 +99,21 @@ def measure_trained(model: torch.nn.Module, task: Task, ms: MeasureSettings,
     return metrics
 
 
-def measured_splits(task: Task, last: bool) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def measured_splits(task: Task, last: bool, train_fit: bool = True) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """The splits an evaluation measures the task's metrics on. At a candidate's last rung
     (or without a scheduler): train, validation and test in full. At a rung below the last
     (multi-fidelity), only what the search reads: the validation split (whose outputs training
-    computed already) and every k-th training row, as many rows as the validation split has
-    at most (an estimate of training accuracy for the expert system's train/validation gap;
-    the rows used are recorded as ``train_rows_measured``); the test split is skipped, nothing selects on it. Predicting the
+    computed already) and, with ``train_fit`` (a strategy that reads the train/validation gap:
+    the expert system), every k-th training row, as many rows as the validation split has at
+    most (an estimate of training accuracy; the rows used are recorded as
+    ``train_rows_measured``); the test split is skipped, nothing selects on it. Predicting the
     whole training split and the test split at every rung cost mnist-5k's short candidates
     about 0.9 s each, against 1.3 s per epoch of training."""
     val = (task.X_val, task.y_val)
     if last:
         return {"train": (task.X_train, task.y_train), "val": val, "test": (task.X_test, task.y_test)}
+    if not train_fit:
+        return {"val": val}
     step = max(1, math.ceil(len(task.X_train) / max(1, len(task.X_val))))
     return {"train": (task.X_train[::step], task.y_train[::step]), "val": val}
 
@@ -143,20 +146,26 @@ class TrainingEvaluator:
                    if options is not None else None)
         settings = config.train.model_copy(update={"epochs": config.max_epochs}) if config.scheduler.on else config.train
         reads = Goal.of(config, task.kind).reads()
-        speed_early = STRATEGIES.get(config.strategy.name).reads_speed or any(metric in reads for metric in SPEED)
-        return cls(task, settings, config.measure, weights, speed_at_first_rung=speed_early, device=config.device)
+        strategy = STRATEGIES.get(config.strategy.name)
+        speed_early = strategy.reads_speed or any(metric in reads for metric in SPEED)
+        return cls(task, settings, config.measure, weights, speed_at_first_rung=speed_early, device=config.device,
+                   train_fit_every_rung=strategy.reads_train_fit)
 
     def __init__(self, task: Task, train_settings: TrainSettings | None = None,
                  measure_settings: MeasureSettings | None = None, weights: WeightSource | None = None,
-                 speed_at_first_rung: bool = True, device: DeviceSettings | None = None):
+                 speed_at_first_rung: bool = True, device: DeviceSettings | None = None,
+                 train_fit_every_rung: bool = True):
         """``speed_at_first_rung=False``: a multi-fidelity candidate's speed (latency, FPS,
         inference energy) is timed at its last rung only, so candidates stopped earlier never
-        pay for it (the run's objectives, limits and strategy do not read it)."""
+        pay for it (the run's objectives, limits and strategy do not read it).
+        ``train_fit_every_rung=False``: training accuracy likewise only at the last rung (the
+        strategy does not read it; see :func:`measured_splits`)."""
         self.task = task
         self.train_settings = train_settings or TrainSettings()
         self.measure_settings = measure_settings or MeasureSettings()
         self.weights = weights
         self.speed_at_first_rung = speed_at_first_rung
+        self.train_fit_every_rung = train_fit_every_rung
         self.device_settings = device or DeviceSettings()
         self.worker: int | None = None  # a worker process's index: GPUs are shared round-robin
         self._placed: tuple[torch.device, Task] | None = None  # the device, and the task's tensors there
@@ -255,7 +264,7 @@ class TrainingEvaluator:
             with energy_meter(ms.power, gpu=gpu) as train_energy:
                 result = self._train(model, settings, generator, seed, until, state)
             last = until is None or until >= settings.epochs
-            splits = measured_splits(task, last)
+            splits = measured_splits(task, last, self.train_fit_every_rung)
             speed = self.speed_at_first_rung or last
             if speed and costs is not None and "latency_ms" not in costs:
                 costs = None  # an earlier rung counted the size only: time the speed now
@@ -281,7 +290,7 @@ class TrainingEvaluator:
             inherited=inherited,
             device=devices.describe(device),
         )
-        if not last:
+        if "train" in splits and not last:
             metrics["train_rows_measured"] = len(splits["train"][0])
         if gpu is not None:
             metrics["gpu_memory_mb"] = torch.cuda.max_memory_allocated(gpu) / 2**20

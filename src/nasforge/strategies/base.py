@@ -51,6 +51,7 @@ class Strategy(ABC):
     family: ClassVar[str | None] = None  # the one space family it searches, if it is bound to one
     uses_proxy: ClassVar[bool] = True  # its first candidates come from sample_initial (a --proxy applies)
     reads_speed: ClassVar[bool] = False  # reads latency, FPS or inference energy from what it is told
+    reads_train_fit: ClassVar[bool] = False  # reads training accuracy (or R²) from what it is told, at every rung
 
     @classmethod
     def create(cls, space: SearchSpace, rng: np.random.Generator, budget: int, settings: StrategySettings,

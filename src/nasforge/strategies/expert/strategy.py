@@ -72,6 +72,7 @@ def _pairs(items: list[tuple[str, float]]) -> list[list[Any]]:
 class ExpertStrategy(Strategy):
     name = "expert"
     reads_speed = True  # its rules (and an LLM's prompt) read FPS and inference energy
+    reads_train_fit = True  # and the train/validation gap (underfitting, overfitting)
     Settings = ExpertSettings
     legacy_section = "expert"
     uses_proxy = False  # it starts from one designed genome (a small net, or the LLM's), not from samples
