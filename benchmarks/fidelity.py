@@ -1,6 +1,6 @@
 """Multi-fidelity search at equal wall time (issue #16): full fidelity vs ASHA vs Hyperband vs Optuna.
 
-    .venv/bin/python benchmarks/fidelity.py            # digits (mlp), digits-images and mnist-5k (net); 2 seeds (~70 min)
+    .venv/bin/python benchmarks/fidelity.py            # digits (mlp), digits-images and mnist-5k (net); 2 seeds (~55 min)
     .venv/bin/python benchmarks/fidelity.py --quick    # digits only, 1 seed, 20 s per method, max 9 epochs (< 3 min)
     .venv/bin/python benchmarks/fidelity.py --datasets digits-images --seeds 1 --seconds 60 --max-epochs 27
 
@@ -470,9 +470,11 @@ def report(outcomes: list[Outcome], fidelity: list[Fidelity], args: argparse.Nam
         "the rung epochs only. Digits: TPE over run_peers' MLP encoding. Net space: TPE suggests one integer that "
         "seeds `NetSpace.sample`, so it searches no structure (random sampling + Hyperband pruning). Optuna keeps "
         "its study in memory, nasforge writes SQLite and weight files for every rung.",
-        "- Every rung measures the candidate's accuracy on every split; size is counted at its first rung, "
-        "latency and energy are timed at its last (nothing here reads them before), and both are carried on "
-        "(they do not depend on the weights).",
+        "- A rung below the last measures validation accuracy only (evolution reads nothing else there); the last "
+        "rung, which full fidelity's candidates reach at once, measures every split. Size is counted at a "
+        "candidate's first rung, latency and energy are timed at its last (nothing here reads them before), and "
+        "both are carried on (they do not depend on the weights). ASHA's first eta - 1 results at a rung wait "
+        "(training state saved) until the eta-th arrives; then the best of them goes on.",
         "- Times are of a shared 2-core machine; compare ratios, which were measured minutes apart under the same load.",
     ]
     return "\n".join(lines)
