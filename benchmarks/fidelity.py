@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/fidelity.py            # digits (mlp), digits-images and mnist-5k (net); 2 seeds (~55 min)
     .venv/bin/python benchmarks/fidelity.py --quick    # digits only, 1 seed, 20 s per method, max 9 epochs (< 3 min)
     .venv/bin/python benchmarks/fidelity.py --datasets digits-images --seeds 1 --seconds 60 --max-epochs 27
+    .venv/bin/python benchmarks/fidelity.py --objectives 2 --datasets digits,mnist-5k --seeds 5 --tau-genomes 0 --section fidelity-multi
 
 Every method of a (dataset, seed) gets the same seconds of wall time, one after the other in
 one process (same machine load, minutes apart):
@@ -428,26 +429,32 @@ def report(outcomes: list[Outcome], fidelity: list[Fidelity], args: argparse.Nam
         "size counted at the first rung; speed and energy are timed at the last rung, which pruned candidates "
         "never reach); one torch thread.",
         "",
-        "**One objective (validation accuracy)**:",
-        "",
-        table(["dataset", "method", "seeds", "seconds given", "wall s", "screened", "complete / pruned / failed / cut",
-               "epochs per candidate", "median params screened", "training ms per epoch", "candidates per hour", "per hour vs full", "best val acc %", "retrained test acc %", "its params",
-               "best genome per seed"], single_rows),
-        "",
-        "**Two objectives (accuracy, params)**, hypervolume of the front of fully trained candidates in "
-        "(validation accuracy, -log10 params), both maximised, above one reference point per dataset "
-        f"({'; '.join(f'{d}: (0, {r[1]:.2f})' for d, r in refs.items())}: -(log10 of the largest front member of "
-        "any run on the dataset + 1)):",
-        "",
-        table(["dataset", "method", "seeds", "wall s", "screened", "fully trained", "front size", "hypervolume",
-               "HV vs full"], multi_rows),
-        "",
-        "**Ranking fidelity**: random genomes of the space (seed 0), each trained through every rung without "
-        "pruning (each rung continues the previous one's training state); Kendall tau between the ranking by "
-        "validation accuracy at a rung and at the last rung:",
-        "",
-        table(["dataset", "genomes", "failed", "rungs", "tau first vs last rung", "tau per rung vs last", "s"], tau_rows),
-        "",
+        *([
+            "**One objective (validation accuracy)**:",
+            "",
+            table(["dataset", "method", "seeds", "seconds given", "wall s", "screened", "complete / pruned / failed / cut",
+                   "epochs per candidate", "median params screened", "training ms per epoch", "candidates per hour", "per hour vs full", "best val acc %", "retrained test acc %", "its params",
+                   "best genome per seed"], single_rows),
+            "",
+        ] if single_rows else []),
+        *([
+            "**Two objectives (accuracy, params)**, hypervolume of the front of fully trained candidates in "
+            "(validation accuracy, -log10 params), both maximised, above one reference point per dataset "
+            f"({'; '.join(f'{d}: (0, {r[1]:.2f})' for d, r in refs.items())}: -(log10 of the largest front member of "
+            "any run on the dataset + 1)):",
+            "",
+            table(["dataset", "method", "seeds", "wall s", "screened", "fully trained", "front size", "hypervolume",
+                   "HV vs full"], multi_rows),
+            "",
+        ] if multi_rows else []),
+        *([
+            "**Ranking fidelity**: random genomes of the space (seed 0), each trained through every rung without "
+            "pruning (each rung continues the previous one's training state); Kendall tau between the ranking by "
+            "validation accuracy at a rung and at the last rung:",
+            "",
+            table(["dataset", "genomes", "failed", "rungs", "tau first vs last rung", "tau per rung vs last", "s"], tau_rows),
+            "",
+        ] if tau_rows else []),
         "Goals (per dataset, means over seeds; >= 3x candidates per hour and retrained test accuracy at least "
         "the full-fidelity search's, both for evolution + ASHA; two-objective hypervolume at least full fidelity's):",
         "",
@@ -495,9 +502,9 @@ def goal_lines(d: str, outcomes: list[Outcome], ref: tuple[float, float], max_ep
         if ratio >= 3:
             why = "met"
         elif n_asha < eta**2:
-            why = (f"NOT met: only {n_asha:.1f} candidates fit in the time; ASHA lets the best so far at each rung "
-                   f"and then the best floor(n/{eta}) of n go on, so with so few many candidates still train to the "
-                   "last rung")
+            why = (f"NOT met: only {n_asha:.1f} candidates fit in the time; ASHA lets the best of a rung's first "
+                   f"{eta} go on and then the best floor(n/{eta}) of n, so with so few many candidates still train to "
+                   "the last rung")
         elif fewer >= 3:
             costlier = _ratio(asha, full, "epoch_ms")
             larger = _ratio(asha, full, "params")
@@ -505,14 +512,15 @@ def goal_lines(d: str, outcomes: list[Outcome], ref: tuple[float, float], max_ep
             if costlier >= 1.2:
                 why += (f"an epoch of ASHA's candidates took {costlier:.1f}x as long (median parameters {larger:.1f}x: "
                         "ranked after one epoch, the networks that learn fastest, larger ones, go on and breed), and ")
-            why += "each candidate and rung has a fixed cost (measuring every split, storing weights and training state)"
+            why += ("each candidate and rung has a fixed cost (building the network, measuring validation, storing "
+                    "weights and training state)")
         else:
             early = statistics.mean(o.epochs for o in full) < 0.8 * max_epochs
             past = _mean([o.past_first for o in asha if math.isfinite(o.past_first)])
             why = (f"NOT met: epochs per candidate fell only {fewer:.1f}x"
                    + (" (early stopping already cuts full training short)" if early else "")
                    + (f"; {100 * past:.0f} % of ASHA's {n_asha:.1f} candidates trained past the first rung (1 in "
-                      f"{eta} in a long run): the best so far at each rung, then the best floor(n/{eta}) of the n "
+                      f"{eta} in a long run): the best of a rung's first {eta}, then the best floor(n/{eta}) of the n "
                       "so far go on, a large share while few have reported or while the strategy keeps improving" if past is not None else ""))
         parts.append(f"candidates per hour x{ratio:.2f}: {why}")
         ft, at = _mean([o.test_acc for o in full]), _mean([o.test_acc for o in asha])
@@ -572,8 +580,12 @@ def main(argv: Sequence[str] | None = None, results: Path = RESULTS) -> list[Out
     ap.add_argument("--max-epochs", type=int, default=None, help="epochs of a fully trained candidate (default " +
                     ", ".join(f"{d} {e}" for d, e in DEFAULT_MAX_EPOCHS.items()) + "; --quick 9)")
     ap.add_argument("--eta", type=int, default=3, help="reduction factor (default 3)")
-    ap.add_argument("--tau-genomes", type=int, default=None, help="random genomes for Kendall tau (default 16)")
+    ap.add_argument("--tau-genomes", type=int, default=None, help="random genomes for Kendall tau (default 16; 0: none)")
+    ap.add_argument("--objectives", choices=("1", "2", "1,2"), default="1,2",
+                    help="the searches to run: one objective, two, or both (default)")
+    ap.add_argument("--section", default="fidelity", help="the RESULTS.md section to write (default fidelity)")
     args = ap.parse_args(argv)
+    counts = {int(c) for c in args.objectives.split(",")}
     defaults = QUICK if args.quick else FULL
     datasets = (args.datasets or defaults["datasets"]).split(",")
     n_seeds = args.seeds if args.seeds is not None else defaults["seeds"]
@@ -593,7 +605,7 @@ def main(argv: Sequence[str] | None = None, results: Path = RESULTS) -> list[Out
         for d in datasets:
             for seed in range(n_seeds):
                 s, max_epochs = seconds_of[d], epochs_of[d]
-                for method in SINGLE:
+                for method in SINGLE if 1 in counts else ():
                     if method == "tpe-hb":
                         o = run_optuna(d, seed, s, max_epochs, args.eta)
                     else:
@@ -603,7 +615,7 @@ def main(argv: Sequence[str] | None = None, results: Path = RESULTS) -> list[Out
                     print(f"{d:13s} seed {seed} {LABEL[o.method]:30s} {o.seconds:6.1f}s screened {o.screened:4d} "
                           f"(c {o.complete} p {o.pruned} f {o.failed} cut {o.cut}) best val {pct(o.best_val)} "
                           f"test {pct(o.test_acc)} [{o.best_label}]", flush=True)
-                for method in MULTI:
+                for method in MULTI if 2 in counts else ():
                     o = run_nasforge(d, "none" if method == "full" else method, seed, s, workdir, max_epochs,
                                      args.eta, objectives=2)
                     outcomes.append(o)
@@ -616,10 +628,10 @@ def main(argv: Sequence[str] | None = None, results: Path = RESULTS) -> list[Out
                       f"({len(f.accs)} genomes, {f.seconds:.0f}s)", flush=True)
             if d != datasets[-1]:  # what is done so far, in case the run is stopped
                 text = report(outcomes, fidelity, args, argv, seconds_of, epochs_of, time.perf_counter() - began)
-                write_section("fidelity", f"{text}\n\n**Partial**: the run was still going after {d}.", results)
+                write_section(args.section, f"{text}\n\n**Partial**: the run was still going after {d}.", results)
     total = time.perf_counter() - began
     text = report(outcomes, fidelity, args, argv, seconds_of, epochs_of, total)
-    write_section("fidelity", text, results)
+    write_section(args.section, text, results)
     print(text)
     print(f"total {total / 60:.1f} min")
     return outcomes

@@ -47,6 +47,19 @@ def test_quick_run_screens_more_with_asha_and_writes_the_section(tmp_path):
     assert "**digits**: candidates per hour x" in text and ("met" in text)
 
 
+def test_two_objective_searches_alone_write_their_own_section(tmp_path):
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\n<!-- BEGIN fidelity -->\nkept\n<!-- END fidelity -->\n")
+    outcomes = fidelity.main(["--quick", "--seconds", "3", "--tau-genomes", "0", "--objectives", "2",
+                              "--section", "fidelity-multi"], results=results)
+    assert sorted((o.method, o.objectives) for o in outcomes) == [("asha", 2), ("full", 2)]
+    text = results.read_text()
+    assert "kept" in text and text.count("<!-- BEGIN fidelity-multi -->") == 1  # the main section is left alone
+    section = text[text.index("<!-- BEGIN fidelity-multi -->"):]
+    assert "**Two objectives" in section and "hypervolume" in section
+    assert "**One objective" not in section and "**Ranking fidelity" not in section  # nothing it did not run
+
+
 def test_rank_fidelity_trains_each_genome_through_every_rung():
     f = fidelity.rank_fidelity("digits", 5, 9, 3)
     assert f.epochs == [1, 3, 9] and len(f.accs) + f.failed == 5
