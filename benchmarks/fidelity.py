@@ -87,7 +87,9 @@ class TimeUp(KeyboardInterrupt):
 
 # code a timer may interrupt: training, predicting and measuring a candidate; never a store or file write
 INTERRUPTIBLE = ("/nasforge/train/", "/nasforge/evaluators/", "/nasforge/measure/", "/torch/nn/")
-UNINTERRUPTIBLE = ("/sqlalchemy/", "/sqlite3/", "/nasforge/storage.py", "/nasforge/files.py", "/torch/serialization.py")
+# (nor torch's grad-mode switches: cut between setting a mode and entering its block, the mode would stay set)
+UNINTERRUPTIBLE = ("/sqlalchemy/", "/sqlite3/", "/nasforge/storage.py", "/nasforge/files.py", "/torch/serialization.py",
+                   "/torch/autograd/grad_mode.py", "/torch/utils/_contextlib.py")
 
 
 def _interruptible(frame: Any) -> bool:

@@ -80,6 +80,36 @@ def test_failing_candidates_are_recorded_and_the_search_goes_on(tmp_path):
     assert all(t.state == "failed" and "loss became nan" in t.error for t in trials)
 
 
+def test_a_run_of_failures_stops_the_search_and_a_rerun_resumes_it(tmp_path):
+    from nasforge.gates import MAX_FAILED_IN_A_ROW
+
+    broken = nasforge.load_task("iris", seed=0)
+    broken.X_train[0, 0] = float("nan")  # every training loss becomes NaN: the data, not the candidates
+    study = create_study(tmp_path / "r", cfg(budget=MAX_FAILED_IN_A_ROW + 10), task=broken)
+    try:
+        with pytest.raises(NasforgeError, match=rf"the last {MAX_FAILED_IN_A_ROW} candidates all failed \(the last: "
+                                                r"loss became nan.*run the same command to resume"):
+            study.run()
+    finally:
+        study.close()
+    assert [t.state for t in study.trials()] == ["failed"] * MAX_FAILED_IN_A_ROW  # it stopped there
+    study = create_study(tmp_path / "r", cfg(budget=MAX_FAILED_IN_A_ROW + 10), task=nasforge.load_task("iris", seed=0))
+    try:
+        study.run()  # the cause fixed, the same run goes on: the failures stay, the rest train
+    finally:
+        study.close()
+    states = [t.state for t in sorted(study.trials(), key=lambda t: t.number)]
+    assert states == ["failed"] * MAX_FAILED_IN_A_ROW + ["complete"] * 10
+
+
+def test_a_search_called_under_no_grad_still_trains(tmp_path):
+    import torch
+
+    with torch.no_grad():
+        result = nasforge.search("iris", strategy="random", budget=2, seed=0, out=tmp_path / "g", **FAST)
+    assert [t.state for t in result.trials] == ["complete", "complete"]
+
+
 def test_python_api_search(tmp_path):
     result = nasforge.search("wine", strategy="random", budget=3, seed=1, out=tmp_path / "w", **FAST)
     assert result.best is not None and len(result.trials) == 3

@@ -44,12 +44,15 @@ class Outcome:
 
 
 def run_job(evaluator: Evaluator, job: Job) -> Outcome:
-    """Evaluate one genome; a failure becomes data, so it crosses process boundaries safely."""
+    """Evaluate one genome; a failure becomes data, so it crosses process boundaries safely.
+    Gradients are on whatever the caller's mode (``nasforge.search`` called under
+    ``torch.no_grad()`` would otherwise fail every candidate)."""
     if job.weights is not None:
         evaluator.weights = job.weights
     try:
         fidelity = {"until": job.until, "resume": job.resume} if job.until is not None else {}
-        return Outcome(evaluation=evaluator.evaluate(genome_from_dict(job.genome), job.seed, **fidelity))
+        with torch.enable_grad():
+            return Outcome(evaluation=evaluator.evaluate(genome_from_dict(job.genome), job.seed, **fidelity))
     except TrialFailed as exc:
         return Outcome(error=str(exc))
     except (KeyboardInterrupt, SystemExit):

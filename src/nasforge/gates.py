@@ -13,7 +13,9 @@ In the order the loop asks (:mod:`nasforge.loop`):
 
 After every tell, :meth:`Gates.check_feasible` stops a search whose first population holds
 no candidate within the user's limits, instead of spending the budget on models the user
-said they cannot use.
+said they cannot use, and :meth:`Gates.check_failing` one whose last ``MAX_FAILED_IN_A_ROW``
+trained candidates all failed: then something beyond the candidates is wrong (the data, the
+machine, the settings), and trying more only fills the study with failures.
 """
 from __future__ import annotations
 
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
 MAX_SKIPPED_IN_A_ROW = 200
 # A run ends (cleanly) when its strategy proposes this many genomes in a row that it evaluated before.
 MAX_REPEATS_IN_A_ROW = 100
+# A run stops (an error, its trials kept) when this many candidates in a row failed in training.
+MAX_FAILED_IN_A_ROW = 20
 ENDED_EARLY = "ended_early"  # run attribute: why a run stopped before spending its budget
 
 
@@ -53,6 +57,7 @@ class Gates:
         self.evaluated: dict[str, TrialRecord] = {}  # genome id -> the trial that evaluated it first
         self.by_number: dict[int, TrialRecord] = {}
         self.repeats_in_a_row = 0
+        self.failed_in_a_row = 0  # trained (not skipped) candidates told in a row that failed
         self.ended_early: str | None = None
 
     def replayed(self, records: list[TrialRecord]) -> None:
@@ -61,6 +66,8 @@ class Gates:
             self.note(r)
         told = sorted((r for r in records if r.told), key=lambda r: r.told_seq or 0)
         self.repeats_in_a_row = len(told) - max((i + 1 for i, r in enumerate(told) if r.repeat_of is None), default=0)
+        trained = [r for r in told if r.state != "skipped"]
+        self.failed_in_a_row = len(trained) - max((i + 1 for i, r in enumerate(trained) if r.state != "failed"), default=0)
         if self.store.get(ENDED_EARLY):
             self.store.set(ENDED_EARLY, None)  # a new attempt: say it again only if it ends early again
 
@@ -145,6 +152,15 @@ class Gates:
         return (f"skipped before training by the cheap-objectives screen: a front member is as cheap on "
                 f"{', '.join(m.name for m in self.goal.measures if m.cheap)} and that place is crowded "
                 f"(trained with probability {chance:.2f})")
+
+    def check_failing(self, record: TrialRecord) -> None:
+        """Count a trained candidate just told; stop the search (its trials are kept, a rerun
+        resumes) once ``MAX_FAILED_IN_A_ROW`` in a row have failed."""
+        self.failed_in_a_row = self.failed_in_a_row + 1 if record.state == "failed" else 0
+        if self.failed_in_a_row >= MAX_FAILED_IN_A_ROW:
+            error = (record.error or "unknown failure").splitlines()[0][:300]
+            raise NasforgeError(f"stopped: the last {self.failed_in_a_row} candidates all failed (the last: {error}); "
+                                "the trials so far are kept: fix the cause and run the same command to resume")
 
     def check_feasible(self, initial_size: int) -> None:
         """Stop a search that cannot meet its limits: no candidate within them once the

@@ -227,6 +227,7 @@ class SearchLoop:
         del self.active[record.number]
         if self.callback:
             self.callback(record, self.study)
+        self.gates.check_failing(record)
         self.gates.check_feasible(self.strategy.initial_size)
 
     def _rung_done(self, active: Active, outcome: Outcome) -> None:
