@@ -76,9 +76,12 @@ QUICK = {"datasets": "digits", "seeds": 1, "seconds": 20, "max_epochs": 9, "tau_
 MEASURE = {"warmup": 1, "repeats": 5}  # latency is no objective here; every method measures alike
 POPULATION = {"population_size": 20, "sample_size": 5}
 SINGLE = ("full", "asha", "hyperband", "tpe-hb")
-MULTI = ("full", "asha")
+MULTI = ("full", "asha", "asha-crowding")
 LABEL = {"full": "evolution, full fidelity", "asha": "evolution + ASHA", "hyperband": "evolution + Hyperband",
-         "tpe-hb": "Optuna TPE + HyperbandPruner"}
+         "tpe-hb": "Optuna TPE + HyperbandPruner", "asha-crowding": "evolution + ASHA, --promote crowding"}
+# a nasforge method: (scheduler, promotion within a rung's front)
+SCHEDULE = {"full": ("none", "hypervolume"), "asha": ("asha", "hypervolume"), "hyperband": ("hyperband", "hypervolume"),
+            "asha-crowding": ("asha", "crowding")}
 
 
 class TimeUp(KeyboardInterrupt):
@@ -153,11 +156,12 @@ class Outcome:
         return self.screened / self.seconds * 3600
 
 
-def sections(dataset: str, max_epochs: int, eta: int, kind: str = "none") -> dict[str, Any]:
+def sections(dataset: str, max_epochs: int, eta: int, method: str = "full") -> dict[str, Any]:
     """The configuration sections every nasforge method of this benchmark shares."""
+    kind, promote = SCHEDULE[method]
     return {"space": {"family": FAMILY.get(dataset, "mlp")}, "train": {"epochs": max_epochs},
             "measure": dict(MEASURE),
-            "scheduler": {"kind": kind, "min_epochs": 1, "max_epochs": max_epochs, "eta": eta}}
+            "scheduler": {"kind": kind, "min_epochs": 1, "max_epochs": max_epochs, "eta": eta, "promote": promote}}
 
 
 def run_config(dataset: str, seed: int, max_epochs: int, eta: int) -> SearchConfig:
@@ -165,15 +169,15 @@ def run_config(dataset: str, seed: int, max_epochs: int, eta: int) -> SearchConf
 
 
 # ---------------------------------------------------------------- nasforge searches
-def run_nasforge(dataset: str, kind: str, seed: int, seconds: float, workdir: Path, max_epochs: int, eta: int,
+def run_nasforge(dataset: str, method: str, seed: int, seconds: float, workdir: Path, max_epochs: int, eta: int,
                  objectives: int = 1) -> Outcome:
-    """Regularized evolution with scheduler ``kind`` ("none" = full fidelity) for ``seconds``."""
-    out = workdir / f"{dataset}-{kind}-{objectives}obj-seed{seed}"
+    """Regularized evolution with ``method``'s scheduler (a key of SCHEDULE) for ``seconds``."""
+    out = workdir / f"{dataset}-{method}-{objectives}obj-seed{seed}"
     extra: dict[str, Any] = {"objectives": ["accuracy", "params"]} if objectives == 2 else {}
     start = time.perf_counter()
     with deadline(seconds):
         nasforge.search(dataset, strategy="evolution", budget=100_000, seed=seed, out=out,
-                        config={"strategy": {"name": "evolution", **POPULATION}}, **sections(dataset, max_epochs, eta, kind),
+                        config={"strategy": {"name": "evolution", **POPULATION}}, **sections(dataset, max_epochs, eta, method),
                         **extra)
     elapsed = time.perf_counter() - start
     run = nasforge.open_run(out)
@@ -182,7 +186,7 @@ def run_nasforge(dataset: str, kind: str, seed: int, seconds: float, workdir: Pa
     cut = [[e for e in t.rungs if not e.get("failed")] for t in run.trials if not t.finished]
     cut = [entries[-1]["metrics"] for entries in cut if entries]
     screened = [m for m in done + cut if m]
-    outcome = Outcome(dataset, seed, "full" if kind == "none" else kind, objectives, elapsed,
+    outcome = Outcome(dataset, seed, method, objectives, elapsed,
                       sum(t.state == "complete" for t in run.trials if t.finished),
                       sum(t.state == "pruned" for t in run.trials if t.finished),
                       sum(t.state == "failed" for t in run.trials if t.finished),
@@ -484,6 +488,10 @@ def report(outcomes: list[Outcome], fidelity: list[Fidelity], args: argparse.Nam
         "candidate's first rung, latency and energy are timed at its last (nothing here reads them before), and "
         "both are carried on (they do not depend on the weights). ASHA's first eta - 1 results at a rung wait "
         "(training state saved) until the eta-th arrives; then the best of them goes on.",
+        "- With two objectives a rung ranks its results by Pareto rank, then within a front by what each adds to "
+        "the front's hypervolume (`--promote hypervolume`, nasforge's default, the row *evolution + ASHA*) or by "
+        "NSGA-II's crowding distance (`--promote crowding`, as Syne Tune's MOASHA), which puts both ends of a "
+        "front first whatever they are. The goal line reads the default.",
         "- Times are of a shared 2-core machine; compare ratios, which were measured minutes apart under the same load.",
     ]
     return "\n".join(lines)
@@ -611,15 +619,13 @@ def main(argv: Sequence[str] | None = None, results: Path = RESULTS) -> list[Out
                     if method == "tpe-hb":
                         o = run_optuna(d, seed, s, max_epochs, args.eta)
                     else:
-                        kind = "none" if method == "full" else method
-                        o = run_nasforge(d, kind, seed, s, workdir, max_epochs, args.eta)
+                        o = run_nasforge(d, method, seed, s, workdir, max_epochs, args.eta)
                     outcomes.append(o)
                     print(f"{d:13s} seed {seed} {LABEL[o.method]:30s} {o.seconds:6.1f}s screened {o.screened:4d} "
                           f"(c {o.complete} p {o.pruned} f {o.failed} cut {o.cut}) best val {pct(o.best_val)} "
                           f"test {pct(o.test_acc)} [{o.best_label}]", flush=True)
                 for method in MULTI if 2 in counts else ():
-                    o = run_nasforge(d, "none" if method == "full" else method, seed, s, workdir, max_epochs,
-                                     args.eta, objectives=2)
+                    o = run_nasforge(d, method, seed, s, workdir, max_epochs, args.eta, objectives=2)
                     outcomes.append(o)
                     print(f"{d:13s} seed {seed} {LABEL[o.method] + ' (2 obj)':30s} {o.seconds:6.1f}s screened "
                           f"{o.screened:4d} (c {o.complete} p {o.pruned} cut {o.cut}) front {len(o.front)}", flush=True)

@@ -98,9 +98,9 @@ def test_hyperband_brackets_start_later_with_fewer_candidates():
 def test_several_objectives_rank_by_front_then_crowding_within_the_limits():
     results = [r(0, 0.9, -100.0), r(1, 0.8, -10.0), r(2, 0.85, -50.0), r(3, 0.7, -200.0),
                r(4, 0.99, -1.0, violation=0.3)]
-    ranked = [x.trial for x in best_first(results)]
+    ranked = [x.trial for x in best_first(results, "crowding")]
     assert set(ranked[:3]) == {0, 1, 2} and ranked[2] == 2 and ranked[3:] == [3, 4]
-    h = Halving("asha", [1, 3], eta=2)
+    h = Halving("asha", [1, 3], eta=2, promote="crowding")
     for x in results:
         h.start(x.trial)
     decided = [h.report(x.trial, 0, x) for x in results]
@@ -108,3 +108,26 @@ def test_several_objectives_rank_by_front_then_crowding_within_the_limits():
     # crowding -> earlier wins; n=3 keep 1, the middle one is the most crowded; n=4 keep 2,
     # dominated; n=5 keep 2 but it breaks a limit
     assert decided == [[], [(0, "continue"), (1, "stop")], [(2, "stop")], [(3, "stop")], [(4, "stop")]]
+
+
+def test_several_objectives_rank_by_front_then_exclusive_hypervolume_by_default():
+    # reference (0.7 - 0.029, -200 - 19.9) over all five (the infeasible one too); the front's
+    # exclusive hypervolumes: 0 (0.9-0.85)*(-100+219.9) = 5.995, 1 (0.8-0.671)*(-10+50) = 5.16,
+    # 2 (0.85-0.8)*(-50+100) = 2.5; then the dominated 3, then 4, which breaks a limit
+    results = [r(0, 0.9, -100.0), r(1, 0.8, -10.0), r(2, 0.85, -50.0), r(3, 0.7, -200.0),
+               r(4, 0.99, -1.0, violation=0.3)]
+    assert [x.trial for x in best_first(results)] == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("promote, goes_on", [("hypervolume", 1), ("crowding", 0)])
+def test_asha_cold_start_with_two_objectives_promotes_the_end_that_reaches_furthest(promote, goes_on):
+    # (accuracy, -params): 0 is smallest but barely learns, 1 is nearly as small and far more
+    # accurate, 2 is dominated by 1. Crowding gives both ends infinity and the tie to the
+    # earlier (0); exclusive hypervolume 0.12 for 0 against 18.6 for 1 (test_pareto.py)
+    h = Halving("asha", [1, 3], eta=3, promote=promote)
+    for t in range(3):
+        h.start(t)
+    decided = [h.report(t, 0, r(t, acc, params)) for t, (acc, params) in enumerate([(0.2, -10.0), (0.8, -12.0),
+                                                                                    (0.7, -40.0)])]
+    assert decided[:2] == [[], []]
+    assert dict(decided[2]) == {t: "continue" if t == goes_on else "stop" for t in range(3)}

@@ -6,6 +6,7 @@ import pytest
 
 from nasforge.pareto import (
     constrained_dominates,
+    contributions,
     crowding,
     dominates,
     hypervolume,
@@ -43,6 +44,26 @@ def test_crowding_by_hand():
     assert crowding(points, [0, 1, 2, 3]) == [math.inf, 1.75, 1.5, math.inf]
     keys = rank_keys(points + [(0.5, 0.5)])
     assert keys[4][0] == -1 and max(range(4), key=lambda i: keys[i]) in (0, 3)
+
+
+def test_exclusive_hypervolume_by_hand():
+    # above (0, 0): (3,1) 3 + (2,2.5) 2*1.5 + (1,3) 1*0.5 = 6.5; without (1,3) 6, without (2,2.5)
+    # 3 + 1*2 = 5, without (3,1) 2*2.5 + 1*0.5 = 5.5
+    points = [(1.0, 3.0), (2.0, 2.5), (3.0, 1.0)]
+    assert contributions(points, [0, 1, 2], (0.0, 0.0)) == pytest.approx([0.5, 1.5, 1.0])
+    # two boxes overlapping in a unit cube (5 in all): each alone loses what only it covers
+    assert contributions([(2, 1, 1), (1, 2, 2)], [0, 1], (0, 0, 0)) == pytest.approx([1.0, 3.0])
+
+
+def test_rank_keys_by_hypervolume_weigh_the_ends_of_a_front_by_their_reach():
+    # a (0.2, -10) and b (0.8, -12) on the front, c dominated by b. Reference a tenth of the range
+    # below the worst: (0.2 - 0.06, -40 - 3) = (0.14, -43). a adds (-10 + 12) * (0.2 - 0.14) = 0.12,
+    # b adds (0.8 - 0.2) * (-12 + 43) = 18.6; crowding gives both ends infinity
+    points = [(0.2, -10.0), (0.8, -12.0), (0.7, -40.0)]
+    keys = rank_keys(points, spread="hypervolume")
+    assert [k[0] for k in keys] == [0, 0, -1]
+    assert keys[0][1] == pytest.approx(0.12) and keys[1][1] == pytest.approx(18.6)
+    assert rank_keys(points)[:2] == [(0, math.inf), (0, math.inf)]
 
 
 def test_pareto_front_and_two_dimensional_hypervolume():

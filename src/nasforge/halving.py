@@ -28,8 +28,15 @@ ways to decide, one mechanism:
   brackets that start late trade breadth for fidelity.
 
 "Best" is one key per result: the fitness at that rung, or with several objectives the
-Pareto rank then crowding distance among the rung's results (as Syne Tune's MOASHA), within
-the user's limits first. A failed candidate leaves its bracket (the rung does not wait for
+Pareto rank among the rung's results, within the user's limits first, then within a front
+(``promote``) each member's exclusive hypervolume (what the rung's front loses without it,
+SMS-EMOA's order; the default) or its crowding distance (NSGA-II's, as Syne Tune's MOASHA).
+Crowding ranks both ends of a front first, whatever they are: the smallest network always
+looks lonely, so with params as an objective the first candidates fully trained were the
+smallest, least accurate ones (mnist-5k: 35-52 % accuracy when full fidelity found 96 % at 8,906
+params), and with a rung's few first results the tie between the two ends went to the
+earlier. Hypervolume weighs an end by how far it reaches (its reference is a tenth of the
+range below the rung's worst). A failed candidate leaves its bracket (the rung does not wait for
 it). Decisions depend only on the order results arrive in, so replaying the stored results
 in their order rebuilds the same state (resume).
 """
@@ -60,6 +67,9 @@ class SchedulerSettings(BaseModel):
                                    description="epochs of a fully trained candidate (default --epochs)")
     eta: int = Field(default=3, ge=2, le=100, json_schema_extra=flag("--eta"),
                      description="reduction factor: about 1 in eta candidates goes on to the next rung (default 3)")
+    promote: Literal["hypervolume", "crowding"] = Field(default="hypervolume", json_schema_extra=flag("--promote"), description=(
+        "with several objectives, which of a rung's non-dominated candidates go on first: hypervolume (those that "
+        "add most to the rung's front, the default) or crowding (NSGA-II's crowding distance, as Syne Tune's MOASHA)"))
 
     @property
     def on(self) -> bool:
@@ -92,11 +102,11 @@ class Result:
     order: int = 0  # when it arrived: ties go to the earlier
 
 
-def best_first(results: list[Result]) -> list[Result]:
+def best_first(results: list[Result], promote: str = "hypervolume") -> list[Result]:
     """Results best first: within the limits first; one objective by value, several by Pareto
-    rank then crowding; ties to the earlier."""
+    rank then ``promote`` (exclusive hypervolume or crowding distance); ties to the earlier."""
     if results and len(results[0].point) > 1:
-        keys = pareto.rank_keys([r.point for r in results], [r.violation for r in results])
+        keys = pareto.rank_keys([r.point for r in results], [r.violation for r in results], spread=promote)
         order = sorted(range(len(results)), key=lambda i: (-keys[i][0], -keys[i][1], results[i].order))
     else:
         order = sorted(range(len(results)), key=lambda i: (results[i].violation, -results[i].point[0], results[i].order))
@@ -120,10 +130,10 @@ class Halving:
     asked (returns the rung it starts at), ``report(trial, rung, result)`` when it finishes a
     rung (result None: it failed); both return the decisions now made."""
 
-    def __init__(self, mode: str, rung_epochs: list[int], eta: int):
+    def __init__(self, mode: str, rung_epochs: list[int], eta: int, promote: str = "hypervolume"):
         if mode not in MODES:
             raise ValueError(f"unknown scheduler {mode!r}; choose from {', '.join(MODES)}")
-        self.mode, self.rungs, self.eta = mode, rung_epochs, eta
+        self.mode, self.rungs, self.eta, self.promote = mode, rung_epochs, eta, promote
         self.recorded: list[list[Result]] = [[] for _ in rung_epochs]  # asha: every result per rung
         self.cold: list[list[Result]] = [[] for _ in rung_epochs]  # asha: results waiting for a rung's first eta
         self.open = True  # asha: more candidates may come (False once the budget is spent, until one starts)
@@ -192,7 +202,7 @@ class Halving:
             if self.cold[rung]:
                 self.cold[rung].append(result)
                 return self._cold_start(rung)
-            ranked = best_first(self.recorded[rung])
+            ranked = best_first(self.recorded[rung], self.promote)
             keep = max(1, len(ranked) // self.eta)
             return [(trial, "continue" if result in ranked[:keep] else "stop")]
         bracket = self.bracket_of[trial]
@@ -209,7 +219,7 @@ class Halving:
         waiting, self.cold[rung] = self.cold[rung], []
         if not waiting:
             return []
-        ranked = best_first(waiting)
+        ranked = best_first(waiting, self.promote)
         return [(r.trial, "continue" if i == 0 else "stop") for i, r in enumerate(ranked)]
 
     def _decide(self, bracket: Bracket, rung: int) -> list[Decision]:
@@ -219,7 +229,7 @@ class Halving:
         full = rung != bracket.start or len(bracket.members) >= bracket.size
         if not waiting or not full or set(waiting) != expected:
             return []
-        ranked = best_first(list(waiting.values()))
+        ranked = best_first(list(waiting.values()), self.promote)
         keep = max(1, len(ranked) // self.eta)
         del bracket.waiting[rung]
         bracket.alive[rung + 1] = {r.trial for r in ranked[:keep]}

@@ -76,13 +76,31 @@ def crowding(points: Sequence[Point], front: Sequence[int]) -> list[float]:
     return distance
 
 
-def rank_keys(points: Sequence[Point], violations: Sequence[float] | None = None) -> list[tuple[int, float]]:
-    """One key per point, larger is better: (minus its front's index, its crowding distance),
-    NSGA-II's crowded-comparison order."""
+def contributions(points: Sequence[Point], front: Sequence[int], reference: Point) -> list[float]:
+    """Each member's exclusive hypervolume in ``front`` (aligned with it): what the front's
+    hypervolume above ``reference`` loses without it (SMS-EMOA's selection, Beume et al. 2007)."""
+    members = [points[i] for i in front]
+    whole = hypervolume(members, reference)
+    return [whole - hypervolume(members[:i] + members[i + 1:], reference) for i in range(len(members))]
+
+
+def rank_keys(points: Sequence[Point], violations: Sequence[float] | None = None,
+              spread: str = "crowding") -> list[tuple[int, float]]:
+    """One key per point, larger is better: (minus its front's index, then within the front
+    its crowding distance (``spread="crowding"``, NSGA-II's crowded-comparison order) or its
+    exclusive hypervolume (``"hypervolume"``) above a reference a tenth of each coordinate's
+    range below the worst of all ``points``, so that an end of the front counts by how far it
+    reaches rather than always first)."""
     keys: list[tuple[int, float]] = [(0, 0.0)] * len(points)
-    for depth, front in enumerate(sort_fronts(points, violations)):
-        for i, distance in zip(front, crowding(points, front)):
-            keys[i] = (-depth, distance)
+    fronts = sort_fronts(points, violations)
+    if spread == "hypervolume" and points:
+        columns = list(zip(*points))
+        reference = tuple(min(c) - (0.1 * (max(c) - min(c)) or 1.0) for c in columns)
+    for depth, front in enumerate(fronts):
+        spreads = (contributions(points, front, reference) if spread == "hypervolume"
+                   else crowding(points, front))
+        for i, value in zip(front, spreads):
+            keys[i] = (-depth, value)
     return keys
 
 

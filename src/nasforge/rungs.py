@@ -35,7 +35,7 @@ CLOSED = "halving_closed_at"  # run attribute: the sequence numbers at which the
 class Rungs:
     def __init__(self, settings: SchedulerSettings, max_epochs: int, goal: Goal, store: RunStore):
         self.epochs = rungs(settings.min_epochs, max_epochs, settings.eta)
-        self.halving = Halving(settings.kind, self.epochs, settings.eta)
+        self.halving = Halving(settings.kind, self.epochs, settings.eta, settings.promote)
         self.goal, self.store = goal, store
         self.seq = 0
         self.first_rung: dict[int, int] = {}  # ask -> the rung it started at
