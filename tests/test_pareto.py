@@ -64,6 +64,8 @@ def test_rank_keys_by_hypervolume_weigh_the_ends_of_a_front_by_their_reach():
     assert [k[0] for k in keys] == [0, 0, -1]
     assert keys[0][1] == pytest.approx(0.12) and keys[1][1] == pytest.approx(18.6)
     assert rank_keys(points)[:2] == [(0, math.inf), (0, math.inf)]
+    with pytest.raises(ValueError, match="unknown spread"):
+        rank_keys(points, spread="hv")
 
 
 def test_pareto_front_and_two_dimensional_hypervolume():

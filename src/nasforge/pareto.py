@@ -91,6 +91,8 @@ def rank_keys(points: Sequence[Point], violations: Sequence[float] | None = None
     exclusive hypervolume (``"hypervolume"``) above a reference a tenth of each coordinate's
     range below the worst of all ``points``, so that an end of the front counts by how far it
     reaches rather than always first)."""
+    if spread not in ("crowding", "hypervolume"):
+        raise ValueError(f"unknown spread {spread!r}; choose crowding or hypervolume")
     keys: list[tuple[int, float]] = [(0, 0.0)] * len(points)
     fronts = sort_fronts(points, violations)
     if spread == "hypervolume" and points:
