@@ -112,6 +112,11 @@ def deadline(seconds: float) -> Iterator[None]:
     Work cut off there is lost, alike for every method."""
     def ring(signum: int, frame: Any) -> None:
         if _interruptible(frame):
+            # Ring again in a second: an exception raised where Python cannot pass it on (a
+            # __del__ or a callback that garbage collection runs inside training) is printed
+            # and dropped, and without this the search would run on for ever. A TimeUp that
+            # arrives ends the search in milliseconds, well before.
+            signal.setitimer(signal.ITIMER_REAL, 1.0)
             raise TimeUp
         signal.setitimer(signal.ITIMER_REAL, 0.002)  # not now: try again in 2 ms
 

@@ -1,5 +1,6 @@
 """benchmarks/fidelity.py: a short run of every method writes a section with real measurements."""
 import math
+import os
 import sys
 
 import pytest
@@ -130,6 +131,24 @@ def test_the_deadline_interrupts_training_but_never_a_store_write():
     saving = _frames(f"{site}/torch/serialization.py", f"{src}/files.py", f"{src}/loop.py")
     assert not fidelity._interruptible(saving)
     assert not fidelity._interruptible(_frames(f"{src}/strategies/evolution.py", f"{src}/loop.py"))
+
+
+def test_the_deadline_rings_again_when_its_interruption_was_swallowed(monkeypatch):
+    """A TimeUp lost where Python cannot raise it (here: caught and dropped) is raised again a
+    second later, so a timed search cannot run on for ever."""
+    import time
+
+    monkeypatch.setattr(fidelity, "INTERRUPTIBLE", (*fidelity.INTERRUPTIBLE, __file__.replace(os.sep, "/")))
+    swallowed, start = 0, time.perf_counter()
+    with fidelity.deadline(0.05):
+        while time.perf_counter() - start < 5.0:
+            try:
+                sum(range(1000))
+            except fidelity.TimeUp:
+                swallowed += 1
+                if swallowed > 1:
+                    raise
+    assert swallowed == 2 and 1.0 <= time.perf_counter() - start < 2.0
 
 
 def test_the_deadline_stops_a_search_on_time_and_keeps_what_finished(tmp_path):
