@@ -416,7 +416,8 @@ def report(runs: Sequence[Run], scores: dict[tuple[str, str, int], Scores], verd
         "Methods and fairness:",
         "- nasforge side: `nasforge.search(dataset, strategy=..., objectives=[\"accuracy\", cost], ...)` with "
         "evolution (Pareto rank and crowding in the tournament), bilevel (mlp space only) and expert (LEMONADE's "
-        "rule designer, no LLM). Peers: nasforge `random` (random search), Optuna `NSGAIISampler` (population "
+        "rule designer, no LLM); their crowding counts the cost on log10 (`Goal.ranking_point`), the axis here "
+        "is linear. Peers: nasforge `random` (random search), Optuna `NSGAIISampler` (population "
         "budget/3, as in the peers section; Optuna's default 50 would be random sampling at this budget) and "
         "`TPESampler(multivariate=True)`, both on a two-objective Optuna study (maximise validation accuracy, "
         "minimise the cost), seeded with the run seed.",

@@ -6,6 +6,7 @@ networks on iris/digits for a few epochs, in a real SQLite study.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 
 import numpy as np
@@ -55,6 +56,24 @@ def test_selection_keys_rank_fronts_then_crowding_and_put_infeasible_last():
     assert keys[2] < keys[0] and keys[2] < keys[1]  # the middle of the front is the most crowded
     single = selection_keys([Member(None, 0.9, 0, violation=0.1), Member(None, 0.5, 1)], multi=False)
     assert single[1] > single[0]  # within the limits beats a better fitness over them
+
+
+def test_selection_spreads_sizes_on_log10_so_small_models_count_as_much_as_large_ones():
+    """Front (accuracy, params): 100, 200, 10,000, 50,000, 100,000 parameters at evenly rising
+    accuracy. On a linear axis the 200-parameter model sits next to the 100 one (gap 9,900 of
+    99,900) and 50,000 looks lonelier; on log10 its gap is 2 of 3 decades against 50,000's 1."""
+    sizes, accuracies = [100, 200, 10_000, 50_000, 100_000], [0.80, 0.85, 0.90, 0.95, 1.00]
+    metrics = [{"val_acc": a, "params": p} for a, p in zip(accuracies, sizes)]
+    assert TWO.ranking_point(metrics[1]) == (0.85, pytest.approx(-math.log10(200)))
+    assert TWO.point(metrics[1]) == (0.85, -200.0)  # what the study stores stays in its units
+    members = [Member.told(TWO, None, m["val_acc"], i, m, params=m["params"], order=i) for i, m in enumerate(metrics)]
+    keys = selection_keys(members, multi=True)
+    assert keys[1][1] == pytest.approx(0.5 + 2 / 3) and keys[3][1] == pytest.approx(0.5 + 1 / 3)
+    linear = pareto.rank_keys([TWO.point(m) for m in metrics])
+    assert linear[1][1] < linear[3][1]  # the order the log scale reverses
+    fps = Goal(["accuracy", "fps"]).measures[1]
+    assert fps.ranked(1000.0) == pytest.approx(3.0) and fps.unranked(3.0) == pytest.approx(1000.0)
+    assert TWO.measures[1].unranked(TWO.measures[1].ranked(1210.0)) == pytest.approx(1210.0)
 
 
 @pytest.mark.parametrize("name", [n for n in STRATEGIES.names() if n != "random"])

@@ -95,8 +95,10 @@ def parse_weights(text: str) -> dict[str, float]:
 # --- several objectives at once (Pareto search) and constraints ---
 @dataclass(frozen=True)
 class Measure:
-    """One objective a user may name: the metric it reads, its direction, and whether it is
-    known before training (from the built network alone: LEMONADE's cheap objectives)."""
+    """One objective a user may name: the metric it reads, its direction, whether it is
+    known before training (from the built network alone: LEMONADE's cheap objectives), and
+    whether it is a ratio quantity (a size, time, rate or energy, spanning orders of
+    magnitude: halving it is worth the same at every size), which selection spreads on log10."""
 
     name: str
     metric: str
@@ -104,17 +106,30 @@ class Measure:
     cheap: bool
     unit: str
     kinds: tuple[str, ...] = ("classification", "regression")  # the tasks it is measured on
+    ratio: bool = True
 
     @property
     def direction(self) -> str:
         return "maximize" if self.maximise else "minimize"
 
+    def ranked(self, value: float) -> float:
+        """``value`` (in this objective's units) as selection ranks it, larger is better: negated
+        when minimised, a ratio objective on log10 first (0 and below as 1e-30)."""
+        if self.ratio and math.isfinite(value):
+            value = math.log10(max(value, 1e-30))
+        return value if self.maximise else -value
+
+    def unranked(self, coordinate: float) -> float:
+        """The inverse of ``ranked``: a ranked coordinate back in this objective's units."""
+        value = coordinate if self.maximise else -coordinate
+        return 10.0 ** value if self.ratio and math.isfinite(value) else value
+
 
 MEASURES: dict[str, Measure] = {m.name: m for m in (
-    Measure("accuracy", "val_acc", True, False, "validation accuracy", ("classification",)),
-    Measure("r2", "val_r2", True, False, "validation R²", ("regression",)),
-    Measure("rmse", "val_rmse", False, False, "validation root-mean-square error", ("regression",)),
-    Measure("mae", "val_mae", False, False, "validation mean absolute error", ("regression",)),
+    Measure("accuracy", "val_acc", True, False, "validation accuracy", ("classification",), ratio=False),
+    Measure("r2", "val_r2", True, False, "validation R²", ("regression",), ratio=False),
+    Measure("rmse", "val_rmse", False, False, "validation root-mean-square error", ("regression",), ratio=False),
+    Measure("mae", "val_mae", False, False, "validation mean absolute error", ("regression",), ratio=False),
     Measure("params", "params", False, True, "parameters"),
     Measure("flops", "flops", False, True, "FLOPs per sample"),
     Measure("size", "size_bytes", False, True, "bytes serialised"),
@@ -261,6 +276,17 @@ class Goal:
         if not self.multi:
             return (self.fitness(metrics),)
         return tuple(v if m.maximise else -v for v, m in zip(self.values(metrics), self.measures))
+
+    def ranking_point(self, metrics: Mapping[str, Any]) -> tuple[float, ...]:
+        """The point selection ranks: ``point`` with every ratio objective (parameters, FLOPs,
+        bytes, latency, FPS, energy) on log10, so that crowding distances and hypervolume
+        contributions count halving a network's size alike whether it has 1,000 parameters
+        or 100,000 (on a linear axis every small network sits at one end, and a search that
+        spreads its front there never explores the small models). Pareto ranks are the same
+        on either scale."""
+        if not self.multi:
+            return self.point(metrics)
+        return tuple(m.ranked(v) for v, m in zip(self.values(metrics), self.measures))
 
     def violation(self, metrics: Mapping[str, Any]) -> float:
         return self.constraints.violation(metrics)

@@ -77,7 +77,7 @@ class Rungs:
         if entry.get("failed"):
             return None
         metrics = entry["metrics"]
-        return Result(ask, self.goal.point(metrics), self.goal.violation(metrics))
+        return Result(ask, self.goal.ranking_point(metrics), self.goal.violation(metrics))
 
     # --- resume ---
     def replay(self, records: list[TrialRecord]) -> dict[int, tuple[int, str]]:

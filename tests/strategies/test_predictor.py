@@ -121,7 +121,7 @@ def test_with_several_objectives_the_parameter_count_is_computed_not_predicted()
     for _ in range(3):
         proposal = strategy.ask()
         accuracy, params = proposal.info["predicted"]
-        assert params == -proposal.genome.n_params(10, 3) and np.isfinite(accuracy)
+        assert params == proposal.genome.n_params(10, 3) and np.isfinite(accuracy)  # in the objective's units
 
 
 def test_nan_predictions_score_as_worst_and_are_noted(monkeypatch):
@@ -254,7 +254,7 @@ def test_the_gp_surrogate_from_the_command_line_with_two_objectives(tmp_path):
     trials = json.loads(cli("show", out, "--json").stdout)
     guided = [t for t in trials if not t["info"].get("initial")]
     assert len(guided) == 3 and all(len(t["info"]["predicted"]) == 2 for t in guided)
-    assert all(t["info"]["predicted"][1] == -t["metrics"]["params"] for t in guided)  # computed, not predicted
+    assert all(t["info"]["predicted"][1] == t["metrics"]["params"] for t in guided)  # computed, not predicted
     bad = cli("search", "--strategy", "predictor", "--surrogate", "forest", "--out", tmp_path / "x")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "surrogate" in bad.stderr, bad.stderr
 

@@ -12,7 +12,8 @@ The tournament ranks by fitness alone, ties to the first member drawn (the paper
 this strategy's recorded behaviour), not by ``ga.rank_key``: the parameter count is not part
 of the paper's selection. A member over the user's limits loses to every member within them.
 With several objectives the tournament ranks by Pareto rank within the population, then
-crowding distance (NSGA-II's crowded comparison); the oldest member still leaves.
+crowding distance (NSGA-II's crowded comparison) with sizes, times and rates on log10
+(``Goal.ranking_point``); the oldest member still leaves.
 """
 from __future__ import annotations
 

@@ -9,7 +9,8 @@ operators-as-objects, so the strategies cannot drift apart on them:
 - ``rank_key``: the tie rule of every ranking (higher fitness, then fewer parameters, then earlier);
 - ``selection_keys``: what "better" means in a population under the run's goal: the rank key
   within the user's limits first, or with several objectives Pareto rank then crowding
-  (NSGA-II's crowded comparison, Deb's constrained domination);
+  (NSGA-II's crowded comparison, Deb's constrained domination), measured on
+  ``Goal.ranking_point`` (sizes, times and rates on log10);
 - ``ranked`` and ``tournament``: order a population, or pick the best of a uniform sample;
 - ``Seen``: the novelty filter, so the budget is not spent evaluating a known genome again;
 - survival: ``aging`` (regularized evolution), ``mu_plus_lambda`` (bi-level) and
@@ -64,7 +65,7 @@ class Member:
     order: int = 0  # position among the strategy's tells: the last tie-breaker
     slot: int | None = None  # TS-ENAS fine stage: the population place this child competes for
     perf: float | None = None  # bi-level: the lower level's score, re-scored into F whenever tau moves
-    point: tuple[float, ...] | None = None  # several objectives, all to maximise (Goal.point)
+    point: tuple[float, ...] | None = None  # several objectives, all to maximise (Goal.ranking_point)
     violation: float = 0.0  # how far it breaks the user's limits (0: within them)
 
     def key(self) -> tuple[float, ...]:
@@ -76,7 +77,7 @@ class Member:
              **fields: Any) -> Member:
         """A member from a tell: its objectives and limits read off the metrics under ``goal``."""
         metrics = metrics or {}
-        point = goal.point(metrics) if goal.multi else None
+        point = goal.ranking_point(metrics) if goal.multi else None
         return cls(genome, fitness, trial, point=point, violation=goal.violation(metrics), **fields)
 
 
@@ -96,8 +97,8 @@ def told_member(strategy: Any, proposal: Any, fitness: float | None, metrics: di
 
 def selection_keys(members: Sequence[Member], multi: bool) -> list[tuple[float, ...]]:
     """One key per member, larger is better. One objective: ``Member.key``. Several: Pareto
-    rank under constrained domination, then crowding distance, then fewer parameters and
-    the earlier tell. Keys compare members of the same population only."""
+    rank under constrained domination, then crowding distance (on ``Goal.ranking_point``:
+    ratio objectives on log10), then fewer parameters and the earlier tell. Keys compare members of the same population only."""
     if not multi:
         return [m.key() for m in members]
     ranks = pareto.rank_keys([m.point or () for m in members], [m.violation for m in members])

@@ -136,7 +136,9 @@ class PredictorSearch(Strategy):
         else:
             best = int(np.argmax(scores[:, 0]))
         genome, parent, operator = pool[best]
-        info: dict[str, Any] = {"predicted": [round(float(x), 6) for x in scores[best]], "candidates": len(pool),
+        predicted = ([m.unranked(float(x)) for m, x in zip(self.goal.measures, scores[best])] if self.goal.multi
+                     else [float(scores[best][0])])
+        info: dict[str, Any] = {"predicted": [float(f"{x:.10g}") for x in predicted], "candidates": len(pool),
                                 "predict_s": round(time.perf_counter() - started, 4)}
         if nan:
             info["nan_predictions"] = nan
@@ -177,7 +179,7 @@ class PredictorSearch(Strategy):
         if self.goal.multi and self.encoder.params is not None:
             for k, measure in enumerate(self.goal.measures):
                 if measure.metric == "params":
-                    predictions[:, :, k] = [-float(self.encoder.params(self.space, g)) for g in genomes]
+                    predictions[:, :, k] = [measure.ranked(float(self.encoder.params(self.space, g))) for g in genomes]
         return predictions
 
     def _candidates(self) -> list[tuple[Genome, Member | None, str]]:

@@ -158,7 +158,7 @@ class ExpertStrategy(Strategy):
 
     def _front_keys(self, done: list[tuple[int, Told]]) -> dict[int, tuple[int, float]]:
         """Pareto rank and crowding of each successful tell (by its position in ``self.told``)."""
-        keys = pareto.rank_keys([self.goal.point(t.metrics) for _, t in done],
+        keys = pareto.rank_keys([self.goal.ranking_point(t.metrics) for _, t in done],
                                 [self.goal.violation(t.metrics) for _, t in done])
         return {i: key for (i, _), key in zip(done, keys)}
 
