@@ -327,20 +327,25 @@ def verdict(dataset: str, runs: Sequence[Run], scores: dict[tuple[str, str, int]
             why_hv += ", a difference within one sd over seeds"
         if 1 / peer_hv < HV_GOAL:
             why_hv += f"; unreachable here: the peer's HV allows at most {1 / peer_hv:.3f}×"
-    met, misses = 0, []
+    met, misses, beyond = 0, [], 0
     for s in seeds:
         run_of = {r.key: r for r in mine if r.seed == s}
         target = chosen(run_of[peer].front)
-        limit = PARAM_SHARE * target.params
+        limit, bar = PARAM_SHARE * target.params, target.test_acc - ACC_POINTS / 100 - 1e-9
         small = [c for c in run_of[nf].front if c.params <= limit]
         best_small = max((c.test_acc for c in small), default=None)
-        if best_small is not None and best_small >= target.test_acc - ACC_POINTS / 100 - 1e-9:
+        if best_small is not None and best_small >= bar:
             met += 1
         else:
             misses.append(f"seed {s}: " + (f"none <= {limit:,.0f} params" if best_small is None
                                            else f"best <= {limit:,.0f} params {100 * best_small:.1f} %")
                           + f" (peer {100 * target.test_acc:.1f} % at {target.params:,})")
+            # could any search have offered it? every candidate of every method on this seed, by test
+            beyond += not any(c.params <= limit and c.test_acc >= bar for r in run_of.values() for c in r.candidates)
     why_small = "; ".join(misses)
+    if misses:
+        why_small += (f". In {beyond} of these {len(misses)} seeds no candidate that any method trained "
+                      "meets the bar, even picked by test accuracy")
     return Verdict(dataset, nf, peer, r_val, ratio("test"), ratio("timed"), r_val >= HV_GOAL, met, len(seeds),
                    why_hv, why_small, 1 / peer_hv if peer_hv > 0 else math.nan)
 

@@ -113,6 +113,10 @@ def test_small_model_goal_compares_with_the_best_peers_most_accurate_front_membe
     runs = [run("expert", too_big, 5), run("nsga2", peer, 5)]
     v = pareto.verdict("toy", runs, pareto.score(runs))
     assert v.small_met == 0 and "seed 0: none <= 100 params (peer 90.0 % at 1,000)" in v.why_small
+    # the peer's own 10-parameter candidate (99 % on test) meets the bar: a miss of the search
+    assert "In 0 of these 1 seeds no candidate that any method trained meets the bar" in v.why_small
+    runs = [run("expert", too_big, 5), run("nsga2", peer[:1], 5)]
+    assert "In 1 of these 1 seeds" in pareto.verdict("toy", runs, pareto.score(runs)).why_small
     worse = [Candidate(0.93, 0.89, 50, 50, 1)]
     runs = [run("expert", worse, 5), run("nsga2", peer, 5)]
     assert pareto.verdict("toy", runs, pareto.score(runs)).small_met == 0
