@@ -105,3 +105,31 @@ def test_two_dimensional_front_sweep_agrees_with_the_pairwise_check():
         points = [tuple(map(float, p)) for p in rng.integers(0, 6, size=(int(rng.integers(1, 30)), 2))]
         pairwise = pareto_front([(x, y, 0.0) for x, y in points])  # three coordinates: the pairwise path
         assert pareto_front(points) == pairwise
+
+
+def _fronts_by_definition(points, violations):
+    """Peel fronts with the pairwise rule: a front is every point left that no point left beats."""
+    left, fronts = list(range(len(points))), []
+    while left:
+        front = [i for i in left if not any(constrained_dominates(points[j], violations[j], points[i], violations[i])
+                                            for j in left)]
+        fronts.append(front)
+        left = [i for i in left if i not in front]
+    return fronts
+
+
+def test_sorting_agrees_with_the_pairwise_rule_with_ties_violations_nan_and_blocks():
+    from nasforge.pareto import _constrained_domination
+
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        n, d = int(rng.integers(1, 40)), int(rng.integers(1, 4))
+        points = rng.integers(0, 4, size=(n, d)).astype(float)  # small integers: many ties and equal points
+        points[rng.random((n, d)) < 0.03] = np.nan  # compares false: neither dominates nor is dominated
+        violations = np.where(rng.random(n) < 0.3, rng.choice([0.2, 0.5], size=n), 0.0)
+        pts, vio = [tuple(p) for p in points], violations.tolist()
+        assert sort_fronts(pts, vio) == _fronts_by_definition(pts, vio)
+        assert sort_fronts(pts) == _fronts_by_definition(pts, [0.0] * n)
+        # the matrix built a few rows at a time is the one built at once
+        assert (_constrained_domination(points, violations, block=3) == _constrained_domination(points, violations)).all()
+    assert sort_fronts([]) == []

@@ -5,12 +5,14 @@ such as parameters or latency, enters negated; :class:`nasforge.objectives.Goal`
 ``violations`` (optional, one per point) is how far a point breaks the user's constraints,
 0 when it meets them all: Deb's constrained domination (Deb 2000; NSGA-II, Deb et al. 2002)
 then ranks every feasible point above every infeasible one, and infeasible points by their
-violation alone. Pure Python, torch-free: strategies, the report and ``show`` all use it.
+violation alone. Torch-free: strategies, the report and ``show`` all use it.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+
+import numpy as np
 
 Point = Sequence[float]
 
@@ -29,32 +31,46 @@ def constrained_dominates(a: Point, va: float, b: Point, vb: float) -> bool:
 
 
 def sort_fronts(points: Sequence[Point], violations: Sequence[float] | None = None) -> list[list[int]]:
-    """Non-dominated sorting (NSGA-II's fast sort): the indices of the first front (no point
-    dominates them), then of the second (dominated only by the first), and so on; each front
-    in input order."""
+    """Non-dominated sorting: the indices of the first front (no point dominates them), then
+    of the second (dominated only by the first), and so on; each front in input order. The
+    domination matrix is built with numpy, a block of rows at a time (a search ranks its
+    asha rung or population at every result: hundreds of points, thousands in ``show``)."""
     n = len(points)
-    v = list(violations) if violations is not None else [0.0] * n
-    beaten_by = [0] * n
-    beats: list[list[int]] = [[] for _ in range(n)]
-    for i in range(n):
-        for j in range(i + 1, n):
-            if constrained_dominates(points[i], v[i], points[j], v[j]):
-                beats[i].append(j)
-                beaten_by[j] += 1
-            elif constrained_dominates(points[j], v[j], points[i], v[i]):
-                beats[j].append(i)
-                beaten_by[i] += 1
-    fronts, current = [], [i for i in range(n) if beaten_by[i] == 0]
-    while current:
-        fronts.append(current)
-        following = []
-        for i in current:
-            for j in beats[i]:
-                beaten_by[j] -= 1
-                if beaten_by[j] == 0:
-                    following.append(j)
-        current = sorted(following)
+    if n == 0:
+        return []
+    beats = _constrained_domination(np.asarray(points, dtype=float).reshape(n, -1),
+                                    np.zeros(n) if violations is None else np.asarray(violations, dtype=float))
+    beaten_by = beats.sum(axis=0)
+    placed = np.zeros(n, dtype=bool)
+    fronts = []
+    current = np.flatnonzero(beaten_by == 0)
+    while current.size:
+        fronts.append(current.tolist())
+        placed[current] = True
+        beaten_by -= beats[current].sum(axis=0)
+        current = np.flatnonzero((beaten_by == 0) & ~placed)
     return fronts
+
+
+def _constrained_domination(points: np.ndarray, violations: np.ndarray, block: int = 1024) -> np.ndarray:
+    """``out[i, j]``: point i dominates point j under :func:`constrained_dominates` (a NaN
+    coordinate compares false, as there: such a point neither dominates nor is dominated)."""
+    n = len(points)
+    out = np.empty((n, n), dtype=bool)
+    infeasible = violations > 0
+    for start in range(0, n, block):
+        rows = slice(start, start + block)
+        at_least = np.ones((len(points[rows]), n), dtype=bool)
+        better = np.zeros_like(at_least)
+        for k in range(points.shape[1]):  # one objective at a time: a few, against n x n pairs
+            mine, theirs = points[rows, k, None], points[None, :, k]
+            at_least &= mine >= theirs
+            better |= mine > theirs
+        out[rows] = at_least & better
+        if infeasible.any():
+            either = infeasible[rows, None] | infeasible[None, :]
+            out[rows] = np.where(either, violations[rows, None] < violations[None, :], out[rows])
+    return out
 
 
 def crowding(points: Sequence[Point], front: Sequence[int]) -> list[float]:
