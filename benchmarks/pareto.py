@@ -302,7 +302,9 @@ def chosen(front: Sequence[Candidate]) -> Candidate:
     return max(front, key=lambda c: (c.val_acc, -c.params))
 
 
-def verdict(dataset: str, runs: Sequence[Run], scores: dict[tuple[str, str, int], Scores]) -> Verdict:
+def verdict(dataset: str, runs: Sequence[Run], scores: dict[tuple[str, str, int], Scores],
+            rows_of: Callable[[str, int], int] = test_rows) -> Verdict:
+    """The goals on ``dataset``; ``rows_of(dataset, seed)``: its test rows, to count a miss in them."""
     mine = [r for r in runs if r.dataset == dataset]
     seeds = sorted({r.seed for r in mine})
 
@@ -344,7 +346,7 @@ def verdict(dataset: str, runs: Sequence[Run], scores: dict[tuple[str, str, int]
         if best_small is not None and best_small >= bar:
             met += 1
         else:
-            rows = test_rows(dataset, s)
+            rows = rows_of(dataset, s)
             misses.append(f"seed {s}: " + (f"none <= {limit:,.0f} params" if best_small is None
                                            else f"best <= {limit:,.0f} params {100 * best_small:.1f} %"
                                            + f" ({round((target.test_acc - best_small) * rows)} more of {rows} test"
@@ -353,7 +355,7 @@ def verdict(dataset: str, runs: Sequence[Run], scores: dict[tuple[str, str, int]
             # could any search have offered it? every candidate of every method on this seed, by test
             beyond += not any(c.params <= limit and c.test_acc >= bar for r in run_of.values() for c in r.candidates)
     why_small = "; ".join(misses)
-    sample = 100 / test_rows(dataset, seeds[0])
+    sample = 100 / rows_of(dataset, seeds[0])
     if misses and sample > ACC_POINTS:
         why_small += (f". One test row is {sample:.2f} points here, so the {ACC_POINTS}-point bar asks for no more "
                       "wrong test rows than the peer's model")

@@ -107,19 +107,22 @@ def test_small_model_goal_compares_with_the_best_peers_most_accurate_front_membe
     peer = [Candidate(0.95, 0.90, 1000, 1000, 1), Candidate(0.80, 0.99, 10, 10, 2)]  # chosen: the first (val)
     good = [Candidate(0.93, 0.896, 100, 100, 1)]  # 0.4 points below with 10 % of the parameters
     runs = [run("expert", good, 5), run("nsga2", peer, 5)]
-    v = pareto.verdict("toy", runs, pareto.score(runs))
+    v = pareto.verdict("toy", runs, pareto.score(runs), rows_of=lambda dataset, seed: 100)
     assert (v.best_nasforge, v.best_peer, v.small_met, v.seeds) == ("expert", "nsga2", 1, 1) and v.small_ok
     too_big = [Candidate(0.93, 0.95, 101, 101, 1)]
     runs = [run("expert", too_big, 5), run("nsga2", peer, 5)]
-    v = pareto.verdict("toy", runs, pareto.score(runs))
+    v = pareto.verdict("toy", runs, pareto.score(runs), rows_of=lambda dataset, seed: 100)
     assert v.small_met == 0 and "seed 0: none <= 100 params (peer 90.0 % at 1,000)" in v.why_small
     # the peer's own 10-parameter candidate (99 % on test) meets the bar: a miss of the search
     assert "In 0 of these 1 seeds no candidate that any method trained meets the bar" in v.why_small
     runs = [run("expert", too_big, 5), run("nsga2", peer[:1], 5)]
-    assert "In 1 of these 1 seeds" in pareto.verdict("toy", runs, pareto.score(runs)).why_small
+    assert "In 1 of these 1 seeds" in pareto.verdict("toy", runs, pareto.score(runs), lambda d, s: 100).why_small
     worse = [Candidate(0.93, 0.89, 50, 50, 1)]
     runs = [run("expert", worse, 5), run("nsga2", peer, 5)]
-    assert pareto.verdict("toy", runs, pareto.score(runs)).small_met == 0
+    v = pareto.verdict("toy", runs, pareto.score(runs), rows_of=lambda dataset, seed: 100)
+    assert v.small_met == 0 and "best <= 100 params 89.0 % (1 more of 100 test rows wrong)" in v.why_small
+    assert "One test row is 1.00 points here" in v.why_small  # coarser than the 0.5-point bar
+    assert "One test row" not in pareto.verdict("toy", runs, pareto.score(runs), rows_of=lambda d, s: 400).why_small
 
 
 def test_optuna_net_encoding_gives_valid_genomes_of_the_space():
