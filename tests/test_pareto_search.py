@@ -216,6 +216,24 @@ def test_show_front_and_export_any_trial_of_the_front(tmp_path):
     assert r.returncode == 2 and "one objective" in r.stderr
 
 
+def test_show_top_orders_a_front_by_crowding_with_sizes_on_log10(tmp_path, monkeypatch):
+    from nasforge import runs
+    from nasforge.cli.reading import top_trials
+    from nasforge.storage import TrialRecord
+
+    # A (0.90, 100) and D (0.96, 100,000) are the ends. Crowding of B (0.93, 200) and C (0.95,
+    # 10,000): accuracy gaps 0.05/0.06 and 0.03/0.06; parameter gaps on log10 (4-2)/3 and
+    # (5-2.30)/3, so B 1.50 > C 1.40 (on a linear axis C would come first: 0.93 < 1.50)
+    front = [("A", 0.90, 100), ("B", 0.93, 200), ("C", 0.95, 10_000), ("D", 0.96, 100_000)]
+    records = [TrialRecord(number=i, state="complete", genome={"name": name}, fitness=None, values=[acc, params],
+                           point=(acc, -params)) for i, (name, acc, params) in enumerate(front)]
+    records.append(TrialRecord(number=4, state="complete", genome={"name": "E"}, fitness=None, values=[0.5, 10**6],
+                               point=(0.5, -10**6)))  # dominated: last
+    monkeypatch.setattr(runs, "read_stored_config", lambda run: {"objectives": ["accuracy", "params"]})
+    assert [t.genome["name"] for t in top_trials(tmp_path, records, 5)] == ["A", "D", "B", "C", "E"]
+    assert [t.genome["name"] for t in top_trials(tmp_path, records, 3)] == ["A", "D", "B"]
+
+
 # --- cheap objectives first ---
 def test_screen_trains_what_widens_the_front_and_thins_out_crowded_places():
     from nasforge import screening

@@ -99,12 +99,7 @@ def cmd_show(args: argparse.Namespace) -> None:
         show_front(args, records)
         return
     if args.top:
-        from .. import pareto
-
-        done = [t for t in trials if t.state == "complete" and t.point is not None]
-        keys = pareto.rank_keys([t.point for t in done], [t.violation for t in done])
-        trials = [t for _, t in sorted(zip(keys, done), key=lambda kt: (kt[0] if len(kt[1].point) > 1 else (
-            -kt[1].violation, kt[1].point[0])), reverse=True)][: args.top]
+        trials = top_trials(args.run, trials, args.top)
     if args.json:
         print(json.dumps([t.__dict__ for t in trials], indent=1, default=str))
         return
@@ -140,6 +135,24 @@ def cmd_show(args: argparse.Namespace) -> None:
         if t.error:
             table.add_row("", "", f"[red]{escape(t.error)}[/red]", *[""] * (len(columns) + 3 + fidelity))
     Console(width=None if sys.stdout.isatty() else 160).print(table)
+
+
+def top_trials(run: Path, trials: list[TrialRecord], n: int) -> list[TrialRecord]:
+    """``show --top N``: the best N trained trials. One objective by fitness; several by Pareto
+    rank, then crowding on the points a search ranks (sizes, times and energy on log10, as
+    :meth:`Goal.ranking_point`), so that the small end of a front is not all crowded together."""
+    from .. import pareto
+    from ..objectives import MEASURES
+    from ..runs import read_stored_config
+
+    done = [t for t in trials if t.state == "complete" and t.point is not None]
+    if not any(len(t.point) > 1 for t in done):
+        return sorted(done, key=lambda t: (-t.violation, t.point[0]), reverse=True)[:n]
+    names = read_stored_config(run).get("objectives") or []
+    points = [tuple(MEASURES[name].ranked(v) for name, v in zip(names, t.values)) if len(names) == len(t.values or [])
+              else t.point for t in done]
+    keys = pareto.rank_keys(points, [t.violation for t in done])
+    return [t for _, t in sorted(zip(keys, done), key=lambda kt: kt[0], reverse=True)][:n]
 
 
 def show_front(args: argparse.Namespace, records: list[TrialRecord]) -> None:
