@@ -53,7 +53,8 @@ def test_two_objective_searches_alone_write_their_own_section(tmp_path):
     results.write_text("# Benchmark results\n\n<!-- BEGIN fidelity -->\nkept\n<!-- END fidelity -->\n")
     outcomes = fidelity.main(["--quick", "--seconds", "3", "--tau-genomes", "0", "--objectives", "2",
                               "--section", "fidelity-multi"], results=results)
-    assert sorted((o.method, o.objectives) for o in outcomes) == [("asha", 2), ("asha-crowding", 2), ("full", 2)]
+    assert sorted((o.method, o.objectives) for o in outcomes) == [("asha", 2), ("asha-crowding", 2), ("full", 2),
+                                                                   ("hyperband", 2)]
     text = results.read_text()
     assert "kept" in text and text.count("<!-- BEGIN fidelity-multi -->") == 1  # the main section is left alone
     section = text[text.index("<!-- BEGIN fidelity-multi -->"):]
@@ -109,6 +110,19 @@ def test_a_missed_rate_goal_says_how_many_candidates_went_past_the_first_rung():
     line = fidelity.goal_lines("m", [full, asha], (0.0, -6.0), max_epochs=9, eta=3)
     assert "candidates per hour x1.75: NOT met: epochs per candidate fell only 2.1x" in line
     assert "50 % of ASHA's 14.0 candidates trained past the first rung" in line
+
+
+def test_the_hypervolume_goal_is_judged_for_asha_and_for_hyperband():
+    full = [fidelity.Outcome("m", s, "full", 2, 20.0, 9, 0, 0, front=[(0.90 + s / 100, 1000)]) for s in (0, 1)]
+    asha = [fidelity.Outcome("m", s, "asha", 2, 20.0, 4, 30, 0, front=[(0.89 + s / 100, 1000)]) for s in (0, 1)]
+    band = [fidelity.Outcome("m", s, "hyperband", 2, 20.0, 6, 20, 0, front=[(0.90 + s / 100, 100)]) for s in (0, 1)]
+    # above (0, -4): full 0.905 * 1 on average, ASHA 0.895 * 1, Hyperband 0.905 * 2
+    line = fidelity.goal_lines("m", full + asha + band, (0.0, -4.0), max_epochs=9, eta=3)
+    assert "hypervolume 0.895 vs 0.905: NOT met: ASHA fully trained 4.0 candidates vs 9.0" in line  # sd 0.007
+    assert "Hyperband's hypervolume 1.810 vs 0.905: met." in line
+    close = [fidelity.Outcome("m", s, "hyperband", 2, 20.0, 6, 20, 0, front=[(0.906 + s / 100, 1000)]) for s in (0, 1)]
+    line = fidelity.goal_lines("m", full + close, (0.0, -4.0), max_epochs=9, eta=3)
+    assert line == "- **m**: Hyperband's hypervolume 0.911 vs 0.905: met, by 0.006, within the seed-to-seed sd (0.007)."
 
 
 def _frames(*files):
