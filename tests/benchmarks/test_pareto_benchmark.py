@@ -151,3 +151,19 @@ def test_setups_and_methods_per_dataset(tmp_path):
     assert pareto.setup("digits-images") == ("net", "latency") and pareto.setup("wdbc") == ("mlp", "params")
     assert "bilevel" not in pareto.methods("digits-images", tmp_path, 1)
     assert set(pareto.methods("wdbc", tmp_path, 1)) == {*pareto.NASFORGE, *pareto.PEERS}
+
+
+def test_a_missed_hypervolume_goal_says_what_every_method_trained_could_reach_together():
+    # C_ref = 1.1 * 1000; the peer's front (0.5 at cost 10) leaves room for 2x, so the verdict pools
+    # every run's candidates per seed: random's accurate large model joins the small ones
+    c = 1100
+    peer_hv = 0.5 * (1 - 10 / c)
+    for accurate, reach in ((0.52, False), (0.6, True)):
+        big = [Candidate(accurate, 0.5, 500, 500, 1), Candidate(0.1, 0.1, 1000, 1000, 2)]
+        runs = [run("expert", [Candidate(0.48, 0.5, 10, 10, 1)], 5), run("nsga2", [Candidate(0.5, 0.5, 10, 10, 1)], 5),
+                run("random", big, 5)]
+        v = pareto.verdict("toy", runs, pareto.score(runs), rows_of=lambda dataset, seed: 100)
+        assert (v.best_nasforge, v.best_peer, v.hv_met) == ("expert", "nsga2", False)
+        pooled = (accurate * (1 - 500 / c) + 0.5 * (500 - 10) / c) / peer_hv
+        assert f"pooled per seed, reaches {pooled:.3f}×" in v.why_hv
+        assert ("(within reach of these candidates)" in v.why_hv) is reach
