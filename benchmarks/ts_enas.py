@@ -113,15 +113,40 @@ def search(name: str, task, space, budget: int, seed: int, short: TrainSettings,
     return best, time.perf_counter() - start, int(best[1]["params"]), i
 
 
+def retrained(evaluator: Evaluator, genome, trainings: int) -> dict:
+    """``genome`` trained from scratch ``trainings`` times (seeds 99, 100, ...): the last metrics,
+    with ``test_acc`` the mean test accuracy and ``test_accs`` each training's."""
+    accs = [(m := evaluator.evaluate(genome, 99 + k).metrics)["test_acc"] for k in range(trainings)]
+    return {**m, "test_acc": statistics.mean(accs), "test_accs": accs}
+
+
 def pair(task, space, budget: int, seed: int, short: TrainSettings, full: TrainSettings, tmp: Path,
-         inheritance: bool = True) -> list[tuple]:
+         inheritance: bool = True, trainings: int = 1) -> list[tuple]:
     """TS-ENAS with ``budget`` evaluations, then evolution for the wall time TS-ENAS took (its
-    supernet included); each selected genome retrained from scratch and tested."""
+    supernet included); each selected genome retrained from scratch ``trainings`` times and tested."""
     ts = search("ts-enas", task, space, budget, seed, short, tmp, inheritance=inheritance)
     evo = search("evolution", task, space, budget, seed, short, tmp, seconds=ts[1])
     retrain = Evaluator(task, full, MEASURE)
-    return [(name, seed, secs, retrain.evaluate(best[0], 99).metrics, best, n)
+    return [(name, seed, secs, retrained(retrain, best[0], trainings), best, n)
             for name, (best, secs, _, n) in (("ts-enas", ts), ("evolution", evo))]
+
+
+def difference_line(finals: list[tuple], test_rows: int, trainings: int) -> str:
+    """The paired difference TS-ENAS - evolution in retrained test accuracy, with its standard
+    error over search seeds, in points and in test rows, and the spread of one genome's
+    retrainings (what a single retraining per genome would add to the comparison)."""
+    diffs = [100 * (t[3]["test_acc"] - e[3]["test_acc"]) for t, e in zip(finals[0::2], finals[1::2])]
+    se = (f" ± {statistics.stdev(diffs) / len(diffs) ** 0.5:.2f} points (mean ± standard error over {len(diffs)} seeds)"
+          if len(diffs) > 1 else " points")
+    row = 100 / test_rows
+    line = (f"Paired by seed, TS-ENAS - evolution: {statistics.mean(diffs):+.2f}{se}, "
+            f"{statistics.mean(diffs) / row:+.1f} of the {test_rows} test rows (one row is {row:.2f} points).")
+    if trainings > 1:
+        spread = statistics.mean(100 * statistics.stdev(f[3]["test_accs"]) for f in finals)
+        line += (f" Retraining one selected genome with another seed moves its test accuracy by {spread:.2f} points "
+                 f"(sd, mean over the {len(finals)} genomes); the table's accuracy is the mean of {trainings} "
+                 f"trainings per genome.")
+    return line
 
 
 
@@ -135,6 +160,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=2, help="search seeds in (c) (default 2)")
     ap.add_argument("--no-inheritance", action="store_true",
                     help="(c): TS-ENAS trains every individual from scratch (section ts-enas-search-scratch)")
+    ap.add_argument("--retrain-seeds", type=int, default=3,
+                    help="(c): trainings from scratch of each selected genome, averaged (default 3)")
     ap.add_argument("--jobs", type=int, default=1, help="(c): seeds searched at once, one process of one thread "
                                                         "each (default 1: one process, one thread)")
     args = ap.parse_args()
@@ -145,6 +172,7 @@ def main() -> None:
     else:
         n_genomes, seeds, budget, short_epochs, full = 20, list(range(args.seeds)), 24, 3, TrainSettings(epochs=30, patience=5)
         epochs = {"sampled": 20, "stacked": 5}
+    trainings = 1 if args.quick else args.retrain_seeds
     short = TrainSettings(epochs=short_epochs, patience=0)
     task = load_task("digits-images", seed=0)
     space = CellsSpace(task.input_shape, task.n_classes)
@@ -155,7 +183,8 @@ def main() -> None:
         if args.part != "search":
             runs, supernets = inheritance_part(task, space, genomes, full, short, epochs, tmp)
         if args.part != "inheritance":
-            tasks = [(task, space, budget, seed, short, full, tmp, not args.no_inheritance) for seed in seeds]
+            tasks = [(task, space, budget, seed, short, full, tmp, not args.no_inheritance, trainings)
+                     for seed in seeds]
             finals = [f for done in starmap(pair, tasks, args.jobs) for f in done]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -209,10 +238,12 @@ def main() -> None:
             f"in its wall time); regularized evolution then gets the same wall time and evaluates as many candidates "
             f"as fit; all trained {short_epochs} epochs (TS-ENAS from {'scratch' if args.no_inheritance else 'inherited weights'}), seeds {seeds[0]}..{seeds[-1]}"
             f"{f', {args.jobs} seeds at once (one thread each)' if args.jobs > 1 else ''}; the "
-            f"selected genome (best validation accuracy) is then retrained from scratch (≤{full.epochs} epochs) and tested:\n\n"
+            f"selected genome (best validation accuracy) is then retrained from scratch (≤{full.epochs} epochs"
+            f"{f', {trainings} times, seeds 99..{98 + trainings}' if trainings > 1 else ''}) and tested:\n\n"
             + table(["strategy", "runs", "evaluations", "search wall time s", "selected val acc % (brief)",
                      "retrained test acc %", "params", "selected genomes"], rows_c)
-            + f"\n\nTS-ENAS's retrained test accuracy >= evolution's in {wins} of {len(seeds)} seeds.\n\n"
+            + f"\n\nTS-ENAS's retrained test accuracy >= evolution's in {wins} of {len(seeds)} seeds. "
+            + difference_line(finals, len(task.y_test), trainings) + "\n\n"
         )
     body += "Mean ± sd. Selection uses validation data only."
     print(body)
