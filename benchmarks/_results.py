@@ -62,10 +62,44 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
+def _block(name: str) -> re.Pattern:
+    return re.compile(re.escape(f"<!-- BEGIN {name} -->") + ".*?" + re.escape(f"<!-- END {name} -->") + "\n*", re.S)
+
+
+def anchor(heading: str, seen: dict[str, int]) -> str:
+    """The link anchor a Markdown renderer such as GitHub's gives ``heading``: lower case, every
+    character but letters, digits, spaces, hyphens and underscores dropped, spaces as hyphens;
+    a repeated heading gets -1, -2, ... in order (``seen`` counts them over the file)."""
+    slug = "".join(c for c in heading.lower() if c.isalnum() or c in " -_").replace(" ", "-")
+    n = seen.get(slug, 0)
+    seen[slug] = n + 1
+    return slug if n == 0 else f"{slug}-{n}"
+
+
+def contents(text: str) -> str:
+    """A table of every section of ``text``: its title, linked, and the command that wrote it, so
+    sections with the same title (one benchmark run with different options) can be told apart."""
+    rows, seen, section = [], {}, None
+    for line in text.splitlines():
+        if m := re.fullmatch(r"<!-- BEGIN (\S+) -->", line):
+            section = m.group(1)
+        elif line.startswith("#") and (title := line.lstrip("#").strip()):
+            link = anchor(title, seen)
+            if section is not None and line.startswith("## "):
+                body = _block(section).search(text).group(0)
+                command = re.search(r"^Command: `([^`]+)`", body, re.M) or re.search(r"`(benchmarks/\w+\.py)`", body)
+                rows.append([f"[{title}](#{link})", f"`{command.group(1)}`" if command else "-"])
+                section = None
+    return "<!-- BEGIN contents -->\n## Contents\n\n" + table(["section", "written by"], rows) + "\n<!-- END contents -->\n\n"
+
+
 def write_section(name: str, markdown: str, path: Path = RESULTS) -> None:
+    """Replace section ``name`` of ``path`` (or append it), then renew the table of contents."""
     text = path.read_text() if path.exists() else HEADER
-    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
-    block = f"{begin}\n{markdown.strip()}\n{end}"
-    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text)
+    block = f"<!-- BEGIN {name} -->\n{markdown.strip()}\n<!-- END {name} -->\n\n"
+    pattern = _block(name)
+    text = pattern.sub(lambda _: block, text, count=1) if pattern.search(text) else text.rstrip() + "\n\n" + block
+    text = _block("contents").sub("", text)
+    first = text.find("<!-- BEGIN ")
+    text = (text.rstrip() + "\n\n" if first < 0 else text[:first]) + contents(text) + ("" if first < 0 else text[first:])
+    path.write_text(text.rstrip() + "\n")
