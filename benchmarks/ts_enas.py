@@ -14,7 +14,9 @@
     and the ranking after full training from scratch, on the same genomes.
 (c) TS-ENAS (with inheritance) and regularized evolution search the same cells space with
     the same number of evaluations and the same brief training; each selected genome (best
-    validation accuracy) is then retrained from scratch to convergence and tested.
+    validation accuracy) is then retrained from scratch to convergence (``--retrain-seeds``
+    times, default 3, averaged) and tested; the paired difference is reported with its
+    standard error over seeds and in test rows.
 Searches are driven by the same ask/evaluate/tell loop as nasforge's Study (no database).
 """
 from __future__ import annotations
