@@ -31,6 +31,7 @@ import shutil  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
+from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -92,7 +93,9 @@ def inheritance_part(task, space, genomes, full: TrainSettings, short: TrainSett
 def search(name: str, task, space, budget: int, seed: int, short: TrainSettings, tmp: Path,
            seconds: float | None = None, inheritance: bool = True) -> tuple[tuple, float, int, int]:
     """One search: ``budget`` evaluations, or (with ``seconds``) as many as fit in that wall time.
-    Returns ((genome, metrics) of the best by validation accuracy, wall time, its params, evaluations)."""
+    Returns ((genome, metrics) of the best by validation accuracy, wall time, its params, evaluations,
+    the mean params of every evaluated genome, and how the best was made: the operator, with the
+    stage for TS-ENAS)."""
     rng = np.random.default_rng(seed)
     store = None
     if name == "ts-enas":
@@ -103,7 +106,7 @@ def search(name: str, task, space, budget: int, seed: int, short: TrainSettings,
     else:
         strategy = RegularizedEvolution(space, rng, budget if seconds is None else 10**6)
     evaluator = Evaluator(task, short, MEASURE, weights=store)
-    start, best, i = time.perf_counter(), None, 0
+    start, best, i, sizes, made = time.perf_counter(), None, 0, [], ""
     while (i < budget) if seconds is None else (i == 0 or time.perf_counter() - start < seconds):
         proposal = strategy.ask()
         proposal.trial = i
@@ -111,8 +114,10 @@ def search(name: str, task, space, budget: int, seed: int, short: TrainSettings,
         strategy.tell(proposal, metrics["val_acc"], metrics)
         if best is None or (metrics["val_acc"], -metrics["params"]) > (best[1]["val_acc"], -best[1]["params"]):
             best = (proposal.genome, metrics)
+            made = proposal.operator + (f" ({proposal.info['stage']})" if "stage" in proposal.info else "")
+        sizes.append(metrics["params"])
         i += 1
-    return best, time.perf_counter() - start, int(best[1]["params"]), i
+    return best, time.perf_counter() - start, int(best[1]["params"]), i, statistics.mean(sizes), made
 
 
 def retrained(evaluator: Evaluator, genome, trainings: int) -> dict:
@@ -129,8 +134,8 @@ def pair(task, space, budget: int, seed: int, short: TrainSettings, full: TrainS
     ts = search("ts-enas", task, space, budget, seed, short, tmp, inheritance=inheritance)
     evo = search("evolution", task, space, budget, seed, short, tmp, seconds=ts[1])
     retrain = Evaluator(task, full, MEASURE)
-    return [(name, seed, secs, retrained(retrain, best[0], trainings), best, n)
-            for name, (best, secs, _, n) in (("ts-enas", ts), ("evolution", evo))]
+    return [(name, seed, secs, retrained(retrain, best[0], trainings), best, n, sizes, made)
+            for name, (best, secs, _, n, sizes, made) in (("ts-enas", ts), ("evolution", evo))]
 
 
 def difference_line(finals: list[tuple], test_rows: int, trainings: int) -> str:
@@ -233,7 +238,9 @@ def main() -> None:
             mine = [f for f in finals if f[0] == name]
             rows_c.append([name + (" (no inheritance)" if name == "ts-enas" and args.no_inheritance else ""), len(mine), mean_sd([f[5] for f in mine], 1), mean_sd([f[2] for f in mine], 0),
                            mean_sd([f[4][1]["val_acc"] for f in mine], 2, 100), mean_sd([f[3]["test_acc"] for f in mine], 2, 100),
-                           mean_sd([f[3]["params"] for f in mine], 0), " / ".join(f[4][0].summary() for f in mine)])
+                           mean_sd([f[3]["params"] for f in mine], 0), mean_sd([f[6] for f in mine], 0),
+                           ", ".join(f"{k} {v}" for k, v in Counter(f[7] for f in mine).most_common()),
+                           " / ".join(f[4][0].summary() for f in mine)])
         wins = sum(t[3]["test_acc"] >= e[3]["test_acc"] for t, e in zip(finals[0::2], finals[1::2]))
         body += (
             f"**(c) Search at the same wall time**: TS-ENAS runs {budget} evaluations (its supernet time included "
@@ -243,7 +250,8 @@ def main() -> None:
             f"selected genome (best validation accuracy) is then retrained from scratch (≤{full.epochs} epochs"
             f"{f', {trainings} times, seeds 99..{98 + trainings}' if trainings > 1 else ''}) and tested:\n\n"
             + table(["strategy", "runs", "evaluations", "search wall time s", "selected val acc % (brief)",
-                     "retrained test acc %", "params", "selected genomes"], rows_c)
+                     "retrained test acc %", "params", "params of every evaluated genome", "selected genome made by",
+                     "selected genomes"], rows_c)
             + f"\n\nTS-ENAS's retrained test accuracy >= evolution's in {wins} of {len(seeds)} seeds. "
             + difference_line(finals, len(task.y_test), trainings) + "\n\n"
         )
