@@ -91,7 +91,7 @@ def inheritance_part(task, space, genomes, full: TrainSettings, short: TrainSett
 
 
 def search(name: str, task, space, budget: int, seed: int, short: TrainSettings, tmp: Path,
-           seconds: float | None = None, inheritance: bool = True) -> tuple[tuple, float, int, int]:
+           seconds: float | None = None, inheritance: bool = True) -> tuple[tuple, float, int, int, float, str]:
     """One search: ``budget`` evaluations, or (with ``seconds``) as many as fit in that wall time.
     Returns ((genome, metrics) of the best by validation accuracy, wall time, its params, evaluations,
     the mean params of every evaluated genome, and how the best was made: the operator, with the
@@ -172,6 +172,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="(c): seeds searched at once, one process of one thread "
                                                         "each (default 1: one process, one thread)")
     args = ap.parse_args()
+    if args.retrain_seeds < 1:
+        ap.error("--retrain-seeds must be at least 1")
     torch.set_num_threads(1)
     if args.quick:
         n_genomes, seeds, budget, short_epochs, full = 4, [0], 6, 2, TrainSettings(epochs=8, patience=3)
